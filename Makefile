@@ -1,0 +1,48 @@
+# worldmodels: `make help` lists the targets. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup train smoke test lint bench golden export evaluate clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# the CPU wheel first: an unpinned torch would pull several GB of CUDA packages
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed ## create .venv and install the package with its dev tools
+
+train: setup ## train the Breakout world model on this CPU (experiment=breakout_cpu); extra overrides in ARGS="..."
+	$(BIN)/python -m worldmodels.train experiment=breakout_cpu $(ARGS)
+
+smoke: setup ## a seconds-long end-to-end run (debug=smoke) with every artifact
+	$(BIN)/python -m worldmodels.train debug=smoke $(ARGS)
+
+test: setup ## run the test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: setup ## ruff over the package and tests
+	$(BIN)/ruff check worldmodels tests
+
+bench: setup ## simulator rows/s (vectorized vs one game at a time) and training samples/s with data-wait share
+	$(BIN)/python -m worldmodels.bench $(ARGS)
+
+golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a deliberate simulator change
+	$(BIN)/python -m worldmodels.games.golden
+
+export: setup ## export a checkpoint to ONNX + manifest: make export ARGS=path/to/last.ckpt
+	$(BIN)/python -m worldmodels.export $(ARGS)
+
+evaluate: setup ## evaluate a checkpoint or .onnx against the true simulator: make evaluate ARGS=path/to/model.onnx
+	$(BIN)/python -m worldmodels.evaluate $(ARGS)
+
+clean: ## remove run outputs (outputs/, multirun/); keeps .venv
+	rm -rf outputs multirun

@@ -1,0 +1,185 @@
+"""Export a trained model to ONNX plus its JSON manifest (DESIGN.md contract 4), checked against PyTorch first.
+
+    python -m worldmodels.export outputs/breakout/<run>/checkpoints/last.ckpt [--out DIR] [--name breakout]
+
+Writes `<name>.onnx` and `<name>.json` (by default into the run's `export/` folder). The manifest is the web
+player's only source of shapes, normalization and sampler defaults; the same key facts go into the ONNX file's
+metadata_props. Before anything is written the ONNX graph is run with onnxruntime on real game rows and random
+inputs, and the export fails if any output differs from PyTorch by more than the tolerance (default 1e-4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import tempfile
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from worldmodels.config import RunConfig
+from worldmodels.errors import UserError, one_line_errors
+from worldmodels.nets.denoiser import (
+    CONTEXT_FRAMES,
+    INPUT_CHANNELS,
+    INPUT_NAME,
+    OUTPUT_CHANNELS,
+    OUTPUT_NAME,
+    denoiser_input,
+    frames_to_tensor,
+)
+
+MANIFEST_FORMAT_VERSION = 1
+OPSET = 17
+FRAME = 64
+
+
+class ExportError(UserError):
+    """The exported graph disagrees with PyTorch, or could not be written."""
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with `+dirty` when it has uncommitted changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def parity_inputs(seed: int = 0) -> torch.Tensor:
+    """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
+    from worldmodels.data.breakout import EVAL, BreakoutDataConfig, BreakoutStream
+
+    batch = next(iter(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=4), seed, EVAL, max_batches=1)))
+    generator = torch.Generator().manual_seed(seed)
+    target = frames_to_tensor(batch["target"])
+    sigma = torch.tensor([0.02, 0.1, 0.5, 1.0])
+    noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
+    real = denoiser_input(noisy, frames_to_tensor(batch["context"]), batch["action"], sigma)
+    random = torch.randn((2, INPUT_CHANNELS, FRAME, FRAME), generator=generator)
+    return torch.cat([real, random])  # (6, 19, 64, 64)
+
+
+def onnx_max_abs_diff(session: ort.InferenceSession, net: nn.Module, inputs: torch.Tensor) -> float:
+    with torch.no_grad():
+        expected = net(inputs).numpy()
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: inputs.numpy()})[0]
+    return float(np.abs(got - expected).max())
+
+
+def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: int, max_diff: float,
+                      tolerance: float, metrics: dict | None) -> dict:
+    sampler = run.module.sampler
+    return {
+        "format": "worldmodels-manifest",
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "task": "breakout",
+        "name": name,
+        "onnx": f"{name}.onnx",
+        "opset": OPSET,
+        "inputs": [{"name": INPUT_NAME, "shape": ["N", INPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": ["N", OUTPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
+        "frame": {"height": FRAME, "width": FRAME, "channels": 3, "context_frames": CONTEXT_FRAMES,
+                  "actions": ["noop", "left", "right"]},
+        "input_layout": [
+            {"name": "noisy_next_frame", "channels": 3},
+            {"name": "context_frames", "channels": 3 * CONTEXT_FRAMES, "order": "oldest_first"},
+            {"name": "action", "channels": 3, "encoding": "one_hot_full_planes"},
+            {"name": "sigma", "channels": 1, "encoding": "constant_plane"},
+        ],
+        "normalization": {"to_model": "x / 127.5 - 1", "to_bytes": "floor((y + 1) * 127.5 + 0.5) clamped to [0, 255]"},
+        "sampler": {"kind": "warm_start_euler_x0", "schedule": "geometric", "steps": sampler.steps,
+                    "sigma_max": sampler.sigma_max, "sigma_min": sampler.sigma_min},
+        "model": {**asdict(run.model), "parameters": parameters},
+        "parity": {"max_abs_diff": max_diff, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
+        "git_commit": git_commit(),
+        "metrics": metrics or {},
+        "training_config": run_config,
+    }
+
+
+def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "breakout",
+                    tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
+    """Write `<name>.onnx` + `<name>.json` into out_dir after the onnxruntime parity check. Returns paths and diff."""
+    out_dir = Path(out_dir)
+    net = copy.deepcopy(net).float().cpu().eval()  # the caller's module stays where and how it was
+    inputs = parity_inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
+            torch.onnx.export(net, (inputs[:1],), str(raw), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}}, opset_version=OPSET,
+                              dynamo=False)
+        model = onnx.load(str(raw))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    max_diff = onnx_max_abs_diff(session, net, inputs)
+    if not max_diff <= tolerance:
+        raise ExportError(f"ONNX output differs from PyTorch by {max_diff:.3g} > tolerance {tolerance:g}; "
+                          "nothing was written")
+    parameters = sum(p.numel() for p in net.parameters())
+    manifest = breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics)
+    props = {
+        "worldmodels.task": manifest["task"],
+        "worldmodels.format_version": str(MANIFEST_FORMAT_VERSION),
+        "worldmodels.inputs": json.dumps(manifest["inputs"]),
+        "worldmodels.outputs": json.dumps(manifest["outputs"]),
+        "worldmodels.sampler": json.dumps(manifest["sampler"]),
+        "worldmodels.normalization": json.dumps(manifest["normalization"]),
+        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
+    }
+    onnx.helper.set_model_props(model, props)
+    onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
+    _write_atomic(onnx_path, model.SerializeToString())
+    _write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return onnx_path, manifest_path, max_diff
+
+
+def default_out_dir(checkpoint: Path) -> Path:
+    """`<run>/export` for a checkpoint at `<run>/checkpoints/x.ckpt`, else an `export/` folder beside it."""
+    return (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent) / "export"
+
+
+@one_line_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="a .ckpt written by python -m worldmodels.train")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/export)")
+    parser.add_argument("--name", default=None, help="file stem (default: the task name)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |onnxruntime - PyTorch| accepted")
+    args = parser.parse_args(argv)
+
+    from worldmodels.tasks import load_checkpoint
+
+    run, module = load_checkpoint(args.checkpoint)
+    out_dir = args.out or default_out_dir(args.checkpoint)
+    name = args.name or run.task_name
+    onnx_path, manifest_path, max_diff = export_breakout(module.inference_net, run, module.run_config, out_dir, name,
+                                                         args.tolerance)
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {manifest_path}; "
+          f"max |onnxruntime - PyTorch| = {max_diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

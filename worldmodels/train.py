@@ -1,0 +1,181 @@
+"""Train a world model: compose the config, build each part, fit, test, return the metric a sweep optimizes.
+
+    python -m worldmodels.train task=breakout                       # seed-scale denoiser, default trainer
+    python -m worldmodels.train experiment=breakout_cpu             # ~20 minutes on a 2-core CPU
+    python -m worldmodels.train debug=smoke                         # seconds: every artifact, tiny everything
+    python -m worldmodels.train ckpt_path=outputs/.../last.ckpt     # resume: step, optimizer, data stream
+    python -m worldmodels.train -m model.width=32,64                # sweep (hydra/launcher=parallel for joblib)
+
+Everything a run writes goes under its own directory (`outputs/<task>/<time>/`): checkpoints/, media/, export/,
+the logger's files and summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from worldmodels.config import ConfigError, RunConfig, config_dir, validate
+from worldmodels.errors import UserError
+
+log = logging.getLogger("worldmodels.train")
+# Lightning advertises a cloud logger on every run; the advert says nothing about this run.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch/Lightning internals, not ours to fix
+
+
+def build_logger(run: RunConfig, run_config: dict):
+    """W&B (offline by itself when no API key is configured), CSV, or none; files go under the run directory."""
+    out = Path(run.paths.output_dir)
+    if run.logger.name == "none":
+        return False
+    if run.logger.name == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(out), name="csv", version="")
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    offline = run.logger.mode == "offline" or (run.logger.mode == "auto" and not wandb_api_key_configured())
+    if offline:
+        log.info("logger: W&B offline (no API key configured); sync later with `wandb sync %s/wandb/offline-*`", out)
+    return WandbLogger(project=run.logger.project, save_dir=str(out), offline=offline, group=run.logger.group,
+                       tags=[run.task_name, *run.logger.tags], config=run_config, settings=wandb.Settings(quiet=True))
+
+
+def wandb_api_key_configured() -> bool:
+    import os
+
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def build_callbacks(run: RunConfig) -> list[L.Callback]:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from worldmodels.callbacks import SaveOnInterrupt
+    from worldmodels.callbacks.onnx_export import OnnxExport
+    from worldmodels.tasks import media_callbacks
+
+    out = Path(run.paths.output_dir)
+    ckpt = run.callbacks.checkpoint
+    callbacks: list[L.Callback] = [
+        # Lightning writes checkpoints to a temporary file and renames it, so a crash never leaves a torn one.
+        ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
+                        every_n_train_steps=ckpt.every_n_train_steps, save_top_k=ckpt.save_top_k, save_last=True),
+        SaveOnInterrupt(out / "checkpoints" / "interrupted.ckpt"),
+        *media_callbacks(run),
+    ]
+    if run.logger.name != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if run.callbacks.onnx_export.enabled:
+        callbacks.append(OnnxExport(run.callbacks.onnx_export, run, out / "export"))
+    return callbacks
+
+
+def train(cfg: DictConfig) -> float:
+    run = validate(cfg)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config.pop("hydra", None)
+    out = Path(run.paths.output_dir)
+    log.info("run directory: %s", out)
+    L.seed_everything(run.seed, workers=True, verbose=False)
+
+    from worldmodels.tasks import build_datamodule, build_module
+
+    datamodule = build_datamodule(run)
+    log.info("data: %s %s", type(datamodule).__name__, run.data)
+    module = build_module(run, run_config)
+    log.info("model: %s with %s parameters", type(module.net).__name__, f"{sum(p.numel() for p in module.net.parameters()):,}")
+    log.info("objective: %s", run.module)
+    callbacks = build_callbacks(run)
+    log.info("callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
+    logger = build_logger(run, run_config)
+    log.info("logger: %s", run.logger.name)
+
+    t = run.trainer
+    trainer = L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_steps=t.max_steps, val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=None, limit_val_batches=run.data.val_batches, limit_test_batches=run.data.val_batches,
+        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.enable_progress_bar, deterministic=t.deterministic, default_root_dir=str(out),
+        callbacks=callbacks, logger=logger, num_sanity_val_steps=0,
+    )
+    log.info("trainer: %s x%s, %s, %d steps", t.accelerator, t.devices, t.precision, t.max_steps)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=run.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics["global_step"] = trainer.global_step
+    if run.run_test:
+        trainer.test(module, datamodule=datamodule, verbose=False)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+    if trainer.is_global_zero:
+        (out / "summary.json").write_text(json.dumps({"task": run.task_name, "metrics": metrics}, indent=2) + "\n")
+    if run.optimized_metric not in metrics:
+        raise UserError(f"optimized_metric: {run.optimized_metric!r} was not logged (logged: {', '.join(sorted(metrics))})")
+    value = metrics[run.optimized_metric]
+    log.info("%s = %.5f", run.optimized_metric, value)
+    return value if math.isfinite(value) else float("inf")
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def hydra_main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Compose once before Hydra runs, to turn its multi-line composition errors into one line naming the key."""
+    overrides = [a for a in argv if not a.startswith("-")]
+    if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-c", "--cfg") or
+           a.startswith("--") for a in argv):
+        return  # sweeps and Hydra's own flags: each job is still validated by `validate`
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            compose(config_name="train", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(hydra_error_line(str(err))) from None
+
+
+def hydra_error_line(message: str) -> str:
+    """One line from Hydra's composition error text."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    full_key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), None)
+    if "not in struct" in message and full_key:
+        return f"{full_key}: unknown key (check the spelling; `--cfg job` prints every key)"
+    if "Could not find" in message:
+        options = [line for line in lines[1:] if not line.startswith("Available options")]
+        return f"{lines[0]} (available: {', '.join(options)})" if options else lines[0]
+    if full_key:
+        return f"{full_key}: {lines[0]}"
+    return "; ".join(lines[:2])
+
+
+def main() -> None:
+    try:
+        check_overrides(sys.argv[1:])
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()
