@@ -34,11 +34,13 @@ def frame_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     both = true_has_ball & ~np.isnan(ball_pred[:, 0])
     paddle_pred, paddle_true = paddle_x(pred), paddle_x(target)
     paddle_both = ~np.isnan(paddle_pred) & ~np.isnan(paddle_true)
+    ball_err = np.linalg.norm(ball_pred[both] - ball_true[both], axis=1)
+    paddle_err = np.abs(paddle_pred - paddle_true)[paddle_both]
     return {
         "psnr": float(frame_psnr(pred, target).mean()),
-        "ball_err_px": float(np.linalg.norm(ball_pred[both] - ball_true[both], axis=1).mean()) if both.any() else float("nan"),
+        "ball_err_px": float(ball_err.mean()) if both.any() else float("nan"),
         "ball_missing": float((true_has_ball & ~both).sum() / max(1, true_has_ball.sum())),
-        "paddle_err_px": float(np.abs(paddle_pred - paddle_true)[paddle_both].mean()) if paddle_both.any() else float("nan"),
+        "paddle_err_px": float(paddle_err.mean()) if paddle_both.any() else float("nan"),
         "paddle_missing": float(1 - paddle_both.sum() / max(1, (~np.isnan(paddle_true)).sum())),
         "brick_acc": float((brick_grid(pred) == brick_grid(target)).mean()),
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -96,7 +97,8 @@ def train(cfg: DictConfig) -> float:
     datamodule = build_datamodule(run)
     log.info("data: %s %s", type(datamodule).__name__, run.data)
     module = build_module(run, run_config)
-    log.info("model: %s with %s parameters", type(module.net).__name__, f"{sum(p.numel() for p in module.net.parameters()):,}")
+    parameters = sum(p.numel() for p in module.net.parameters())
+    log.info("model: %s with %s parameters", type(module.net).__name__, f"{parameters:,}")
     log.info("objective: %s", run.module)
     callbacks = build_callbacks(run)
     log.info("callbacks: %s", ", ".join(type(c).__name__ for c in callbacks))
@@ -122,9 +124,14 @@ def train(cfg: DictConfig) -> float:
     if trainer.is_global_zero:
         (out / "summary.json").write_text(json.dumps({"task": run.task_name, "metrics": metrics}, indent=2) + "\n")
     if run.optimized_metric not in metrics:
-        raise UserError(f"optimized_metric: {run.optimized_metric!r} was not logged (logged: {', '.join(sorted(metrics))})")
+        raise UserError(f"optimized_metric: {run.optimized_metric!r} was not logged "
+                        f"(logged: {', '.join(sorted(metrics))})")
     value = metrics[run.optimized_metric]
     log.info("%s = %.5f", run.optimized_metric, value)
+    if run.logger.name == "wandb":
+        import wandb
+
+        wandb.finish()  # writes the run's config and summary files now, not at interpreter exit
     return value if math.isfinite(value) else float("inf")
 
 
@@ -158,10 +165,12 @@ def hydra_error_line(message: str) -> str:
     """One line from Hydra's composition error text."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     full_key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), None)
-    if "not in struct" in message and full_key:
-        return f"{full_key}: unknown key (check the spelling; `--cfg job` prints every key)"
+    unknown = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+    if unknown and "To append to your config" in message:
+        return f"{unknown.group(1)}: unknown key (check the spelling; `--cfg job` prints every key)"
     if "Could not find" in message:
-        options = [line for line in lines[1:] if not line.startswith("Available options")]
+        listed = message.split("Available options", 1)[-1].split("Config search path", 1)[0].splitlines()[1:]
+        options = [line.strip() for line in listed if line.strip()]
         return f"{lines[0]} (available: {', '.join(options)})" if options else lines[0]
     if full_key:
         return f"{full_key}: {lines[0]}"

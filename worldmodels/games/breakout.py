@@ -9,15 +9,15 @@ scalar TypeScript port can reproduce every frame byte for byte:
 * physics is float64 using only +, -, *, comparisons and min/max, in the order written
   in `BreakoutSim.step`; pixel positions are always `floor(v + 0.5)`.
 
-Run the throughput benchmark (vectorized vs looped single-game sims) with
-    PYTHONPATH=. python -m worldmodels.games.breakout
+Library module (no entry point): `from worldmodels.games.breakout import BreakoutSim`.
+Its tests: PYTHONPATH=. python -m pytest tests/test_breakout_sim.py; golden traces for
+ports: `python -m worldmodels.games.golden`.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import gymnasium
 import numpy as np
@@ -51,16 +51,9 @@ SERVE_Y = 44.0
 START_LIVES = 3
 
 BACKGROUND_COLOR = np.array([0, 0, 0], np.uint8)
+# Top to bottom: red, orange, yellow, green, blue, purple.
 BRICK_COLORS = np.array(
-    [
-        [230, 30, 30],  # red
-        [240, 140, 20],  # orange
-        [230, 220, 30],  # yellow
-        [40, 200, 60],  # green
-        [40, 90, 230],  # blue
-        [150, 50, 210],  # purple
-    ],
-    np.uint8,
+    [[230, 30, 30], [240, 140, 20], [230, 220, 30], [40, 200, 60], [40, 90, 230], [150, 50, 210]], np.uint8
 )
 PADDLE_COLOR = np.array([200, 200, 200], np.uint8)
 BALL_COLOR = np.array([0, 255, 255], np.uint8)
@@ -109,10 +102,9 @@ def _pixel(v: np.ndarray) -> np.ndarray:
 
 
 def _brick_cell(p: np.ndarray, origin: int, pitch: int, size: int, count: int):
-    """Brick index along one axis covered by the ball's pixels p and p + 1.
+    """(brick index clipped to range, covers a brick) along one axis for ball pixels p, p + 1.
 
-    With 1 px gaps and a 2 px ball at most one brick is covered per axis.
-    Returns (index clipped to the valid range, covers_a_brick).
+    With 1 px gaps a 2 px ball covers at most one brick per axis.
     """
     first, second = p - origin, p - origin + 1
     first_ok = (first >= 0) & (first < pitch * count) & (first % pitch < size)
@@ -121,26 +113,22 @@ def _brick_cell(p: np.ndarray, origin: int, pitch: int, size: int, count: int):
     return np.clip(cell, 0, count - 1), first_ok | second_ok
 
 
-def _brick_layer() -> np.ndarray:
-    """RGB image of the brick band (rows BRICK_TOP..) with every brick present."""
-    band = np.zeros((BRICK_ROWS * BRICK_PITCH_Y, FRAME_SIZE, 3), np.uint8)
-    for r in range(BRICK_ROWS):
-        for c in range(BRICK_COLS):
-            y, x = r * BRICK_PITCH_Y, c * BRICK_PITCH_X
-            band[y : y + BRICK_HEIGHT, x : x + BRICK_WIDTH] = BRICK_COLORS[r]
-    return band
-
-
-_BRICK_BAND = _brick_layer()
-_BRICK_BAND_EXPECTED = _BRICK_BAND.astype(np.int32)
+# Rendering works on byte rows ([N, 64, 64 * 3]) so numpy's inner loops run over long
+# contiguous runs instead of 3-channel pixels.
+_ROW_BYTES = FRAME_SIZE * 3
 _BAND_SLICE = slice(BRICK_TOP, BRICK_TOP + BRICK_ROWS * BRICK_PITCH_Y)
-_BRICK_OFFSETS = np.array(  # pixel offsets of one brick, for erasing it from the canvas
-    [(dy, dx) for dy in range(BRICK_HEIGHT) for dx in range(BRICK_WIDTH)], np.int64
-).T
-_PADDLE_OFFSETS = np.array(
-    [(dy, dx) for dy in range(PADDLE_HEIGHT) for dx in range(PADDLE_WIDTH)], np.int64
-).T
-_BALL_OFFSETS = np.array([(dy, dx) for dy in range(BALL_SIZE) for dx in range(BALL_SIZE)], np.int64).T
+_CELL_Y, _CELL_X = np.mgrid[: BRICK_ROWS * BRICK_PITCH_Y, :FRAME_SIZE]
+_ON_BRICK = (_CELL_Y % BRICK_PITCH_Y < BRICK_HEIGHT) & (_CELL_X % BRICK_PITCH_X < BRICK_WIDTH)
+# The brick band (image rows from BRICK_TOP) with every brick present; gaps are background.
+_BRICK_BAND = np.where(_ON_BRICK[..., None], BRICK_COLORS[_CELL_Y // BRICK_PITCH_Y], BACKGROUND_COLOR)
+_BRICK_BAND_BYTES = _BRICK_BAND.reshape(-1, _ROW_BYTES)
+
+
+_BYTE_X = np.arange(_ROW_BYTES) // 3  # pixel column of each byte of a row
+_PADDLE_ROW = np.tile(PADDLE_COLOR, FRAME_SIZE)
+# Row offset, flat byte offset (from the top-left byte) and channel of each ball byte.
+_BALL_DY, _BALL_DX, _BALL_CHANNEL = (a.ravel() for a in np.indices((BALL_SIZE, BALL_SIZE, 3)))
+_BALL_BYTES = (_BALL_DY * FRAME_SIZE + _BALL_DX) * 3 + _BALL_CHANNEL
 
 
 @dataclass
@@ -160,10 +148,10 @@ class StepResult:
 class BreakoutSim:
     """N independent Breakout games advanced together.
 
-    State (public arrays, length N): paddle_x (left edge, float), ball_x/ball_y (top-left,
-    float), ball_vx/ball_vy, bricks (bool [N, 6, 8]), score, lives (int64), rng_state
-    (uint32 mulberry32 state). With auto_reset=False a game that ran out of lives stays
-    over (lives 0, ball below the screen) until `reset` is called for it.
+    State (public arrays, length N, safe to edit in place): paddle_x (left edge, float),
+    ball_x/ball_y (top-left, float), ball_vx/ball_vy, bricks (bool [N, 6, 8]), score, lives
+    (int64), rng_state (uint32 mulberry32 state). With auto_reset=False a game that ran out
+    of lives stays over (lives 0, ball below the screen) until `reset` is called for it.
     """
 
     _STATE_KEYS = ("paddle_x", "ball_x", "ball_y", "ball_vx", "ball_vy", "bricks", "score", "lives", "rng_state")
@@ -180,10 +168,15 @@ class BreakoutSim:
         self.bricks = np.ones((n, BRICK_ROWS, BRICK_COLS), bool)
         self.score = np.zeros(n, np.int64)
         self.lives = np.zeros(n, np.int64)
-        self._games = np.arange(n)
-        # Background + bricks, kept in sync with `bricks` so render() is one copy plus sprites.
-        self._canvas = np.zeros((n, FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+        self._init_canvas()
         self.reset()
+
+    def _init_canvas(self) -> None:
+        # Background + bricks as last drawn; render() redraws only games whose bricks changed.
+        n = self.num_games
+        self._games = np.arange(n)
+        self._canvas = np.zeros((n, FRAME_SIZE, _ROW_BYTES), np.uint8)
+        self._drawn_bricks = np.zeros((n, BRICK_ROWS, BRICK_COLS), bool)
 
     @property
     def num_games(self) -> int:
@@ -203,10 +196,6 @@ class BreakoutSim:
             raise ValueError(f"mask must have shape ({self.num_games},), got {mask.shape}")
         return mask
 
-    def _refill(self, mask: np.ndarray) -> None:
-        self.bricks[mask] = True
-        self._canvas[mask, _BAND_SLICE] = _BRICK_BAND
-
     def reset(self, mask=None) -> None:
         """Start fresh games where `mask` (default: all), continuing each game's PRNG.
 
@@ -217,7 +206,7 @@ class BreakoutSim:
             return
         u = self._draw(mask)
         self.paddle_x = np.where(mask, np.floor(u * (PADDLE_MAX_X + 1.0)), self.paddle_x)
-        self._refill(mask)
+        self.bricks[mask] = True
         self.score[mask] = 0
         self.lives[mask] = START_LIVES
         self._serve(mask)
@@ -254,19 +243,14 @@ class BreakoutSim:
         row, row_ok = _brick_cell(py, BRICK_TOP, BRICK_PITCH_Y, BRICK_HEIGHT, BRICK_ROWS)
         col, col_ok = _brick_cell(px, 0, BRICK_PITCH_X, BRICK_WIDTH, BRICK_COLS)
         hit = row_ok & col_ok & self.bricks[self._games, row, col]
-        if hit.any():
-            self._erase_bricks(self._games[hit], row[hit], col[hit])
+        self.bricks[self._games[hit], row[hit], col[hit]] = False
         vy = np.where(hit, -vy, vy)
         # 4. Paddle: a falling ball whose pixels touch the paddle's top row bounces up
         #    from on top of it, with vx set by where it hit.
         paddle_px = _pixel(self.paddle_x)
-        on_paddle = (
-            (vy > 0.0)
-            & (py + BALL_SIZE - 1 >= PADDLE_Y)
-            & (py <= PADDLE_Y)
-            & (px + BALL_SIZE - 1 >= paddle_px)
-            & (px <= paddle_px + PADDLE_WIDTH - 1)
-        )
+        touches_row = (py + BALL_SIZE - 1 >= PADDLE_Y) & (py <= PADDLE_Y)
+        touches_col = (px + BALL_SIZE - 1 >= paddle_px) & (px <= paddle_px + PADDLE_WIDTH - 1)
+        on_paddle = (vy > 0.0) & touches_row & touches_col
         offset = (x + BALL_SIZE / 2) - (self.paddle_x + PADDLE_WIDTH / 2)
         spin_vx = _keep_sideways(np.minimum(np.maximum(offset * PADDLE_SPIN, -BALL_MAX_VX), BALL_MAX_VX))
         self.ball_vx = np.where(on_paddle, spin_vx, vx)
@@ -283,27 +267,29 @@ class BreakoutSim:
             self.reset(game_over)
         # 6. A cleared wall is rebuilt.
         if hit.any():
-            self._refill(~self.bricks.any(axis=(1, 2)))
+            self.bricks[~self.bricks.any(axis=(1, 2))] = True
         return StepResult(hit.astype(np.int64), life_lost, game_over)
-
-    def _erase_bricks(self, games: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> None:
-        self.bricks[games, rows, cols] = False
-        ys = (BRICK_TOP + rows * BRICK_PITCH_Y)[:, None] + _BRICK_OFFSETS[0]
-        xs = (cols * BRICK_PITCH_X)[:, None] + _BRICK_OFFSETS[1]
-        self._canvas[games[:, None], ys, xs] = BACKGROUND_COLOR
 
     def render(self) -> np.ndarray:
         """Current frames, uint8 [N, 64, 64, 3] (a new array)."""
+        stale = np.flatnonzero((self.bricks != self._drawn_bricks).any(axis=(1, 2)))
+        if len(stale):
+            bricks = self._drawn_bricks[stale] = self.bricks[stale]
+            present = np.repeat(np.repeat(bricks, BRICK_PITCH_Y, axis=1), BRICK_PITCH_X * 3, axis=2)
+            self._canvas[stale, _BAND_SLICE] = _BRICK_BAND_BYTES * present
         frames = self._canvas.copy()
-        games = self._games[:, None]
-        paddle_px = _pixel(self.paddle_x)[:, None]
-        frames[games, PADDLE_Y + _PADDLE_OFFSETS[0], paddle_px + _PADDLE_OFFSETS[1]] = PADDLE_COLOR
+        # Paddle rows hold nothing else, so they are simply overwritten.
+        left = _pixel(self.paddle_x)[:, None]
+        on_paddle = (_BYTE_X >= left) & (_BYTE_X < left + PADDLE_WIDTH)
+        frames[:, PADDLE_Y : PADDLE_Y + PADDLE_HEIGHT] = (_PADDLE_ROW * on_paddle)[:, None]
         # The ball can be partly or fully below the frame while it is being lost.
-        ys = _pixel(self.ball_y)[:, None] + _BALL_OFFSETS[0]
-        xs = _pixel(self.ball_x)[:, None] + _BALL_OFFSETS[1]
-        visible = ys < FRAME_SIZE
-        frames[np.broadcast_to(games, ys.shape)[visible], ys[visible], xs[visible]] = BALL_COLOR
-        return frames
+        ball_x, ball_y = _pixel(self.ball_x)[:, None], _pixel(self.ball_y)[:, None]
+        index = (ball_y * FRAME_SIZE + ball_x) * 3 + _BALL_BYTES
+        visible = ball_y + _BALL_DY < FRAME_SIZE
+        games = np.broadcast_to(self._games[:, None], index.shape)
+        channel = np.broadcast_to(_BALL_CHANNEL, index.shape)
+        frames.reshape(self.num_games, -1)[games[visible], index[visible]] = BALL_COLOR[channel[visible]]
+        return frames.reshape(-1, FRAME_SIZE, FRAME_SIZE, 3)
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Copies of all state arrays (everything needed to resume the exact streams)."""
@@ -317,11 +303,7 @@ class BreakoutSim:
             if len(value) != n:
                 raise ValueError(f"state[{k!r}] has {len(value)} games, expected {n}")
             setattr(self, k, value)
-        self._games = np.arange(n)
-        self._canvas = np.zeros((n, FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
-        self._canvas[:, _BAND_SLICE] = _BRICK_BAND
-        missing = np.nonzero(~self.bricks)
-        self._erase_bricks(*missing)
+        self._init_canvas()
 
     def select(self, idx) -> BreakoutSim:
         """A new sim holding copies of the games at `idx` (int indices or bool mask)."""
@@ -422,12 +404,19 @@ def paddle_x(frames: np.ndarray, tol: float = COLOR_TOLERANCE) -> np.ndarray:
 
 def brick_grid(frames: np.ndarray, tol: float = COLOR_TOLERANCE) -> np.ndarray:
     """bool [N, 6, 8]: a brick is present if most of its pixels are near its row colour."""
-    band = np.asarray(frames)[:, _BAND_SLICE].astype(np.int32)
-    diff = band - _BRICK_BAND_EXPECTED
-    near = (diff * diff).sum(axis=-1) <= tol * tol
+    near = _near(np.asarray(frames)[:, _BAND_SLICE], _BRICK_BAND, tol)
     cells = near.reshape(-1, BRICK_ROWS, BRICK_PITCH_Y, BRICK_COLS, BRICK_PITCH_X)
     votes = cells[:, :, :BRICK_HEIGHT, :, :BRICK_WIDTH].sum(axis=(2, 4))
     return votes * 2 > BRICK_WIDTH * BRICK_HEIGHT
+
+
+def _frame_space() -> gymnasium.spaces.Box:
+    return gymnasium.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+
+
+def _check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"unsupported render_mode {render_mode!r}")
 
 
 class BreakoutEnv(gymnasium.Env):
@@ -440,10 +429,9 @@ class BreakoutEnv(gymnasium.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, render_mode: str | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unsupported render_mode {render_mode!r}")
+        _check_render_mode(render_mode)
         self.render_mode = render_mode
-        self.observation_space = gymnasium.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+        self.observation_space = _frame_space()
         self.action_space = gymnasium.spaces.Discrete(NUM_ACTIONS)
         self._sim: BreakoutSim | None = None
         self._frame = np.zeros((FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
@@ -485,12 +473,11 @@ class BreakoutVectorEnv(VectorEnv):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, max_episode_steps: int | None = None):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"unsupported render_mode {render_mode!r}")
+        _check_render_mode(render_mode)
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
-        self.single_observation_space = gymnasium.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+        self.single_observation_space = _frame_space()
         self.single_action_space = gymnasium.spaces.Discrete(NUM_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -512,7 +499,7 @@ class BreakoutVectorEnv(VectorEnv):
             self._sim = BreakoutSim(seeds, auto_reset=False)
             mask = np.ones(self.num_envs, bool)
         else:
-            mask = self._sim._as_mask(mask)
+            mask = np.ones(self.num_envs, bool) if mask is None else np.asarray(mask, bool)
             self._sim.reset(mask)
         self._needs_reset[mask] = False
         self._episode_steps[mask] = 0
@@ -553,30 +540,3 @@ def register_envs() -> None:
             entry_point="worldmodels.games.breakout:BreakoutEnv",
             vector_entry_point="worldmodels.games.breakout:BreakoutVectorEnv",
         )
-
-
-def _benchmark(num_games: int = 256, steps: int = 200) -> None:
-    """Print rows/s (one game step + render) for one vectorized sim vs looped 1-game sims."""
-    rng = np.random.default_rng(0)
-    actions = rng.integers(0, NUM_ACTIONS, (steps, num_games))
-    vector = BreakoutSim(range(num_games))
-    start = time.perf_counter()
-    for t in range(steps):
-        vector.step(actions[t])
-        vector.render()
-    vector_rate = steps * num_games / (time.perf_counter() - start)
-    singles = [BreakoutSim([i]) for i in range(num_games)]
-    loop_steps = max(steps // 10, 1)
-    start = time.perf_counter()
-    for t in range(loop_steps):
-        for i, sim in enumerate(singles):
-            sim.step(actions[t, i : i + 1])
-            sim.render()
-    loop_rate = loop_steps * num_games / (time.perf_counter() - start)
-    print(f"vectorized N={num_games}: {vector_rate:,.0f} rows/s")
-    print(f"looped single-game sims: {loop_rate:,.0f} rows/s")
-    print(f"speed-up: {vector_rate / loop_rate:.1f}x")
-
-
-if __name__ == "__main__":
-    _benchmark()

@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -83,6 +84,10 @@ def _record(seed: int, steps: int, choose: Callable[[BreakoutSim, int], int]):
     return actions, np.stack(frames), score, lives, game_overs
 
 
+def _policy_action(policy: TrackerPolicy, sim: BreakoutSim, t: int) -> int:
+    return int(policy.act(sim)[0])
+
+
 def _trace(name: str, seed: int, policy_seed: int, policy: dict, recorded) -> dict:
     actions, frames, score, lives, game_overs = recorded
     keep = (0, len(actions) // 2, len(actions))
@@ -114,7 +119,7 @@ def generate() -> dict:
     traces = []
     for spec in TRACE_SPECS:
         policy = TrackerPolicy(spec.policy, np.random.default_rng(spec.policy_seed))
-        recorded = _record(spec.seed, spec.steps, lambda sim, t: int(policy.act(sim)[0]))
+        recorded = _record(spec.seed, spec.steps, functools.partial(_policy_action, policy))
         traces.append(_trace(spec.name, spec.seed, spec.policy_seed, dataclasses.asdict(spec.policy), recorded))
     return {
         "format": FORMAT,
@@ -140,7 +145,7 @@ def verify(path: Path | str = DEFAULT_PATH) -> list[str]:
     problems = [f"{key} differs" for key in fresh if key != "traces" and stored.get(key) != fresh[key]]
     if len(stored.get("traces", [])) != len(fresh["traces"]):
         return problems + ["number of traces differs"]
-    for old, new in zip(stored["traces"], fresh["traces"]):
+    for old, new in zip(stored["traces"], fresh["traces"], strict=True):
         for source, other in (("regenerated", new), ("replayed", replay(old))):
             problems += [f"{old['name']}: {source} {k} differs" for k in new if old.get(k) != other[k]]
     return problems

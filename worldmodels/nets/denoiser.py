@@ -83,7 +83,8 @@ def tensor_to_frames(x: torch.Tensor) -> torch.Tensor:
     return torch.floor((x.clamp(-1, 1) + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).movedim(-3, -1)
 
 
-def denoiser_input(noisy: torch.Tensor, context: torch.Tensor, action: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def denoiser_input(noisy: torch.Tensor, context: torch.Tensor, action: torch.Tensor,
+                   sigma: torch.Tensor) -> torch.Tensor:
     """Assemble the 19-channel input.
 
     noisy (N, 3, H, W), context (N, 4, 3, H, W) oldest first, action (N,) int in {0, 1, 2}, sigma (N,) float.

@@ -1,0 +1,29 @@
+"""Shared fixtures: one real `debug=smoke` training run per session, used by the artifact tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `python -m <args>` as a user would, with no W&B API key (so W&B goes offline by itself)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["WANDB_SILENT"] = "true"
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The directory of a finished `python -m worldmodels.train debug=smoke` run (W&B logger, offline)."""
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    result = run_cli("worldmodels.train", "debug=smoke", "logger=wandb", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

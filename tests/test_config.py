@@ -1,0 +1,88 @@
+"""Configuration: every config composes and validates; bad input stops a run with one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tests.conftest import run_cli
+from worldmodels.config import ConfigError, config_dir, validate
+
+CONF = config_dir()
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+RUNTIME = ["paths.root_dir=.", "paths.output_dir=.", "paths.cache_dir=.cache"]  # stand-ins for hydra:runtime
+
+
+def composed(*overrides: str, hydra_config: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=[*overrides, *RUNTIME], return_hydra_config=hydra_config)
+
+
+def test_config_dir_is_the_checkout_conf():
+    assert CONF == Path(__file__).resolve().parent.parent / "conf"
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["trainer=gpu"], ["trainer=ddp"], ["logger=csv"], ["logger=none"], ["data=breakout_messy"],
+    ["debug=smoke"], *[[f"experiment={name}"] for name in EXPERIMENTS],
+])
+def test_every_config_composes_and_validates(overrides):
+    run = validate(composed(*overrides))
+    assert run.task_name == "breakout"
+    assert run.model.width > 0
+
+
+def test_group_choices_reach_the_config():
+    assert validate(composed("trainer=ddp")).trainer.strategy == "ddp"
+    assert validate(composed("trainer=gpu")).trainer.precision == "bf16-mixed"
+    assert validate(composed("data=breakout_messy")).data.policy.miss_rate > 0
+    smoke = validate(composed("debug=smoke"))
+    assert smoke.trainer.max_steps < 10 and smoke.model.width < 16
+
+
+def test_parallel_launcher_composes():
+    cfg = composed("hydra/launcher=parallel", hydra_config=True)
+    assert "JoblibLauncher" in cfg.hydra.launcher._target_
+    assert cfg.hydra.launcher.n_jobs == 2
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.width=-3"], "model.width: must be > 0"),
+    (["module.sigma_min=2.0"], "module.sigma_min: must be < sigma_max"),
+    (["module.sampler.sigma_min=1.5"], "module.sampler.sigma_min: must be < sigma_max"),
+    (["data.games_per_worker=30"], "data.games_per_worker: must be a positive multiple of batch_size"),
+    (["data.policy.miss_rate=1.5"], "data.policy.miss_rate: must be in [0, 1]"),
+    (["+model.widht=3"], "model.widht: unknown key"),
+    (["model.width=wide"], "model.width: expected int"),
+    (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
+    (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
+])
+def test_validation_names_the_key(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        validate(composed(*overrides))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.width=-3", "error: model.width: must be > 0 (got -3)"),
+    ("model.widht=3", "error: model.widht: unknown key"),
+    ("model.width=wide", "error: model.width: expected int"),
+    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout)"),
+])
+def test_cli_bad_config_is_one_line(tmp_path, override, message):
+    result = run_cli("worldmodels.train", override, f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_checkpoint_config_round_trips_through_validate():
+    cfg = composed("debug=smoke")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert validate(plain) == validate(cfg)
