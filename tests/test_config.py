@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -86,3 +90,20 @@ def test_checkpoint_config_round_trips_through_validate():
     cfg = composed("debug=smoke")
     plain = OmegaConf.to_container(cfg, resolve=True)
     assert validate(plain) == validate(cfg)
+
+
+def test_installed_wheel_finds_its_configs(tmp_path):
+    # Build the wheel, unpack it, and compose from the unpacked package: no checkout conf/ next to it.
+    root = Path(__file__).resolve().parent.parent
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation",
+                            "-q", "-w", str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("worldmodels-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    probe = ("from hydra import compose, initialize_config_dir; from worldmodels.config import config_dir; "
+             "d = config_dir(); initialize_config_dir(config_dir=str(d), version_base='1.3'); "
+             "print(d, compose('train', overrides=['paths.root_dir=.', 'paths.output_dir=.']).task_name)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(tmp_path / "site" / "worldmodels" / "conf"), "breakout"]
