@@ -1,6 +1,6 @@
 """Tests for the vectorized Breakout simulator, its policies, read-outs, golden traces and gym envs.
 
-Run: PYTHONPATH=. python -m pytest tests/test_breakout_sim.py
+Run: python -m pytest tests/test_breakout_sim.py
 """
 
 import json

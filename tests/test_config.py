@@ -9,20 +9,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from tests.conftest import run_cli
-from worldmodels.config import ConfigError, config_dir, validate
+from worldmodels.config import ConfigError, compose_config, config_dir, validate
 
 CONF = config_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-RUNTIME = ["paths.root_dir=.", "paths.output_dir=.", "paths.cache_dir=.cache"]  # stand-ins for hydra:runtime
 
 
-def composed(*overrides: str, hydra_config: bool = False):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[*overrides, *RUNTIME], return_hydra_config=hydra_config)
+def composed(*overrides: str):
+    return compose_config(overrides)
 
 
 def test_config_dir_is_the_checkout_conf():
@@ -48,7 +45,10 @@ def test_group_choices_reach_the_config():
 
 
 def test_parallel_launcher_composes():
-    cfg = composed("hydra/launcher=parallel", hydra_config=True)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
     assert "JoblibLauncher" in cfg.hydra.launcher._target_
     assert cfg.hydra.launcher.n_jobs == 2
 
@@ -100,9 +100,7 @@ def test_installed_wheel_finds_its_configs(tmp_path):
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("worldmodels-*.whl")
     zipfile.ZipFile(wheel).extractall(tmp_path / "site")
-    probe = ("from hydra import compose, initialize_config_dir; from worldmodels.config import config_dir; "
-             "d = config_dir(); initialize_config_dir(config_dir=str(d), version_base='1.3'); "
-             "print(d, compose('train', overrides=['paths.root_dir=.', 'paths.output_dir=.']).task_name)")
+    probe = "from worldmodels.config import compose_config, config_dir; print(config_dir(), compose_config().task_name)"
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(tmp_path / "site")}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

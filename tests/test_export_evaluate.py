@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from PIL import Image
 
 from tests.conftest import run_cli
-from worldmodels.config import config_dir, validate
+from worldmodels.config import compose_config, validate
 from worldmodels.evaluate import COPY, MODEL, TRUE, evaluate, load_model
 from worldmodels.export import ExportError, export_breakout
 from worldmodels.nets.denoiser import DenoiserConfig, TinyDenoiser
@@ -18,9 +18,7 @@ from worldmodels.nets.denoiser import DenoiserConfig, TinyDenoiser
 
 @pytest.fixture(scope="module")
 def tiny_run():
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["debug=smoke", "paths.root_dir=.", "paths.output_dir=.",
-                                          "paths.cache_dir=.cache"])
+    cfg = compose_config(["debug=smoke"])
     return validate(cfg), OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -73,6 +71,8 @@ def test_evaluate_command_on_checkpoint_writes_json(smoke_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "copy last frame" in result.stdout and "true simulator" in result.stdout
     assert set(json.loads(out.read_text())["one_step"]) == {MODEL, COPY, TRUE}
+    assert Image.open(out.with_suffix(".gif")).n_frames == 2
+    assert Image.open(out.with_suffix(".png")).size[0] > 300
 
 
 @pytest.mark.parametrize("command", ["worldmodels.evaluate", "worldmodels.export"])

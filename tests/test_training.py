@@ -8,11 +8,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from tests.conftest import run_cli
-from worldmodels.config import config_dir, validate
+from worldmodels.config import compose_config, config_dir, validate
 from worldmodels.modules.core import NonFiniteLossError
 from worldmodels.tasks import build_module, load_checkpoint
 from worldmodels.train import train
@@ -77,10 +76,7 @@ def test_resume_continues_step_optimizer_and_stream(smoke_run, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_message():
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["debug=smoke", "paths.root_dir=.", "paths.output_dir=.",
-                                          "paths.cache_dir=.cache"])
-    module = build_module(validate(cfg), {})
+    module = build_module(validate(compose_config(["debug=smoke"])), {})
     module.net.head.bias.data.fill_(float("nan"))
     batch = {"context": torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8), "action": torch.zeros(2, dtype=torch.long),
              "target": torch.zeros(2, 64, 64, 3, dtype=torch.uint8)}
@@ -99,9 +95,28 @@ def test_experiment_runs_one_batch(experiment, tmp_path):
                  "trainer.val_check_interval=1", "trainer.enable_progress_bar=false", "data.batch_size=2",
                  "data.games_per_worker=2", "data.num_workers=0", "data.val_batches=1", "data.warmup_steps=1",
                  "logger=none", "callbacks.samples.enabled=false", "callbacks.rollout.enabled=false",
-                 "callbacks.onnx_export.enabled=false", "run_test=false",
-                 f"paths.output_dir={tmp_path}", "paths.root_dir=.", "paths.cache_dir=.cache"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    assert np.isfinite(train(cfg))
+                 "callbacks.onnx_export.enabled=false", "run_test=false"]
+    assert np.isfinite(train(compose_config(overrides, output_dir=str(tmp_path))))
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    from worldmodels.modules.core import lr_factor
+
+    warm = [lr_factor(s, 10, 100, 0.1) for s in range(10)]
+    assert warm == sorted(warm) and warm[0] == pytest.approx(0.1) and warm[-1] == pytest.approx(1.0)
+    decay = [lr_factor(s, 10, 100, 0.1) for s in range(10, 101)]
+    assert decay == sorted(decay, reverse=True)
+    assert decay[-1] == pytest.approx(0.1) and lr_factor(500, 10, 100, 0.1) == pytest.approx(0.1)
+
+
+def test_ema_weights_follow_the_live_weights_and_are_used_for_inference():
+    module = build_module(validate(compose_config(["debug=smoke", "module.optim.ema_decay=0.9"])), {})
+    assert module.inference_net is module.ema_net
+    live, ema = module.net.stem.weight, module.ema_net.stem.weight
+    before = ema.detach().clone()
+    with torch.no_grad():
+        live.add_(1.0)
+    module.on_train_batch_end(None, None, 0)
+    assert torch.allclose(ema, before + 0.1 * 1.0, atol=1e-6)  # moved 10% of the way (decay 0.9)
+    assert "ema_net.stem.weight" in module.state_dict()  # so checkpoints and exports carry it

@@ -76,19 +76,13 @@ class StepTiming(L.Callback):
 
 
 def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float, float]]:
-    from hydra import compose, initialize_config_dir
-
-    from worldmodels.config import config_dir, validate
+    from worldmodels.config import compose_config, validate
     from worldmodels.tasks import build_datamodule, build_module
 
     rows = []
     for workers in (0, 1):
         with tempfile.TemporaryDirectory() as out:
-            with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-                cfg = compose("train", overrides=[*overrides, f"data.num_workers={workers}",
-                                                  f"trainer.max_steps={train_steps + 1}", f"paths.output_dir={out}",
-                                                  "paths.root_dir=.", "paths.cache_dir=.cache"])
-            run = validate(cfg)
+            run = validate(compose_config([*overrides, f"data.num_workers={workers}"], output_dir=out))
             module = build_module(run, {})
             timing = StepTiming()
             trainer = L.Trainer(accelerator=run.trainer.accelerator, devices=1, max_steps=train_steps + 1,

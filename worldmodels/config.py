@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,14 @@ def config_dir() -> Path:
         if (candidate / "train.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"no conf/train.yaml next to {package}: reinstall the package (pip install -e .)")
+
+
+def compose_config(overrides: Sequence[str] = (), output_dir: str = ".") -> DictConfig:
+    """Compose `train.yaml` outside a Hydra run (tests, benchmarks, notebooks), with `paths` rooted at `.`."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("train", overrides=["paths.root_dir=.", f"paths.output_dir={output_dir}", *overrides])
 
 
 def require(ok: bool, key: str, problem: str) -> None:

@@ -9,7 +9,8 @@ autonomously from the first 4 frames, its own frames feeding its context, driven
 Two baselines are scored on the same frames in the same run: "copy last frame" (the latest context frame; frozen
 at the start frame in the rollout) and the true simulator (a check on the pixel read-outs: it must score
 perfectly). Metrics: PSNR, ball position error in pixels (and the share of frames where the ball vanished),
-paddle x error, brick-grid accuracy. Prints tables and writes JSON (default: `<model>.eval.json`).
+paddle x error, brick-grid accuracy. Prints tables and writes JSON (default: `<model>.eval.json`), a GIF of the
+real game beside the model's rollout (`.eval.gif`) and a plot of the metrics against the horizon (`.eval.png`).
 """
 
 from __future__ import annotations
@@ -101,12 +102,47 @@ def evaluate(model: LoadedModel, games: int = 32, horizon: int = 32, seed: int =
     }
     horizons = [h for h in HORIZONS if h <= horizon]
     return {
-        "games": games, "horizon": horizon, "seed": seed,
+        "games": games, "horizon": horizon, "seed": seed, "frames": {"truth": truth, "rollout": rollout},
         "sampler": {"steps": model.steps, "sigma_max": model.sigma_max, "sigma_min": model.sigma_min},
         "one_step": {name: frame_metrics(flat(p), flat(truth)) for name, (p, _) in predictors.items()},
         "rollout": {name: {str(h): frame_metrics(r[h - 1], truth[h - 1]) for h in horizons}
                     for name, (_, r) in predictors.items()},
     }
+
+
+def save_rollout_gif(truth: np.ndarray, rollout: np.ndarray, path: Path, games: int = 4, fps: int = 10) -> None:
+    """Animated grid: one row per game, the real simulator beside the model's autonomous rollout."""
+    from worldmodels.callbacks.media import labelled_grid
+
+    shown = range(min(games, truth.shape[1]))
+    images = [labelled_grid([[truth[t, g], rollout[t, g]] for g in shown], ["real", f"model t={t + 1}"])
+              for t in range(len(truth))]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def save_horizon_plot(result: dict, path: Path) -> None:
+    """PSNR and ball error against the rollout horizon, model vs copy-last-frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name in (MODEL, COPY):
+        rollout = result["rollout"][name]
+        horizons = [int(h) for h in rollout]
+        for ax, metric in zip(axes, ("psnr", "ball_err_px"), strict=True):
+            ax.plot(horizons, [rollout[str(h)][metric] for h in horizons], marker="o", label=name)
+    for ax, label in zip(axes, ("PSNR (dB)", "ball position error (px)"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("rollout horizon (frames)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"autonomous rollout, {result['games']} held-out games, sampler K={result['sampler']['steps']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def format_tables(result: dict) -> str:
@@ -144,10 +180,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_grad_enabled(False)
     result = evaluate(model, args.games, args.horizon, args.seed)
     result["model"] = model.description
+    frames = result.pop("frames")
     print(format_tables(result))
     out = args.out or args.model.with_suffix(".eval.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    save_rollout_gif(frames["truth"], frames["rollout"], out.with_suffix(".gif"))
+    save_horizon_plot(result, out.with_suffix(".png"))
+    print(f"\nwrote {out} and, beside it, {out.with_suffix('.gif').name} (real | model) and "
+          f"{out.with_suffix('.png').name} (metrics vs horizon)")
 
 
 if __name__ == "__main__":

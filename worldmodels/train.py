@@ -24,7 +24,7 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
-from worldmodels.config import ConfigError, RunConfig, config_dir, validate
+from worldmodels.config import ConfigError, RunConfig, compose_config, config_dir, validate
 from worldmodels.errors import UserError
 
 log = logging.getLogger("worldmodels.train")
@@ -150,13 +150,11 @@ def check_overrides(argv: list[str]) -> None:
     if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-c", "--cfg") or
            a.startswith("--") for a in argv):
         return  # sweeps and Hydra's own flags: each job is still validated by `validate`
-    from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            compose(config_name="train", overrides=overrides)
+        compose_config(overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(hydra_error_line(str(err))) from None
 

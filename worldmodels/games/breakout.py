@@ -10,7 +10,7 @@ scalar TypeScript port can reproduce every frame byte for byte:
   in `BreakoutSim.step`; pixel positions are always `floor(v + 0.5)`.
 
 Library module (no entry point): `from worldmodels.games.breakout import BreakoutSim`.
-Its tests: PYTHONPATH=. python -m pytest tests/test_breakout_sim.py; golden traces for
+Its tests: python -m pytest tests/test_breakout_sim.py; golden traces for
 ports: `python -m worldmodels.games.golden`.
 """
 

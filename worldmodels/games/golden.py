@@ -1,7 +1,7 @@
 """Golden traces of the Breakout simulator, the byte-exact reference for ports (e.g. TypeScript).
 
-Write the traces:   PYTHONPATH=. python -m worldmodels.games.golden [--out tests/golden/breakout_traces.json]
-Check a file:       PYTHONPATH=. python -m worldmodels.games.golden --verify [--out PATH]
+Write the traces:   python -m worldmodels.games.golden [--out tests/golden/breakout_traces.json]
+Check a file:       python -m worldmodels.games.golden --verify [--out PATH]
 
 JSON format (version 1):
   format, version, frame_shape [64, 64, 3], frame_hash "fnv1a32" (FNV-1a 32-bit over the
