@@ -104,3 +104,18 @@ def test_dream_rollout_feeds_its_own_frames_back():
     assert torch.all(frames == expected_byte)
     # by the third call the newest context frame is the model's own (rounded) output, not the real start frame
     assert torch.allclose(fake.inputs[2][0, 12:15], frames_to_tensor(frames[1])[0])
+
+
+def test_change_weighted_loss_focuses_on_moving_pixels():
+    from worldmodels.modules.diffusion import weighted_mse
+
+    latest = torch.zeros(1, 3, 4, 4)
+    target = latest.clone()
+    target[0, :, 0, 0] = 1.0  # one pixel changed
+    miss_moving = target.clone()
+    miss_moving[0, :, 0, 0] = 0.0  # copies the latest frame: wrong where the frame changed
+    miss_static = target.clone()
+    miss_static[0, :, 3, 3] = 1.0  # right where it changed, wrong on one static pixel
+    assert weighted_mse(miss_moving, target, latest, 0.0) == weighted_mse(miss_static, target, latest, 0.0)
+    assert torch.allclose(weighted_mse(miss_moving, target, latest, 0.0), ((miss_moving - target) ** 2).mean())
+    assert weighted_mse(miss_moving, target, latest, 50.0) > 10 * weighted_mse(miss_static, target, latest, 50.0)

@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
+from worldmodels.callbacks.media import side_by_side_gif
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.games.flappy import GEOMETRY, FlappyState
-from worldmodels.games.flappy_render import BIRD, DEATH, GROUND, PIPE, SKY, render_frame, side_by_side_gif
+from worldmodels.games.flappy_render import BIRD, DEATH, GROUND, PIPE, SKY, render_frame
 from worldmodels.nets.transformer import TokenTransformer, TransformerConfig, export_onnx
 from worldmodels.token_sampling import (
     FrameDecoder,

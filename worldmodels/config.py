@@ -169,13 +169,16 @@ class RunConfig:
 def _registries() -> dict[str, dict[str, type]]:
     # Imported lazily so `config_dir()` stays cheap; each task adds its schemas here.
     from worldmodels.data.breakout import BreakoutDataConfig
+    from worldmodels.data.flappy import FlappyDataConfig
     from worldmodels.modules.diffusion import DiffusionConfig
+    from worldmodels.modules.tokens import TokenObjectiveConfig
     from worldmodels.nets.denoiser import DenoiserConfig
+    from worldmodels.nets.transformer import TransformerConfig
 
     return {
-        "model": {"tiny_denoiser": DenoiserConfig},
-        "data": {"breakout": BreakoutDataConfig},
-        "module": {"diffusion": DiffusionConfig},
+        "model": {"tiny_denoiser": DenoiserConfig, "token_transformer": TransformerConfig},
+        "data": {"breakout": BreakoutDataConfig, "flappy": FlappyDataConfig},
+        "module": {"diffusion": DiffusionConfig, "tokens": TokenObjectiveConfig},
     }
 
 

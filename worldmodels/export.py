@@ -41,6 +41,7 @@ from worldmodels.nets.denoiser import (
 MANIFEST_FORMAT_VERSION = 1
 OPSET = 17
 FRAME = 64
+PARITY_TOKENS = 1000  # Flappy: tokens decoded on PyTorch and onnxruntime before an export is accepted
 
 
 class ExportError(UserError):
@@ -156,6 +157,139 @@ def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: s
     return onnx_path, manifest_path, max_diff
 
 
+class RecordingBackend:
+    """Wraps a token-decoding backend and keeps every logits vector it returns (for the parity check)."""
+
+    def __init__(self, backend):
+        self.backend, self.context, self.logits = backend, backend.context, []
+
+    def prefill(self, tokens, positions):
+        logits, state = self.backend.prefill(tokens, positions)
+        self.logits.append(logits)
+        return logits, state
+
+    def step(self, token, position, state):
+        logits, state = self.backend.step(token, position, state)
+        self.logits.append(logits)
+        return logits, state
+
+
+def flappy_parity(model, decode_path: Path, prefill_path: Path, context: np.ndarray, frames: int,
+                  slide_frames: int, seed: int = 0) -> tuple[float, bool]:
+    """Play `frames` frames from `context` with random actions on PyTorch and on the ONNX graphs with the same
+    uniforms: (max |logit difference| over every call, whether every chosen token was the same)."""
+    from worldmodels.token_sampling import FrameDecoder, OrtBackend, TorchBackend
+
+    runs = []
+    for backend in (TorchBackend(model), OrtBackend.from_files(decode_path, prefill_path)):
+        recorder = RecordingBackend(backend)
+        decoder = FrameDecoder(recorder, slide_frames=slide_frames, seed=seed)
+        decoder.reset(context)
+        actions = np.random.default_rng(seed).integers(0, 2, frames)
+        for action in actions:
+            decoder.step(int(action))
+        runs.append((np.stack(recorder.logits), decoder.history))
+    (torch_logits, torch_tokens), (ort_logits, ort_tokens) = runs
+    same = torch_tokens == ort_tokens and torch_logits.shape == ort_logits.shape
+    diff = float(np.abs(torch_logits - ort_logits).max()) if torch_logits.shape == ort_logits.shape else float("inf")
+    return diff, same
+
+
+def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "flappy",
+                  tolerance: float = 1e-4, metrics: dict | None = None,
+                  start_contexts: list[list[int]] | None = None) -> tuple[Path, Path, float]:
+    """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx` and `<name>.json` into out_dir after a
+    1,000-token decode on PyTorch and onnxruntime agrees (logits within `tolerance`, identical tokens)."""
+    from worldmodels.data.flappy_tokens import SPEC
+    from worldmodels.nets.transformer import (
+        DECODE_INPUTS,
+        DECODE_OUTPUTS,
+        PREFILL_INPUTS,
+        PREFILL_OUTPUTS,
+        export_onnx,
+    )
+
+    if not start_contexts:
+        raise ExportError("a Flappy export needs real start contexts from held-out episodes; the checkpoint has "
+                          "none (was it trained with the PPO collector callback?)")
+    out_dir = Path(out_dir)
+    net = copy.deepcopy(net).float().cpu().eval()
+    slide_frames = run.module.decoding.slide_frames
+    with tempfile.TemporaryDirectory() as tmp:
+        decode_tmp, prefill_tmp = Path(tmp) / "decode.onnx", Path(tmp) / "prefill.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_onnx(net, decode_tmp, prefill_tmp)
+        frames = PARITY_TOKENS // SPEC.tokens_per_frame
+        max_diff, same = flappy_parity(net, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]), frames,
+                                       slide_frames)
+        if not (max_diff <= tolerance and same):
+            raise ExportError(f"ONNX decoding differs from PyTorch over {PARITY_TOKENS} tokens: max |logit diff| "
+                              f"{max_diff:.3g} (tolerance {tolerance:g}), identical tokens: {same}; "
+                              "nothing was written")
+        decode_model, prefill_model = onnx.load(str(decode_tmp)), onnx.load(str(prefill_tmp))
+    cfg = run.model
+    manifest = {
+        "format": "worldmodels-manifest",
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "task": "flappy",
+        "name": name,
+        "onnx": f"{name}.onnx",
+        "prefill_onnx": f"{name}.prefill.onnx",
+        "opset": OPSET,
+        "inputs": [
+            {"name": DECODE_INPUTS[0], "shape": ["batch", 1], "dtype": "int64"},
+            {"name": DECODE_INPUTS[1], "shape": ["batch"], "dtype": "int64"},
+            {"name": DECODE_INPUTS[2], "shape": [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
+             "dtype": "float32"},
+            {"name": DECODE_INPUTS[3], "shape": [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
+             "dtype": "float32"},
+            {"name": DECODE_INPUTS[4], "shape": ["batch"], "dtype": "int64"},
+        ],
+        "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
+            ["batch", SPEC.vocab_size], [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
+            [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim]), strict=True)],
+        "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
+        "token_spec": SPEC.to_json(),
+        "decoding": {"context": cfg.context, "slide_frames": slide_frames,
+                     "temperature": run.module.decoding.temperature, "rules": "worldmodels/token_sampling.py"},
+        "start_contexts": [list(map(int, c)) for c in start_contexts],
+        "model": {**asdict(cfg), "parameters": sum(p.numel() for p in net.parameters())},
+        "parity": {"max_abs_diff": max_diff, "identical_tokens": same, "tokens": PARITY_TOKENS,
+                   "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
+        "git_commit": git_commit(),
+        "metrics": metrics or {},
+        "training_config": run_config,
+    }
+    props = {
+        "worldmodels.task": "flappy",
+        "worldmodels.format_version": str(MANIFEST_FORMAT_VERSION),
+        "worldmodels.inputs": json.dumps(manifest["inputs"]),
+        "worldmodels.outputs": json.dumps(manifest["outputs"]),
+        "worldmodels.token_spec": json.dumps(manifest["token_spec"]),
+        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
+    }
+    onnx.helper.set_model_props(decode_model, props)
+    onnx.helper.set_model_props(prefill_model, {**props, "worldmodels.graph": "prefill"})
+    onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
+    _write_atomic(onnx_path, decode_model.SerializeToString())
+    _write_atomic(out_dir / f"{name}.prefill.onnx", prefill_model.SerializeToString())
+    _write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return onnx_path, manifest_path, max_diff
+
+
+def export_module(module, run: RunConfig, out_dir: str | Path, name: str | None = None, tolerance: float = 1e-4,
+                  metrics: dict | None = None) -> tuple[Path, Path, float]:
+    """Export a trained LightningModule of either task (its EMA weights when it has them)."""
+    name = name or run.task_name
+    if run.task_name == "breakout":
+        return export_breakout(module.inference_net, run, module.run_config, out_dir, name, tolerance, metrics)
+    if run.task_name == "flappy":
+        return export_flappy(module.inference_net, run, module.run_config, out_dir, name, tolerance, metrics,
+                             module.export_extras.get("start_contexts"))
+    raise ExportError(f"no exporter for task {run.task_name!r}")
+
+
 def default_out_dir(checkpoint: Path) -> Path:
     """`<run>/export` for a checkpoint at `<run>/checkpoints/x.ckpt`, else an `export/` folder beside it."""
     return (checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent) / "export"
@@ -174,9 +308,7 @@ def main(argv: list[str] | None = None) -> None:
 
     run, module = load_checkpoint(args.checkpoint)
     out_dir = args.out or default_out_dir(args.checkpoint)
-    name = args.name or run.task_name
-    onnx_path, manifest_path, max_diff = export_breakout(module.inference_net, run, module.run_config, out_dir, name,
-                                                         args.tolerance)
+    onnx_path, manifest_path, max_diff = export_module(module, run, out_dir, args.name, args.tolerance)
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {manifest_path}; "
           f"max |onnxruntime - PyTorch| = {max_diff:.2e}")
 

@@ -22,6 +22,13 @@ def build_net(run: RunConfig) -> nn.Module:
         from worldmodels.nets.denoiser import TinyDenoiser
 
         return TinyDenoiser(run.model)
+    if run.model.name == "token_transformer":
+        from worldmodels.data.flappy_tokens import SPEC
+        from worldmodels.nets.transformer import TokenTransformer
+
+        if run.model.vocab_size == 0:
+            run.model.vocab_size = SPEC.vocab_size
+        return TokenTransformer(run.model)
     raise UserError(f"model.name: no builder for {run.model.name!r}")
 
 
@@ -30,6 +37,10 @@ def build_datamodule(run: RunConfig) -> L.LightningDataModule:
         from worldmodels.data.breakout import BreakoutDataModule
 
         return BreakoutDataModule(run.data, seed=run.seed)
+    if run.data.name == "flappy":
+        from worldmodels.data.flappy import FlappyDataModule
+
+        return FlappyDataModule(run.data, seed=run.seed)
     raise UserError(f"data.name: no builder for {run.data.name!r}")
 
 
@@ -39,10 +50,23 @@ def build_module(run: RunConfig, run_config: dict) -> WorldModelModule:
         from worldmodels.modules.diffusion import DiffusionModule
 
         return DiffusionModule(net, run.module, run_config)
+    if run.module.name == "tokens":
+        from worldmodels.modules.tokens import TokenModule
+
+        return TokenModule(net, run.module, run_config)
     raise UserError(f"module.name: no builder for {run.module.name!r}")
 
 
-def media_callbacks(run: RunConfig) -> list[L.Callback]:
+def task_callbacks(run: RunConfig) -> list[L.Callback]:
+    """What the task adds to the shared callbacks: data collection (Flappy's PPO collector) and media."""
+    if run.task_name == "flappy":
+        from worldmodels.callbacks.media import FlappyRolloutGif
+        from worldmodels.callbacks.ppo_collector import PPOCollector
+
+        cbs: list[L.Callback] = [PPOCollector(run.data.collector, Path(run.paths.cache_dir), run.seed)]
+        if run.callbacks.rollout.enabled:
+            cbs.append(FlappyRolloutGif(run.callbacks.rollout, Path(run.paths.output_dir) / "media", run.seed))
+        return cbs
     if run.task_name == "breakout":
         from worldmodels.callbacks.media import BreakoutRolloutGif, BreakoutSampleGrid
 
@@ -71,4 +95,5 @@ def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     run = validate(run_config)
     module = build_module(run, run_config)
     module.load_state_dict(checkpoint["state_dict"])
+    module.export_extras = checkpoint[CHECKPOINT_KEY].get("extras", {})
     return run, module.eval()

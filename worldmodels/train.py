@@ -66,7 +66,7 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
 
     from worldmodels.callbacks import SaveOnInterrupt
     from worldmodels.callbacks.onnx_export import OnnxExport
-    from worldmodels.tasks import media_callbacks
+    from worldmodels.tasks import task_callbacks
 
     out = Path(run.paths.output_dir)
     ckpt = run.callbacks.checkpoint
@@ -75,7 +75,7 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
         ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}", auto_insert_metric_name=False,
                         every_n_train_steps=ckpt.every_n_train_steps, save_top_k=ckpt.save_top_k, save_last=True),
         SaveOnInterrupt(out / "checkpoints" / "interrupted.ckpt"),
-        *media_callbacks(run),
+        *task_callbacks(run),
     ]
     if run.logger.name != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))

@@ -20,12 +20,11 @@ class OnnxExport(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        from worldmodels.export import export_breakout
+        from worldmodels.export import export_module
 
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         metrics["global_step"] = trainer.global_step
-        onnx_path, manifest_path, max_diff = export_breakout(
-            pl_module.inference_net, self.run, pl_module.run_config, self.out_dir, self.run.task_name,
-            self.cfg.tolerance, metrics)
+        onnx_path, manifest_path, max_diff = export_module(pl_module, self.run, self.out_dir,
+                                                           tolerance=self.cfg.tolerance, metrics=metrics)
         self.paths = (onnx_path, manifest_path)
         log.info("exported %s (max |onnxruntime - PyTorch| = %.2e) and %s", onnx_path, max_diff, manifest_path)

@@ -1,7 +1,6 @@
-"""Draw Flappy Bird frames from the visible state alone (numpy; no pygame, no sprites), e.g. from model tokens.
+"""Draw Flappy Bird frames from the visible state alone (numpy; no pygame, no sprites), e.g. decoded model tokens.
 
-    frames = render_tokens(tokens)                                       # tokens (F*10,) or (F, 9|10) -> uint8 frames
-    side_by_side_gif(real_tokens, model_tokens, "rollout.gif", fps=15)   # real | model, labelled
+    frame = render_frame(state)     # FlappyState -> uint8 (H, W, 3); from tokens: worldmodels.callbacks.media
 
 Everything is placed from `GEOMETRY` (the renderer the browser uses reads the same numbers from the token spec's
 JSON): sky, both pipes of each visible slot (top pipe above `gap_y - pipe_gap / 2`, bottom pipe from
@@ -13,12 +12,9 @@ red border. Pixel edges are `floor(px * scale + 0.5)`, the project's one roundin
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.games.flappy import GEOMETRY, FlappyState
 
 SKY = (112, 197, 206)
@@ -27,7 +23,6 @@ GROUND = (222, 216, 149)
 BIRD = (250, 200, 40)
 DEATH = (220, 30, 30)
 DEATH_BORDER = 3  # px of red border on a done frame, at any scale
-LABEL_HEIGHT = 14
 
 
 def _px(value: float, scale: float) -> int:
@@ -61,30 +56,3 @@ def render_frame(state: FlappyState, geometry: dict = GEOMETRY, scale: float = 0
         image[:DEATH_BORDER], image[-DEATH_BORDER:] = DEATH, DEATH
         image[:, :DEATH_BORDER], image[:, -DEATH_BORDER:] = DEATH, DEATH
     return image
-
-
-def render_tokens(tokens, geometry: dict = GEOMETRY, scale: float = 0.5) -> list[np.ndarray]:
-    """One frame per token frame: tokens (F*10,), (F, 10) or (F, 9) as `SPEC.decode_episode` reads them."""
-    states, _ = SPEC.decode_episode(tokens)
-    return [render_frame(state, geometry, scale) for state in states]
-
-
-def side_by_side_gif(real_tokens, model_tokens, path: str | Path, fps: int = 15, scale: float = 0.5) -> Path:
-    """Write a GIF of real | model frames, labelled. The shorter side holds its last frame (e.g. a model that died
-    early) until the longer one ends. Returns the path."""
-    real, model = render_tokens(real_tokens, scale=scale), render_tokens(model_tokens, scale=scale)
-    if not real or not model:
-        raise ValueError(f"side_by_side_gif: need frames on both sides (got {len(real)} real, {len(model)} model)")
-    h, w = real[0].shape[:2]
-    images = []
-    for t in range(max(len(real), len(model))):
-        image = Image.new("RGB", (2 * w + 2, LABEL_HEIGHT + h), (40, 40, 40))
-        draw = ImageDraw.Draw(image)
-        for column, (label, frames) in enumerate((("real", real), ("model", model))):
-            image.paste(Image.fromarray(frames[min(t, len(frames) - 1)]), (column * (w + 2), LABEL_HEIGHT))
-            draw.text((column * (w + 2) + 2, 1), f"{label} {min(t, len(frames) - 1)}", fill=(230, 230, 230))
-        images.append(image)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    return path

@@ -20,7 +20,8 @@ from torch import nn
 
 from worldmodels.errors import UserError
 
-CHECKPOINT_KEY = "worldmodels"  # checkpoint["worldmodels"] = {"format": 1, "config": <resolved run config>}
+# checkpoint["worldmodels"] = {"format": 1, "config": <resolved run config>, "extras": <export_extras>}
+CHECKPOINT_KEY = "worldmodels"
 
 
 @dataclass
@@ -67,6 +68,8 @@ class WorldModelModule(L.LightningModule):
         self.optim = optim
         self.run_config = run_config
         self.ema_net = copy.deepcopy(net).requires_grad_(False) if optim.ema_decay > 0 else None
+        # Small JSON-able facts an export needs besides the weights (e.g. Flappy's real start contexts).
+        self.export_extras: dict = {}
 
     @property
     def inference_net(self) -> nn.Module:
@@ -124,4 +127,4 @@ class WorldModelModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": self.run_config}
+        checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": self.run_config, "extras": self.export_extras}

@@ -1,0 +1,501 @@
+"""The Flappy Bird data collector: trains (or loads) a PPO player, records episodes from a mix of good and bad
+policies, caches both, and hands the episodes to the DataModule. A Lightning callback, plus plain functions.
+
+1. `ensure_policy`: a stable-baselines3 PPO `MlpPolicy` trained on the real `FlappyBird-v0` (features
+   observation, `use_lidar=False`), then scored over `eval_episodes` deterministic games (score = pipes passed).
+   Cached in `cache_dir/flappy/ppo-<hash>/`: `policy.zip` and `manifest.json` (the config subset that made it, its
+   hash, the scores, the zip's sha256).
+2. `ensure_episodes`: `episodes` games, episode i with a game seed and a policy drawn from (seed, i) alone, recorded
+   by `workers` processes and stored in `cache_dir/flappy/episodes-<hash>/` (format: `worldmodels.data.flappy`).
+   The policies: `ppo`, `noisy_ppo` (a random action with probability `noisy_epsilon`), `random` (flaps with
+   probability `random_flap_prob`), `do_nothing`, `give_up` (plays for a number of frames drawn from
+   `give_up_after`, then never flaps). The episodes' hash covers the PPO hash and the token spec, so retraining
+   the player or changing the spec records afresh; the number of workers does not change the result.
+3. `PPOCollector`: in `setup`, rank 0 ensures both, the other ranks wait and load; scores go to the log and logger.
+
+Both caches are written into a temporary directory that is renamed into place when complete; on load, a missing
+manifest, a checksum or shape mismatch or another config's manifest means "rebuild", with a log line saying why.
+
+`policy="heuristic"` replaces PPO everywhere by the scripted `HeuristicPolicy` (a stand-in, not PPO; no training):
+tests and quick runs use it.
+
+Prebuild the caches outside training (e.g. before a multi-GPU run) with the run's own overrides:
+
+    python -m worldmodels.callbacks.ppo_collector data.collector.episodes=2000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import stable_baselines3
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from tqdm import tqdm
+
+from worldmodels.data.flappy_tokens import SPEC
+from worldmodels.errors import UserError
+from worldmodels.games.flappy import (
+    NOOP,
+    CallablePolicy,
+    DoNothingPolicy,
+    FlappyGame,
+    GiveUpPolicy,
+    HeuristicPolicy,
+    NoisyPolicy,
+    Policy,
+    RandomPolicy,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_ID = "FlappyBird-v0"
+POLICY_NAMES = ("ppo", "noisy_ppo", "random", "do_nothing", "give_up")  # index = the id stored per episode
+PLAYS_BASE = ("ppo", "noisy_ppo", "give_up")  # the policies that consult PPO (or its heuristic stand-in)
+# PPO for an MDP with 12 features and 2 actions: sb3's default MLP (two tanh layers of 64), a rollout of
+# n_steps x ppo_envs = 2048 steps per update in minibatches of 256, 10 epochs. gamma 0.99 looks ~100 frames
+# (2-3 pipes) ahead, enough to value the +1 of a pipe over the +0.1 per frame. A little entropy bonus keeps the
+# policy from settling early on "never flap" / "flap a lot", and the learning rate decays linearly to 0 so the
+# final policy is steady.
+PPO_HYPERPARAMETERS = {
+    "n_steps": 256, "batch_size": 256, "n_epochs": 10, "learning_rate": 3e-4, "learning_rate_final": 0.0,
+    "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5,
+    "net_arch": [64, 64],
+}
+EVAL_MAX_FRAMES = 10_000  # evaluation games end here (~270 pipes), so a perfect player's evaluation still ends
+LANES = 16  # games a recorder plays in lockstep, sharing one batched PPO forward pass per frame
+EPISODE_STREAM, SPLIT_STREAM, EVAL_STREAM = 1, 2, 3  # seed streams: episodes, the train/val split, PPO evaluation
+_HEURISTIC = HeuristicPolicy()
+
+
+@dataclass
+class CollectorConfig:
+    """How the Flappy player is trained and which episodes are recorded with it."""
+
+    ppo_timesteps: int = 1_000_000  # PPO environment steps
+    ppo_envs: int = 8  # parallel environments PPO collects rollouts from
+    ppo_seed: int = 0
+    eval_episodes: int = 100  # deterministic games that score the trained policy
+    episodes: int = 50_000  # episodes to record
+    max_frames: int = 2000  # frames per recorded episode at most, so a perfect player cannot run forever
+    workers: int = 2  # recording processes (0: record in this process)
+    val_fraction: float = 0.05  # share of episodes held out for validation and test
+    mix: dict[str, float] = field(default_factory=lambda: {
+        "ppo": 0.4, "noisy_ppo": 0.2, "random": 0.15, "do_nothing": 0.05, "give_up": 0.2})  # policy weights
+    noisy_epsilon: float = 0.2  # noisy_ppo: chance per frame of a uniformly random action
+    random_flap_prob: float = 0.1  # random: chance per frame of a flap
+    give_up_after: list[int] = field(default_factory=lambda: [30, 300])  # give_up: plays [low, high] frames
+    policy: str = "ppo"  # "ppo", or "heuristic": the scripted HeuristicPolicy stands in for PPO (no training)
+
+    def validate(self, key: str) -> None:
+        from worldmodels.config import require
+
+        for name in ("ppo_timesteps", "ppo_envs", "eval_episodes", "max_frames"):
+            require(getattr(self, name) > 0, f"{key}.{name}", f"must be > 0 (got {getattr(self, name)})")
+        require(self.episodes >= 2, f"{key}.episodes", f"must be >= 2 (got {self.episodes})")
+        require(self.workers >= 0, f"{key}.workers", "must be >= 0")
+        require(0.0 < self.val_fraction < 1.0, f"{key}.val_fraction", f"must be in (0, 1) (got {self.val_fraction})")
+        for name, weight in self.mix.items():
+            require(name in POLICY_NAMES, f"{key}.mix.{name}", f"unknown policy (known: {', '.join(POLICY_NAMES)})")
+            require(weight >= 0, f"{key}.mix.{name}", f"must be >= 0 (got {weight})")
+        require(sum(self.mix.values()) > 0, f"{key}.mix", "the weights must sum to more than 0")
+        for name in ("noisy_epsilon", "random_flap_prob"):
+            require(0.0 <= getattr(self, name) <= 1.0, f"{key}.{name}", "must be in [0, 1]")
+        require(len(self.give_up_after) == 2 and 0 <= self.give_up_after[0] <= self.give_up_after[1],
+                f"{key}.give_up_after", f"must be [low, high] with 0 <= low <= high (got {self.give_up_after})")
+        require(self.policy in ("ppo", "heuristic"), f"{key}.policy", f"must be ppo or heuristic (got {self.policy!r})")
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def ppo_config(cfg: CollectorConfig) -> dict:
+    """Everything that decides the trained policy and its scores (the PPO cache key)."""
+    return {"env": ENV_ID, "use_lidar": False, "timesteps": cfg.ppo_timesteps, "envs": cfg.ppo_envs,
+            "seed": cfg.ppo_seed, "eval_episodes": cfg.eval_episodes, "eval_max_frames": EVAL_MAX_FRAMES,
+            "hyperparameters": PPO_HYPERPARAMETERS}
+
+
+def episodes_config(cfg: CollectorConfig, seed: int) -> dict:
+    """Everything that decides the recorded episodes (the episode cache key), as JSON types."""
+    from worldmodels.data.flappy import VERSION
+
+    config = {"format_version": VERSION, "seed": seed, "episodes": cfg.episodes, "max_frames": cfg.max_frames,
+              "val_fraction": cfg.val_fraction, "mix": dict(sorted(cfg.mix.items())),
+              "noisy_epsilon": cfg.noisy_epsilon, "random_flap_prob": cfg.random_flap_prob,
+              "give_up_after": list(cfg.give_up_after), "policy": cfg.policy, "lanes": LANES,
+              "ppo": config_hash(ppo_config(cfg)) if cfg.policy == "ppo" else None, "token_spec": SPEC.to_json()}
+    return json.loads(json.dumps(config))
+
+
+@contextmanager
+def atomic_directory(final: Path) -> Iterator[Path]:
+    """Yield an empty temporary directory beside `final`; when the block succeeds it becomes `final` (replacing a
+    broken one), when it fails or is interrupted it is deleted. Readers never see a half-written `final`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tmp.chmod(0o755)
+    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- the PPO player -------------------------------------------------------------------------------------------
+
+
+def ppo_policy(model) -> Policy:
+    """A trained sb3 PPO model as a `Policy` for `record_episode` (deterministic actions)."""
+    return CallablePolicy(lambda obs: model.predict(obs, deterministic=True)[0])
+
+
+class ProgressBar(BaseCallback):
+    """Drives a tqdm bar over PPO's timesteps, showing the mean score of the last 100 training games."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+        self.scores: deque[int] = deque(maxlen=100)
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc="PPO", unit="step", unit_scale=True, dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        # A finished game's info still carries its final score (the vec env resets the game afterwards).
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        self.scores.extend(info["score"] for info, done in zip(infos, dones, strict=True) if done)
+        self.bar.update(self.num_timesteps - self.bar.n)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.scores:
+            self.bar.set_postfix(score=f"{np.mean(self.scores):.1f}")
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train_ppo(cfg: CollectorConfig):
+    """A PPO model trained for `cfg.ppo_timesteps` steps (with a progress bar)."""
+    hp = dict(PPO_HYPERPARAMETERS)
+    first, last = hp.pop("learning_rate"), hp.pop("learning_rate_final")
+    env = make_vec_env(ENV_ID, n_envs=cfg.ppo_envs, seed=cfg.ppo_seed, env_kwargs={"use_lidar": False})
+    # sb3 calls the schedule with the share of training still to go: 1 at the start, 0 at the end.
+    model = PPO("MlpPolicy", env, learning_rate=lambda remaining: last + (first - last) * remaining,
+                policy_kwargs={"net_arch": hp.pop("net_arch")}, seed=cfg.ppo_seed, device="cpu", verbose=0, **hp)
+    model.learn(cfg.ppo_timesteps, callback=ProgressBar(cfg.ppo_timesteps))
+    env.close()
+    return model
+
+
+def evaluate_ppo(cfg: CollectorConfig, model) -> dict:
+    """Scores (pipes passed) of `eval_episodes` deterministic games on seeds apart from the recorded ones."""
+    seeds = np.random.SeedSequence([cfg.ppo_seed, EVAL_STREAM]).generate_state(cfg.eval_episodes).astype(np.int64)
+    recorder = _Recorder(cfg, _batched(model.predict), EVAL_MAX_FRAMES)
+    plays = [recorder([(s, "ppo") for s in seeds[a:a + LANES]]) for a in range(0, len(seeds), LANES)]
+    scores = np.array([score for chunk in plays for _, score in chunk])
+    capped = sum(len(tokens) == EVAL_MAX_FRAMES * SPEC.tokens_per_frame for chunk in plays for tokens, _ in chunk)
+    return {"mean_score": float(scores.mean()), "median_score": float(np.median(scores)),
+            "max_score": int(scores.max()), "episodes": len(scores), "capped_episodes": int(capped)}
+
+
+def ensure_policy(cfg: CollectorConfig, cache_dir: Path) -> tuple[Path | None, dict]:
+    """(path of the trained `policy.zip`, its evaluation scores), trained now unless a valid cache holds it.
+    With `policy="heuristic"` there is nothing to train: (None, {})."""
+    if cfg.policy == "heuristic":
+        log.info("collector policy=heuristic: the scripted HeuristicPolicy stands in for PPO (nothing to train)")
+        return None, {}
+    from worldmodels.data.flappy import CacheError
+
+    config = ppo_config(cfg)
+    directory = Path(cache_dir) / "flappy" / f"ppo-{config_hash(config)}"
+    try:
+        manifest = _load_policy_manifest(directory, config)
+        log.info("PPO policy: cached at %s (mean score %.1f)", directory, manifest["scores"]["mean_score"])
+        return directory / "policy.zip", manifest["scores"]
+    except CacheError as err:
+        if directory.exists():
+            log.warning("PPO policy: rebuilding the cache: %s", err)
+    log.info("PPO policy: training %d steps on %d envs into %s", cfg.ppo_timesteps, cfg.ppo_envs, directory)
+    start = time.perf_counter()
+    model = train_ppo(cfg)
+    seconds = time.perf_counter() - start
+    scores = evaluate_ppo(cfg, model)
+    log.info("PPO policy: %.0f steps/s; scores over %d games: mean %.1f, median %.1f, max %d",
+             cfg.ppo_timesteps / seconds, scores["episodes"], scores["mean_score"], scores["median_score"],
+             scores["max_score"])
+    from worldmodels.data.flappy import sha256_file
+
+    with atomic_directory(directory) as tmp:
+        model.save(tmp / "policy.zip")
+        manifest = {"format": "flappy-ppo", "version": 1, "hash": config_hash(config), "config": config,
+                    "scores": scores, "train_seconds": round(seconds, 1),
+                    "stable_baselines3": stable_baselines3.__version__,
+                    "sha256": sha256_file(tmp / "policy.zip")}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return directory / "policy.zip", scores
+
+
+def _load_policy_manifest(directory: Path, config: dict) -> dict:
+    from worldmodels.data.flappy import CacheError, sha256_file
+
+    path = directory / "manifest.json"
+    if not path.is_file():
+        raise CacheError(f"{path}: missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CacheError(f"{path}: not valid JSON ({err})") from err
+    if manifest.get("config") != json.loads(json.dumps(config)):
+        raise CacheError(f"{path}: made by another config")
+    zip_path = directory / "policy.zip"
+    if not zip_path.is_file() or sha256_file(zip_path) != manifest.get("sha256"):
+        raise CacheError(f"{zip_path}: missing or its sha256 does not match the manifest")
+    return manifest
+
+
+# ---- recording ------------------------------------------------------------------------------------------------
+
+
+def _batched(predict: Callable) -> Callable[[np.ndarray], np.ndarray]:
+    """Base actions for a batch of observations (n, 12) from an sb3 `predict`, deterministic."""
+    return lambda obs: predict(obs, deterministic=True)[0]
+
+
+def _heuristic_actions(obs: np.ndarray) -> np.ndarray:
+    return np.array([_HEURISTIC(o) for o in obs])
+
+
+class _BaseAction:
+    """The base player inside one game's policy wrappers: it answers with the action the recorder's batched
+    forward pass computed for this game's current observation."""
+
+    action = NOOP
+
+    def reset(self, rng: np.random.Generator) -> None:
+        pass
+
+    def __call__(self, obs: np.ndarray) -> int:
+        return self.action
+
+
+def make_policy(name: str, cfg: CollectorConfig, base: Policy) -> Policy:
+    """The mix policy `name` around the base player `base` (PPO or the heuristic)."""
+    if name == "ppo":
+        return base
+    if name == "noisy_ppo":
+        return NoisyPolicy(base, cfg.noisy_epsilon)
+    if name == "random":
+        return RandomPolicy(cfg.random_flap_prob)
+    if name == "do_nothing":
+        return DoNothingPolicy()
+    if name == "give_up":
+        return GiveUpPolicy(base, tuple(cfg.give_up_after))
+    raise ValueError(f"unknown policy {name!r}")
+
+
+class _Recorder:
+    """Plays up to LANES games at once, frame by frame, exactly as `record_episode` plays each one (the policy's
+    rng from [seed, 1], at most `max_frames` states, a NOOP after the last one), but with one batched base-player
+    call per frame for all games that need it: the PPO forward pass costs the same for 1 or 16 observations."""
+
+    def __init__(self, cfg: CollectorConfig, base_actions: Callable[[np.ndarray], np.ndarray], max_frames: int):
+        self.cfg, self.base_actions, self.max_frames = cfg, base_actions, max_frames
+        self.games = [FlappyGame() for _ in range(LANES)]
+
+    def __call__(self, chunk: list[tuple[int, str]]) -> list[tuple[np.ndarray, int]]:
+        """(game seed, policy name) per game -> (int16 tokens, score) per game."""
+        bases = [_BaseAction() for _ in chunk]
+        policies = [make_policy(name, self.cfg, base) for (_, name), base in zip(chunk, bases, strict=True)]
+        states, actions = [], []
+        for game, policy, (seed, _) in zip(self.games[:len(chunk)], policies, chunk, strict=True):
+            policy.reset(np.random.default_rng([int(seed), 1]))
+            states.append([game.reset(int(seed))])
+            actions.append([])
+        playing = [j for j in range(len(chunk)) if len(states[j]) < self.max_frames]
+        while playing:
+            asking = [j for j in playing if chunk[j][1] in PLAYS_BASE]
+            if asking:
+                obs = np.stack([self.games[j].obs for j in asking]).astype(np.float32)
+                for j, action in zip(asking, self.base_actions(obs), strict=True):
+                    bases[j].action = int(action)
+            for j in playing:
+                action = int(policies[j](self.games[j].obs))
+                actions[j].append(action)
+                states[j].append(self.games[j].step(action))
+            playing = [j for j in playing if not self.games[j].done and len(states[j]) < self.max_frames]
+        return [(SPEC.encode_episode(s, [*a, NOOP]).astype(np.int16), self.games[j].score)
+                for j, (s, a) in enumerate(zip(states, actions, strict=True))]
+
+
+_WORKER_RECORDER: _Recorder | None = None  # each recording process's own recorder
+
+
+def _start_worker(cfg: CollectorConfig, policy_path: Path | None) -> None:
+    """Pool initializer: one torch thread per process (the workers already fill the cores), the policy loaded
+    once from its zip onto the CPU."""
+    import torch
+
+    global _WORKER_RECORDER
+    torch.set_num_threads(1)
+    _WORKER_RECORDER = _make_recorder(cfg, policy_path)
+
+
+def _record_in_worker(chunk: list[tuple[int, str]]) -> list[tuple[np.ndarray, int]]:
+    return _WORKER_RECORDER(chunk)
+
+
+def _make_recorder(cfg: CollectorConfig, policy_path: Path | None) -> _Recorder:
+    if policy_path is None:
+        return _Recorder(cfg, _heuristic_actions, cfg.max_frames)
+    return _Recorder(cfg, _batched(PPO.load(policy_path, device="cpu").predict), cfg.max_frames)
+
+
+def episode_plan(cfg: CollectorConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(game seed, policy id) of each episode; episode i's pair depends on (seed, i) alone."""
+    weights = np.array([cfg.mix.get(name, 0.0) for name in POLICY_NAMES], np.float64)
+    game_seeds = np.empty(cfg.episodes, np.int64)
+    policy = np.empty(cfg.episodes, np.int8)
+    for i in range(cfg.episodes):
+        rng = np.random.default_rng([seed, EPISODE_STREAM, i])
+        game_seeds[i] = rng.integers(2**31)
+        policy[i] = rng.choice(len(POLICY_NAMES), p=weights / weights.sum())
+    return game_seeds, policy
+
+
+def validation_episodes(num_episodes: int, val_fraction: float, seed: int) -> list[int]:
+    """The held-out episode ids: a seeded random share, at least one and never all."""
+    count = min(num_episodes - 1, max(1, round(num_episodes * val_fraction)))
+    return sorted(np.random.default_rng([seed, SPLIT_STREAM]).permutation(num_episodes)[:count].tolist())
+
+
+def record_episodes(cfg: CollectorConfig, seed: int, policy_path: Path | None
+                    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """(tokens per episode, score, game seed, policy id) of every planned episode, in episode order."""
+    game_seeds, policy = episode_plan(cfg, seed)
+    plan = list(zip(game_seeds.tolist(), [POLICY_NAMES[p] for p in policy], strict=True))
+    chunks = [plan[a:a + LANES] for a in range(0, len(plan), LANES)]
+    tokens, scores = [], []
+    with tqdm(total=len(plan), desc="recording", unit="episode", dynamic_ncols=True) as bar:
+        if cfg.workers == 0:
+            recorder = _make_recorder(cfg, policy_path)
+            played, pool = map(recorder, chunks), None
+        else:
+            # spawn: torch and forked threads do not mix, and a fresh process loads only what it needs
+            pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _start_worker, (cfg, policy_path))
+            played = pool.imap(_record_in_worker, chunks)
+        try:
+            for chunk in played:
+                tokens.extend(t for t, _ in chunk)
+                scores.extend(s for _, s in chunk)
+                bar.update(len(chunk))
+        finally:
+            if pool is not None:
+                pool.terminate()
+    return tokens, np.array(scores, np.int32), game_seeds, policy
+
+
+def ensure_episodes(cfg: CollectorConfig, cache_dir: Path, seed: int, build: bool = True):
+    """The `EpisodeStore` for (cfg, seed), recorded now (training PPO first if needed) unless a valid cache holds
+    it. With `build=False` a missing or broken cache raises `CacheError` instead."""
+    from worldmodels.data.flappy import CacheError, EpisodeStore, write_episodes
+
+    config = episodes_config(cfg, seed)
+    directory = Path(cache_dir) / "flappy" / f"episodes-{config_hash(config)}"
+    try:
+        store = EpisodeStore(directory)
+        if store.manifest.get("config") != config:
+            raise CacheError(f"{directory / 'manifest.json'}: made by another config")
+        log.info("episodes: cached at %s (%d episodes, %d frames)", directory, store.num_episodes,
+                 store.manifest["frames"])
+        return store
+    except CacheError as err:
+        if not build:
+            raise
+        if directory.exists():
+            log.warning("episodes: rebuilding the cache: %s", err)
+    policy_path, scores = ensure_policy(cfg, cache_dir)
+    log.info("episodes: recording %d with %d workers into %s", cfg.episodes, cfg.workers, directory)
+    start = time.perf_counter()
+    tokens, score, game_seeds, policy = record_episodes(cfg, seed, policy_path)
+    with atomic_directory(directory) as tmp:
+        manifest = {"hash": config_hash(config), "config": config, "policy_names": list(POLICY_NAMES),
+                    "base_policy": cfg.policy, "ppo_scores": scores,
+                    "val_episodes": validation_episodes(cfg.episodes, cfg.val_fraction, seed),
+                    "record_seconds": round(time.perf_counter() - start, 1)}
+        write_episodes(tmp, tokens, policy, score, game_seeds, manifest)
+    return EpisodeStore(directory)
+
+
+# ---- the callback ---------------------------------------------------------------------------------------------
+
+
+class PPOCollector(L.Callback):
+    """Makes sure the PPO policy and the episodes exist (rank 0 builds, the others wait and load) and hands the
+    episodes to the DataModule (`trainer.datamodule.set_episodes`)."""
+
+    def __init__(self, cfg: CollectorConfig, cache_dir: Path, seed: int):
+        self.cfg, self.cache_dir, self.seed = cfg, Path(cache_dir), seed
+        self.store = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        datamodule = trainer.datamodule
+        if not hasattr(datamodule, "set_episodes"):
+            raise UserError(f"PPOCollector feeds a FlappyDataModule, but the trainer's datamodule is "
+                            f"{type(datamodule).__name__}; use task=flappy")
+        if self.store is None:
+            if trainer.is_global_zero:
+                self.store = ensure_episodes(self.cfg, self.cache_dir, self.seed)
+            trainer.strategy.barrier("ppo_collector")
+            if self.store is None:
+                self.store = ensure_episodes(self.cfg, self.cache_dir, self.seed, build=False)
+            self._report(trainer)
+        datamodule.set_episodes(self.store)
+
+    def _report(self, trainer: L.Trainer) -> None:
+        manifest = self.store.manifest
+        metrics = {f"ppo/{k}": v for k, v in manifest["ppo_scores"].items()}
+        metrics.update({"data/episodes": manifest["episodes"], "data/frames": manifest["frames"],
+                        "data/val_episodes": len(self.store.val_ids)})
+        log.info("collector: %s", ", ".join(f"{k}={v:g}" for k, v in metrics.items()))
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=0)
+
+
+def main(overrides: list[str]) -> None:
+    from worldmodels.config import compose_config, validate
+
+    run = validate(compose_config(["task=flappy", *overrides]))
+    store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
+    print(f"{store.directory}: {store.num_episodes} episodes, {store.manifest['frames']} frames")
+
+
+if __name__ == "__main__":
+    from worldmodels.errors import one_line_errors
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_errors(main)(sys.argv[1:])
