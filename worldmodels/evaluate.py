@@ -1,4 +1,4 @@
-"""Evaluate a Breakout world model against the true simulator on held-out seeds.
+"""Evaluate a world model against the true game on held-out data. Flappy models: see `worldmodels/flappy_eval.py`.
 
     python -m worldmodels.evaluate outputs/breakout/<run>/export/breakout.onnx
     python -m worldmodels.evaluate outputs/breakout/<run>/checkpoints/last.ckpt --games 64 --horizon 32 --steps 4
@@ -45,23 +45,36 @@ class LoadedModel:
     description: str
 
 
-def load_model(path: Path) -> LoadedModel:
-    """A denoiser callable with its sampler defaults, from a training checkpoint or an exported .onnx."""
+def read_manifest(path: Path) -> dict:
+    """The JSON manifest beside an exported .onnx."""
+    manifest_path = path.with_suffix(".json")
+    if not manifest_path.is_file():
+        raise UserError(f"{path} has no manifest {manifest_path.name} beside it; re-export it")
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{manifest_path} is not valid JSON ({err.msg}); re-export the model") from err
+
+
+def onnx_session(path: Path):
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for corrupt files
+        raise UserError(f"{path} is not a loadable ONNX model ({type(err).__name__})") from err
+
+
+def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
+    """A Breakout denoiser callable with its sampler defaults, from a training checkpoint (or its already loaded
+    `(run, module)`) or an exported .onnx."""
     if not path.is_file():
         raise UserError(f"no model file at {path}")
     if path.suffix == ".onnx":
-        import onnxruntime as ort
-
-        manifest_path = path.with_suffix(".json")
-        if not manifest_path.is_file():
-            raise UserError(f"{path} has no manifest {manifest_path.name} beside it; re-export it")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(path)
         if manifest.get("task") != "breakout":
-            raise UserError(f"{manifest_path} is a {manifest.get('task')!r} model; this evaluator scores breakout")
-        try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as err:  # onnxruntime raises its own exception types for corrupt files
-            raise UserError(f"{path} is not a loadable ONNX model ({type(err).__name__})") from err
+            raise UserError(f"{path} is a {manifest.get('task')!r} model, not breakout")
+        session = onnx_session(path)
 
         def denoise(x: torch.Tensor) -> torch.Tensor:
             return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
@@ -70,9 +83,41 @@ def load_model(path: Path) -> LoadedModel:
         return LoadedModel(denoise, s["steps"], s["sigma_max"], s["sigma_min"], f"onnx {path}")
     from worldmodels.tasks import load_checkpoint
 
-    run, module = load_checkpoint(path)
+    run, module = checkpoint or load_checkpoint(path)
+    if run.task_name != "breakout":
+        raise UserError(f"{path} is a {run.task_name!r} checkpoint, not breakout")
     s = run.module.sampler
     return LoadedModel(module.inference_net, s.steps, s.sigma_max, s.sigma_min, f"checkpoint {path}")
+
+
+def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
+    from worldmodels.callbacks.ppo_collector import ensure_episodes
+    from worldmodels.config import validate
+    from worldmodels.flappy_eval import evaluate_flappy, format_flappy, onnx_forward, torch_forward
+    from worldmodels.token_sampling import OrtBackend, TorchBackend
+
+    if args.model.suffix == ".onnx":
+        manifest = read_manifest(args.model)
+        run = validate(manifest["training_config"])
+        prefill = args.model.with_name(manifest["prefill_onnx"])
+        backend = OrtBackend(onnx_session(args.model), onnx_session(prefill))
+        forward = onnx_forward(backend.prefill_session)
+    else:
+        run, module = checkpoint
+        backend, forward = TorchBackend(module.inference_net), torch_forward(module.inference_net)
+    store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
+    held_out = np.asarray(store.val_ids)
+    by_policy = {}
+    for name in sorted({store.policy_name(int(i)) for i in held_out}):
+        ids = [int(i) for i in held_out if store.policy_name(int(i)) == name][:args.episodes_per_policy]
+        by_policy[name] = [np.asarray(store.episode(i), np.int64) for i in ids]
+    result = evaluate_flappy(forward, backend, by_policy, run.data.window_frames, args.start_frames,
+                             run.module.decoding.slide_frames, args.seed)
+    result["model"] = str(args.model)
+    print(format_flappy(result))
+    out = args.out or args.model.with_suffix(".eval.json")
+    out.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(f"\nwrote {out}")
 
 
 def evaluate(model: LoadedModel, games: int = 32, horizon: int = 32, seed: int = 0,
@@ -167,17 +212,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sigma-max", type=float, default=None, help="warm-start noise (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="picks the held-out games and the sampler noise")
     parser.add_argument("--out", type=Path, default=None, help="JSON summary path (default: <model>.eval.json)")
+    parser.add_argument("--episodes-per-policy", type=int, default=6, help="flappy: held-out episodes per policy")
+    parser.add_argument("--start-frames", type=int, default=20, help="flappy: real frames a free rollout starts from")
     args = parser.parse_args(argv)
-    if args.games < 1 or args.horizon < 1:
-        raise UserError("--games and --horizon must be >= 1")
+    if args.games < 1 or args.horizon < 1 or args.episodes_per_policy < 1 or args.start_frames < 1:
+        raise UserError("--games, --horizon, --episodes-per-policy and --start-frames must be >= 1")
+    torch.set_grad_enabled(False)
+    if not args.model.is_file():
+        raise UserError(f"no model file at {args.model}")
+    checkpoint = None
+    if args.model.suffix == ".onnx":
+        task = read_manifest(args.model).get("task")
+    else:
+        from worldmodels.tasks import load_checkpoint
 
-    model = load_model(args.model)
+        checkpoint = load_checkpoint(args.model)
+        task = checkpoint[0].task_name
+    if task == "flappy":
+        return main_flappy(args, checkpoint)
+
+    model = load_model(args.model, checkpoint)
     model.steps = args.steps or model.steps
     model.sigma_max = args.sigma_max or model.sigma_max
     if model.steps < 1 or not 0 < model.sigma_min < model.sigma_max:
         raise UserError(f"need steps >= 1 and 0 < sigma_min < sigma_max (got {model.steps}, {model.sigma_min}, "
                         f"{model.sigma_max})")
-    torch.set_grad_enabled(False)
     result = evaluate(model, args.games, args.horizon, args.seed)
     result["model"] = model.description
     frames = result.pop("frames")
