@@ -3,10 +3,15 @@
     python -m worldmodels.bench                     # both tables
     python -m worldmodels.bench --only sim          # simulator rows/s: vectorized vs one game at a time
     python -m worldmodels.bench --only train --train-steps 40 experiment=breakout_cpu
+    python -m worldmodels.bench --only decode [--flappy-onnx outputs/flappy/<run>/export/flappy.onnx]
 
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
 the training loop spent waiting for the next batch, with rows made in the main process and in a worker process.
+`decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context: the KV-cache decode graph
+against a full recompute (the prefill graph over the whole window for every token), and the cost per token over
+the first and the last 1,000 of 10,000+ decoded tokens (the window slides; the cost must not grow). Without
+`--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on weights).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -96,12 +102,68 @@ def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float
     return rows
 
 
+def flappy_graphs(onnx_path: str | None, out: Path) -> tuple[Path, Path, np.ndarray]:
+    """(decode graph, prefill graph, a start context) of an exported model, or of a fresh default-size one."""
+    from worldmodels.data.flappy_tokens import SPEC
+
+    if onnx_path:
+        import json
+
+        onnx_path = Path(onnx_path)
+        manifest = json.loads(onnx_path.with_suffix(".json").read_text())
+        return onnx_path, onnx_path.with_name(manifest["prefill_onnx"]), np.asarray(manifest["start_contexts"][0])
+    from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
+    from worldmodels.nets.transformer import TokenTransformer, TransformerConfig, export_onnx
+
+    torch.manual_seed(0)
+    model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size))
+    export_onnx(model, out / "decode.onnx", out / "prefill.onnx")
+    states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=38)
+    return out / "decode.onnx", out / "prefill.onnx", SPEC.encode_episode(states, actions)[:-1]
+
+
+def bench_decode(onnx_path: str | None, tokens: int) -> dict:
+    """Tokens/s of the KV-cache decode graph vs full recompute, and per-token cost early vs late in a long run."""
+    from worldmodels.data.flappy_tokens import SPEC
+    from worldmodels.token_sampling import FrameDecoder, OrtBackend
+
+    with tempfile.TemporaryDirectory() as tmp:
+        decode_path, prefill_path, context = flappy_graphs(onnx_path, Path(tmp))
+        backend = OrtBackend.from_files(decode_path, prefill_path, threads=1)
+        window = backend.context
+        # Full recompute: every token re-runs the whole 384-token window through the prefill graph.
+        ids = np.resize(context, window).astype(np.int64)
+        positions = np.arange(window, dtype=np.int64)
+        recompute_tokens = 50
+        start = time.perf_counter()
+        for _ in range(recompute_tokens):
+            backend.prefill(ids, positions)
+        recompute = recompute_tokens / (time.perf_counter() - start)
+        # Cached: the frame decoder (slot masks, choices, window slides) over a long game with random actions.
+        decoder = FrameDecoder(backend, seed=0)
+        decoder.reset(context)
+        actions = np.random.default_rng(0).integers(0, 2, tokens // SPEC.tokens_per_frame + 1)
+        chunk = 1000 // SPEC.tokens_per_frame  # frames per 1,000 tokens
+        chunk_rates, start = [], time.perf_counter()
+        for i, action in enumerate(actions):
+            decoder.step(int(action))
+            if (i + 1) % chunk == 0:
+                now = time.perf_counter()
+                chunk_rates.append(chunk * SPEC.tokens_per_frame / (now - start))
+                start = now
+    return {"context": window, "recompute": recompute, "cached_first": chunk_rates[0],
+            "cached_last": chunk_rates[-1], "cached_mean": float(np.mean(chunk_rates)),
+            "tokens": len(chunk_rates) * 1000, "slides": decoder.slides}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["sim", "train"], default=None)
+    parser.add_argument("--only", choices=["sim", "train", "decode"], default=None)
     parser.add_argument("--games", type=int, default=256, help="games in the vectorized simulator")
     parser.add_argument("--steps", type=int, default=200, help="simulator steps for the vectorized run")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps per configuration")
+    parser.add_argument("--flappy-onnx", default=None, help="an exported flappy.onnx for the decode benchmark")
+    parser.add_argument("--decode-tokens", type=int, default=10_000, help="tokens decoded in the long run")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
                         help="Hydra overrides for the training benchmark")
     args = parser.parse_args(argv)
@@ -123,7 +185,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{'rows made in':<36}{'samples/s':>12}{'vs main':>10}{'data wait':>12}")
         for name, rate, wait in rows:
             print(f"{name:<36}{rate:>12.1f}{rate / base:>9.2f}x{wait:>11.1%}")
-
+        print()
+    if args.only in (None, "decode"):
+        r = bench_decode(args.flappy_onnx, args.decode_tokens)
+        print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token context ({r['slides']} window slides)")
+        print(f"{'':<44}{'tokens/s':>12}{'vs recompute':>14}")
+        for name, key in (("full recompute (prefill graph per token)", "recompute"),
+                          ("KV cache, first 1,000 tokens", "cached_first"),
+                          (f"KV cache, last 1,000 of {r['tokens']:,}", "cached_last"),
+                          (f"KV cache, mean over {r['tokens']:,}", "cached_mean")):
+            print(f"{name:<44}{r[key]:>12,.0f}{r[key] / r['recompute']:>13.1f}x")
+        print(f"cost per token, last / first 1,000: {r['cached_first'] / r['cached_last']:.2f}")
 
 if __name__ == "__main__":
     main()
