@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Caches (PPO policies, recorded episodes) go to a throwaway folder, never into the checkout.
+os.environ["WORLDMODELS_CACHE"] = tempfile.mkdtemp(prefix="worldmodels-test-cache-")
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -28,11 +28,13 @@ def test_config_dir_is_the_checkout_conf():
 
 @pytest.mark.parametrize("overrides", [
     [], ["trainer=gpu"], ["trainer=ddp"], ["logger=csv"], ["logger=none"], ["data=breakout_messy"],
-    ["debug=smoke"], *[[f"experiment={name}"] for name in EXPERIMENTS],
+    ["debug=smoke"], ["task=flappy"], ["task=flappy", "debug=smoke"], ["task=flappy", "trainer=ddp"],
+    *[[f"experiment={name}"] for name in EXPERIMENTS],
 ])
 def test_every_config_composes_and_validates(overrides):
     run = validate(composed(*overrides))
-    assert run.task_name == "breakout"
+    expected = "flappy" if any("flappy" in o for o in overrides) else "breakout"
+    assert run.task_name == expected
     assert run.model.width > 0
 
 
@@ -42,6 +44,8 @@ def test_group_choices_reach_the_config():
     assert validate(composed("data=breakout_messy")).data.policy.miss_rate > 0
     smoke = validate(composed("debug=smoke"))
     assert smoke.trainer.max_steps < 10 and smoke.model.width < 16
+    flappy_smoke = validate(composed("task=flappy", "debug=smoke"))  # the task's own shrink is picked too
+    assert flappy_smoke.model.layers == 1 and flappy_smoke.data.collector.policy == "heuristic"
 
 
 def test_parallel_launcher_composes():
@@ -63,6 +67,8 @@ def test_parallel_launcher_composes():
     (["model.width=wide"], "model.width: expected int"),
     (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
     (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
+    (["task=flappy", "model.width=100"], "model.width: must be a multiple of heads=4"),
+    (["task=flappy", "data.collector.mix.ppo=-1"], "data.collector.mix"),
 ])
 def test_validation_names_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -119,3 +119,21 @@ def test_change_weighted_loss_focuses_on_moving_pixels():
     assert weighted_mse(miss_moving, target, latest, 0.0) == weighted_mse(miss_static, target, latest, 0.0)
     assert torch.allclose(weighted_mse(miss_moving, target, latest, 0.0), ((miss_moving - target) ** 2).mean())
     assert weighted_mse(miss_moving, target, latest, 50.0) > 10 * weighted_mse(miss_static, target, latest, 50.0)
+
+
+def test_warm_start_rows_see_the_latest_frame_at_the_sampler_noise_level():
+    from worldmodels.config import compose_config, validate
+    from worldmodels.tasks import build_module
+
+    run = validate(compose_config(["debug=smoke", "module.warm_start_fraction=1.0", "module.sampler.sigma_max=0.7"]))
+    module = build_module(run, {})
+    seen = []
+    module.net.forward = lambda x: seen.append(x.clone()) or x[:, :3]
+    context = torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8)
+    context[:, -1, 10, 10] = 255  # the latest frame has one white pixel; the target does not
+    batch = {"context": context, "action": torch.tensor([0, 2]), "target": torch.zeros(2, 64, 64, 3, dtype=torch.uint8)}
+    module.compute_loss(batch, generator=torch.Generator().manual_seed(0))
+    x = seen[0]
+    assert torch.allclose(x[:, 18], torch.full_like(x[:, 18], 0.7))  # sigma plane = the sampler's sigma_max
+    noise = (x[:, :3] - frames_to_tensor(context[:, -1])) / 0.7
+    assert noise.std() == pytest.approx(1.0, abs=0.05)  # latest frame + 0.7 * unit noise, not the target

@@ -87,13 +87,23 @@ def test_nan_loss_stops_with_a_clear_message():
 EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
 
 
+# What each task's data shrinks to in a one-batch test (the flappy data comes from the scripted stand-in player).
+ONE_BATCH_DATA = {
+    "breakout": ["data.games_per_worker=2", "data.warmup_steps=1"],
+    "flappy": ["data.window_frames=10", "data.collector.policy=heuristic", "data.collector.episodes=8",
+               "data.collector.max_frames=100", "data.collector.workers=0", "data.collector.eval_episodes=1",
+               "data.collector.val_fraction=0.25"],
+}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_one_batch(experiment, tmp_path):
-    # The experiment's own model and objective; only the hardware and batch shrink to fit a CPU test.
+    # The experiment's own model and objective; only the hardware, batch and data shrink to fit a CPU test.
+    task = validate(compose_config([f"experiment={experiment}"])).task_name
     overrides = [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.devices=1",
                  "trainer.precision=32-true", "trainer.strategy=auto", "trainer.max_steps=1",
                  "trainer.val_check_interval=1", "trainer.enable_progress_bar=false", "data.batch_size=2",
-                 "data.games_per_worker=2", "data.num_workers=0", "data.val_batches=1", "data.warmup_steps=1",
+                 "data.num_workers=0", "data.val_batches=1", *ONE_BATCH_DATA[task],
                  "logger=none", "callbacks.samples.enabled=false", "callbacks.rollout.enabled=false",
                  "callbacks.onnx_export.enabled=false", "run_test=false"]
     assert np.isfinite(train(compose_config(overrides, output_dir=str(tmp_path))))

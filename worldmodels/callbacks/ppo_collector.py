@@ -19,6 +19,9 @@ manifest, a checksum or shape mismatch or another config's manifest means "rebui
 `policy="heuristic"` replaces PPO everywhere by the scripted `HeuristicPolicy` (a stand-in, not PPO; no training):
 tests and quick runs use it.
 
+Recording workers are started with `spawn` (safe next to torch), so a script of your own that calls
+`ensure_episodes` with workers > 0 needs the usual `if __name__ == "__main__":` guard.
+
 Prebuild the caches outside training (e.g. before a multi-GPU run) with the run's own overrides:
 
     python -m worldmodels.callbacks.ppo_collector data.collector.episodes=2000
@@ -45,6 +48,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import stable_baselines3
+import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -136,10 +140,10 @@ def ppo_config(cfg: CollectorConfig) -> dict:
 
 def episodes_config(cfg: CollectorConfig, seed: int) -> dict:
     """Everything that decides the recorded episodes (the episode cache key), as JSON types."""
-    from worldmodels.data.flappy import VERSION
+    from worldmodels.data import flappy as episode_store  # imported late: it imports this module
 
-    config = {"format_version": VERSION, "seed": seed, "episodes": cfg.episodes, "max_frames": cfg.max_frames,
-              "val_fraction": cfg.val_fraction, "mix": dict(sorted(cfg.mix.items())),
+    config = {"format_version": episode_store.VERSION, "seed": seed, "episodes": cfg.episodes,
+              "max_frames": cfg.max_frames, "val_fraction": cfg.val_fraction, "mix": dict(sorted(cfg.mix.items())),
               "noisy_epsilon": cfg.noisy_epsilon, "random_flap_prob": cfg.random_flap_prob,
               "give_up_after": list(cfg.give_up_after), "policy": cfg.policy, "lanes": LANES,
               "ppo": config_hash(ppo_config(cfg)) if cfg.policy == "ppo" else None, "token_spec": SPEC.to_json()}
@@ -199,6 +203,18 @@ class ProgressBar(BaseCallback):
         self.bar.close()
 
 
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block. A 64-wide MLP gains nothing from more, and its tiny ops pay
+    for thread hand-offs: PPO ran 70x slower on two threads of a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train_ppo(cfg: CollectorConfig):
     """A PPO model trained for `cfg.ppo_timesteps` steps (with a progress bar)."""
     hp = dict(PPO_HYPERPARAMETERS)
@@ -229,7 +245,7 @@ def ensure_policy(cfg: CollectorConfig, cache_dir: Path) -> tuple[Path | None, d
     if cfg.policy == "heuristic":
         log.info("collector policy=heuristic: the scripted HeuristicPolicy stands in for PPO (nothing to train)")
         return None, {}
-    from worldmodels.data.flappy import CacheError
+    from worldmodels.data import flappy as episode_store  # imported late: it imports this module
 
     config = ppo_config(cfg)
     directory = Path(cache_dir) / "flappy" / f"ppo-{config_hash(config)}"
@@ -237,44 +253,43 @@ def ensure_policy(cfg: CollectorConfig, cache_dir: Path) -> tuple[Path | None, d
         manifest = _load_policy_manifest(directory, config)
         log.info("PPO policy: cached at %s (mean score %.1f)", directory, manifest["scores"]["mean_score"])
         return directory / "policy.zip", manifest["scores"]
-    except CacheError as err:
+    except episode_store.CacheError as err:
         if directory.exists():
             log.warning("PPO policy: rebuilding the cache: %s", err)
     log.info("PPO policy: training %d steps on %d envs into %s", cfg.ppo_timesteps, cfg.ppo_envs, directory)
     start = time.perf_counter()
-    model = train_ppo(cfg)
-    seconds = time.perf_counter() - start
-    scores = evaluate_ppo(cfg, model)
+    with one_torch_thread():
+        model = train_ppo(cfg)
+        seconds = time.perf_counter() - start
+        scores = evaluate_ppo(cfg, model)
     log.info("PPO policy: %.0f steps/s; scores over %d games: mean %.1f, median %.1f, max %d",
              cfg.ppo_timesteps / seconds, scores["episodes"], scores["mean_score"], scores["median_score"],
              scores["max_score"])
-    from worldmodels.data.flappy import sha256_file
-
     with atomic_directory(directory) as tmp:
         model.save(tmp / "policy.zip")
         manifest = {"format": "flappy-ppo", "version": 1, "hash": config_hash(config), "config": config,
                     "scores": scores, "train_seconds": round(seconds, 1),
                     "stable_baselines3": stable_baselines3.__version__,
-                    "sha256": sha256_file(tmp / "policy.zip")}
+                    "sha256": episode_store.sha256_file(tmp / "policy.zip")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return directory / "policy.zip", scores
 
 
 def _load_policy_manifest(directory: Path, config: dict) -> dict:
-    from worldmodels.data.flappy import CacheError, sha256_file
+    from worldmodels.data import flappy as episode_store  # imported late: it imports this module
 
     path = directory / "manifest.json"
     if not path.is_file():
-        raise CacheError(f"{path}: missing")
+        raise episode_store.CacheError(f"{path}: missing")
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CacheError(f"{path}: not valid JSON ({err})") from err
+        raise episode_store.CacheError(f"{path}: not valid JSON ({err})") from err
     if manifest.get("config") != json.loads(json.dumps(config)):
-        raise CacheError(f"{path}: made by another config")
+        raise episode_store.CacheError(f"{path}: made by another config")
     zip_path = directory / "policy.zip"
-    if not zip_path.is_file() or sha256_file(zip_path) != manifest.get("sha256"):
-        raise CacheError(f"{zip_path}: missing or its sha256 does not match the manifest")
+    if not zip_path.is_file() or episode_store.sha256_file(zip_path) != manifest.get("sha256"):
+        raise episode_store.CacheError(f"{zip_path}: missing or its sha256 does not match the manifest")
     return manifest
 
 
@@ -340,7 +355,7 @@ class _Recorder:
         while playing:
             asking = [j for j in playing if chunk[j][1] in PLAYS_BASE]
             if asking:
-                obs = np.stack([self.games[j].obs for j in asking]).astype(np.float32)
+                obs = np.stack([self.games[j].obs for j in asking])
                 for j, action in zip(asking, self.base_actions(obs), strict=True):
                     bases[j].action = int(action)
             for j in playing:
@@ -355,11 +370,14 @@ class _Recorder:
 _WORKER_RECORDER: _Recorder | None = None  # each recording process's own recorder
 
 
-def _start_worker(cfg: CollectorConfig, policy_path: Path | None) -> None:
-    """Pool initializer: one torch thread per process (the workers already fill the cores), the policy loaded
-    once from its zip onto the CPU."""
-    import torch
+def _one_thread_call(recorder: _Recorder, chunk: list[tuple[int, str]]) -> list[tuple[np.ndarray, int]]:
+    with one_torch_thread():
+        return recorder(chunk)
 
+
+def _start_worker(cfg: CollectorConfig, policy_path: Path | None) -> None:
+    """Pool initializer: one torch thread per process (see one_torch_thread; the workers fill the cores), the
+    policy loaded once from its zip onto the CPU."""
     global _WORKER_RECORDER
     torch.set_num_threads(1)
     _WORKER_RECORDER = _make_recorder(cfg, policy_path)
@@ -403,7 +421,7 @@ def record_episodes(cfg: CollectorConfig, seed: int, policy_path: Path | None
     with tqdm(total=len(plan), desc="recording", unit="episode", dynamic_ncols=True) as bar:
         if cfg.workers == 0:
             recorder = _make_recorder(cfg, policy_path)
-            played, pool = map(recorder, chunks), None
+            played, pool = (_one_thread_call(recorder, chunk) for chunk in chunks), None
         else:
             # spawn: torch and forked threads do not mix, and a fresh process loads only what it needs
             pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _start_worker, (cfg, policy_path))
@@ -422,18 +440,18 @@ def record_episodes(cfg: CollectorConfig, seed: int, policy_path: Path | None
 def ensure_episodes(cfg: CollectorConfig, cache_dir: Path, seed: int, build: bool = True):
     """The `EpisodeStore` for (cfg, seed), recorded now (training PPO first if needed) unless a valid cache holds
     it. With `build=False` a missing or broken cache raises `CacheError` instead."""
-    from worldmodels.data.flappy import CacheError, EpisodeStore, write_episodes
+    from worldmodels.data import flappy as episode_store  # imported late: it imports this module
 
     config = episodes_config(cfg, seed)
     directory = Path(cache_dir) / "flappy" / f"episodes-{config_hash(config)}"
     try:
-        store = EpisodeStore(directory)
+        store = episode_store.EpisodeStore(directory)
         if store.manifest.get("config") != config:
-            raise CacheError(f"{directory / 'manifest.json'}: made by another config")
+            raise episode_store.CacheError(f"{directory / 'manifest.json'}: made by another config")
         log.info("episodes: cached at %s (%d episodes, %d frames)", directory, store.num_episodes,
                  store.manifest["frames"])
         return store
-    except CacheError as err:
+    except episode_store.CacheError as err:
         if not build:
             raise
         if directory.exists():
@@ -447,8 +465,8 @@ def ensure_episodes(cfg: CollectorConfig, cache_dir: Path, seed: int, build: boo
                     "base_policy": cfg.policy, "ppo_scores": scores,
                     "val_episodes": validation_episodes(cfg.episodes, cfg.val_fraction, seed),
                     "record_seconds": round(time.perf_counter() - start, 1)}
-        write_episodes(tmp, tokens, policy, score, game_seeds, manifest)
-    return EpisodeStore(directory)
+        episode_store.write_episodes(tmp, tokens, policy, score, game_seeds, manifest)
+    return episode_store.EpisodeStore(directory)
 
 
 # ---- the callback ---------------------------------------------------------------------------------------------

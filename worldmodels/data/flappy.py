@@ -138,7 +138,7 @@ class EpisodeStore:
         return manifest
 
     def _check_consistent(self) -> None:
-        e, offsets = self.num_episodes, np.asarray(self.offsets)
+        e, offsets, val = self.num_episodes, np.asarray(self.offsets), self.val_ids
         problems = [
             (self.manifest["episodes"] != e, f"manifest says {self.manifest['episodes']} episodes, files hold {e}"),
             (offsets[0] != 0 or offsets[-1] != len(self.tokens), "offsets do not span tokens.npy"),
@@ -147,8 +147,8 @@ class EpisodeStore:
             (e and self.frames.min() < 1, "an episode has no frames"),
             (e and not 0 <= self.policy.min() <= self.policy.max() < len(self.policy_names),
              "policy.npy has ids outside manifest policy_names"),
-            (len(self.val_ids) and not (0 <= self.val_ids[0] and self.val_ids[-1] < e)
-             or len(np.unique(self.val_ids)) != len(self.val_ids), "val_episodes are not distinct episode ids"),
+            (len(np.unique(val)) != len(val) or (len(val) > 0 and (val[0] < 0 or val[-1] >= e)),
+             "val_episodes are not distinct episode ids"),
         ]
         for broken, problem in problems:
             if broken:
@@ -290,9 +290,10 @@ class FlappyDataModule(L.LightningDataModule):
                           persistent_workers=self.cfg.num_workers > 0)
 
     def _held_out(self, stream: int) -> DataLoader:
-        # Rebuilt from the same seed each time, so every validation scores the same windows.
+        # Rebuilt from the same seed each time, so every validation scores the same windows (each rank its own).
         store = self._store()
-        windows = FlappyWindows(store, store.val_ids, self.cfg, self.seed, stream, max_batches=self.cfg.val_batches)
+        windows = FlappyWindows(store, store.val_ids, self.cfg, self.seed, stream, self.rank,
+                                max_batches=self.cfg.val_batches)
         return DataLoader(windows, batch_size=None)
 
     def val_dataloader(self) -> DataLoader:

@@ -37,6 +37,11 @@ class DiffusionConfig:
     # Extra loss weight on pixels that differ from the latest context frame (0 = plain MSE, the seed's objective).
     # The ball and the paddle's edges are ~0.3% of a frame; weighting them makes small budgets learn the dynamics.
     change_weight: float = 0.0
+    # Share of rows whose noisy input is the sampler's warm start (latest context frame + sampler.sigma_max noise)
+    # instead of the noised next frame (0 = the seed's objective). A noised next frame still shows where a 10 px
+    # paddle went even at sigma 1, so a model trained only on those never needs the action; the warm start
+    # shows where the paddle was, which is what the first sampler step really sees.
+    warm_start_fraction: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
 
@@ -49,6 +54,8 @@ class DiffusionConfig:
             require(low < high, f"{prefix}.sigma_min", f"must be < sigma_max (got {low} >= {high})")
         require(self.sampler.steps >= 1, f"{key}.sampler.steps", f"must be >= 1 (got {self.sampler.steps})")
         require(self.change_weight >= 0, f"{key}.change_weight", f"must be >= 0 (got {self.change_weight})")
+        require(0 <= self.warm_start_fraction <= 1, f"{key}.warm_start_fraction",
+                f"must be in [0, 1] (got {self.warm_start_fraction})")
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, latest: torch.Tensor, change_weight: float) -> torch.Tensor:
@@ -78,6 +85,11 @@ class DiffusionModule(WorldModelModule):
         sigma = torch.exp(low + (high - low) * u)  # (B,)
         eps = torch.randn(target.shape, generator=generator, device=target.device)
         noisy = target + sigma[:, None, None, None] * eps
+        if self.cfg.warm_start_fraction > 0:
+            warm = torch.rand(n, generator=generator, device=target.device) < self.cfg.warm_start_fraction  # (B,)
+            start_sigma = self.cfg.sampler.sigma_max
+            noisy = torch.where(warm[:, None, None, None], context[:, -1] + start_sigma * eps, noisy)
+            sigma = torch.where(warm, torch.full_like(sigma, start_sigma), sigma)
         pred = net(denoiser_input(noisy, context, action, sigma).contiguous(memory_format=torch.channels_last))
         loss = weighted_mse(pred.float(), target, context[:, -1], self.cfg.change_weight)
         if generator is None:
