@@ -30,3 +30,12 @@ def smoke_run(tmp_path_factory) -> Path:
     result = run_cli("worldmodels.train", "debug=smoke", "logger=wandb", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def flappy_smoke_run(tmp_path_factory) -> Path:
+    """The directory of a finished `python -m worldmodels.train task=flappy debug=smoke` run (CSV logger)."""
+    run_dir = tmp_path_factory.mktemp("flappy-smoke") / "run"
+    result = run_cli("worldmodels.train", "task=flappy", "debug=smoke", "logger=csv", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

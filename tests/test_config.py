@@ -67,7 +67,7 @@ def test_parallel_launcher_composes():
     (["model.width=wide"], "model.width: expected int"),
     (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
     (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
-    (["task=flappy", "model.width=100"], "model.width: must be a multiple of heads=4"),
+    (["task=flappy", "model.width=102"], "model.width: must be a multiple of heads=4"),
     (["task=flappy", "data.collector.mix.ppo=-1"], "data.collector.mix"),
 ])
 def test_validation_names_the_key(overrides, message):
@@ -81,7 +81,7 @@ def test_validation_names_the_key(overrides, message):
     ("model.width=-3", "error: model.width: must be > 0 (got -3)"),
     ("model.widht=3", "error: model.widht: unknown key"),
     ("model.width=wide", "error: model.width: expected int"),
-    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout)"),
+    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout, flappy)"),
 ])
 def test_cli_bad_config_is_one_line(tmp_path, override, message):
     result = run_cli("worldmodels.train", override, f"hydra.run.dir={tmp_path / 'run'}", timeout=120)

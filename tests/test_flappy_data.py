@@ -27,6 +27,7 @@ from worldmodels.callbacks.ppo_collector import (
     episode_plan,
     episodes_config,
     make_policy,
+    pipes_ahead_first,
     ppo_policy,
 )
 from worldmodels.config import ConfigError
@@ -41,7 +42,7 @@ from worldmodels.data.flappy import (
 )
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.errors import UserError
-from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
+from worldmodels.games.flappy import BIRD_X, PIPE_WIDTH, SCREEN_WIDTH, FlappyGame, HeuristicPolicy, record_episode
 
 K = SPEC.tokens_per_frame
 DONE_YES, DONE_NO = SPEC.label_id("done", "yes"), SPEC.label_id("done", "no")
@@ -311,6 +312,20 @@ def test_callback_hands_the_episodes_to_the_datamodule(store, cache_dir):
 
 
 # ---- PPO ------------------------------------------------------------------------------------------------------
+
+
+def test_ppo_sees_the_pipe_ahead_first():
+    game = FlappyGame()
+    game.reset(3)
+    right_edges = game.obs[[0, 3, 6]] * SCREEN_WIDTH + PIPE_WIDTH
+    while right_edges[0] >= BIRD_X:  # play until the env's first-listed pipe is behind the bird
+        game.step(HeuristicPolicy()(game.obs))
+        right_edges = game.obs[[0, 3, 6]] * SCREEN_WIDTH + PIPE_WIDTH
+    obs = game.obs
+    assert right_edges[1] > BIRD_X and not game.done
+    reordered = pipes_ahead_first(obs)
+    assert np.array_equal(reordered, np.concatenate([obs[3:9], obs[0:3], obs[9:]]))
+    assert np.array_equal(pipes_ahead_first(np.stack([obs, reordered])), np.stack([reordered, reordered]))
 
 
 def test_tiny_ppo_run_is_cached_scored_and_reused(tmp_path, monkeypatch):

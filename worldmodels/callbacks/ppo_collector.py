@@ -2,7 +2,8 @@
 policies, caches both, and hands the episodes to the DataModule. A Lightning callback, plus plain functions.
 
 1. `ensure_policy`: a stable-baselines3 PPO `MlpPolicy` trained on the real `FlappyBird-v0` (features
-   observation, `use_lidar=False`), then scored over `eval_episodes` deterministic games (score = pipes passed).
+   observation, `use_lidar=False`, its pipes reordered so the next pipe to pass comes first: `pipes_ahead_first`),
+   then scored over `eval_episodes` deterministic games (score = pipes passed; `ppo_policy` plays it).
    Cached in `cache_dir/flappy/ppo-<hash>/`: `policy.zip` and `manifest.json` (the config subset that made it, its
    hash, the scores, the zip's sha256).
 2. `ensure_episodes`: `episodes` games, episode i with a game seed and a policy drawn from (seed, i) alone, recorded
@@ -45,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium
 import lightning as L
 import numpy as np
 import stable_baselines3
@@ -57,7 +59,10 @@ from tqdm import tqdm
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.errors import UserError
 from worldmodels.games.flappy import (
+    BIRD_X,
     NOOP,
+    PIPE_WIDTH,
+    SCREEN_WIDTH,
     CallablePolicy,
     DoNothingPolicy,
     FlappyGame,
@@ -71,20 +76,21 @@ from worldmodels.games.flappy import (
 log = logging.getLogger(__name__)
 
 ENV_ID = "FlappyBird-v0"
+START_CONTEXTS, START_CONTEXT_FRAMES = 8, 20  # real openings the exported model ships for the player
 POLICY_NAMES = ("ppo", "noisy_ppo", "random", "do_nothing", "give_up")  # index = the id stored per episode
 PLAYS_BASE = ("ppo", "noisy_ppo", "give_up")  # the policies that consult PPO (or its heuristic stand-in)
-# PPO for an MDP with 12 features and 2 actions: sb3's default MLP (two tanh layers of 64), a rollout of
-# n_steps x ppo_envs = 2048 steps per update in minibatches of 256, 10 epochs. gamma 0.99 looks ~100 frames
-# (2-3 pipes) ahead, enough to value the +1 of a pipe over the +0.1 per frame. A little entropy bonus keeps the
-# policy from settling early on "never flap" / "flap a lot", and the learning rate decays linearly to 0 so the
-# final policy is steady.
+# PPO for 12 features and 2 actions: sb3's default MLP (two tanh layers of 64); a rollout of n_steps x ppo_envs
+# = 2048 steps per update, in minibatches of 256 (sb3 spends ~4 ms per minibatch whatever its size, so bigger ones
+# learn more per second than its default 64), 10 epochs. gamma 0.99 looks ~100 frames (2-3 pipes) ahead, enough
+# to value a pipe's +1 over the +0.1 per frame; a small entropy bonus keeps exploring; the learning rate decays
+# linearly to 0 for a steady final policy (1e-3 learned faster but collapsed for a while mid-run).
 PPO_HYPERPARAMETERS = {
     "n_steps": 256, "batch_size": 256, "n_epochs": 10, "learning_rate": 3e-4, "learning_rate_final": 0.0,
     "gamma": 0.99, "gae_lambda": 0.95, "clip_range": 0.2, "ent_coef": 0.01, "vf_coef": 0.5, "max_grad_norm": 0.5,
     "net_arch": [64, 64],
 }
-EVAL_MAX_FRAMES = 10_000  # evaluation games end here (~270 pipes), so a perfect player's evaluation still ends
-LANES = 16  # games a recorder plays in lockstep, sharing one batched PPO forward pass per frame
+EVAL_MAX_FRAMES = 10_000  # evaluation games end here (264 pipes), so a perfect player's evaluation still ends
+LANES = 64  # games a recorder plays in lockstep, sharing one batched PPO forward pass per frame
 EPISODE_STREAM, SPLIT_STREAM, EVAL_STREAM = 1, 2, 3  # seed streams: episodes, the train/val split, PPO evaluation
 _HEURISTIC = HeuristicPolicy()
 
@@ -103,7 +109,9 @@ class CollectorConfig:
     val_fraction: float = 0.05  # share of episodes held out for validation and test
     mix: dict[str, float] = field(default_factory=lambda: {
         "ppo": 0.4, "noisy_ppo": 0.2, "random": 0.15, "do_nothing": 0.05, "give_up": 0.2})  # policy weights
-    noisy_epsilon: float = 0.2  # noisy_ppo: chance per frame of a uniformly random action
+    # noisy_ppo: chance per frame of a uniformly random action. Flappy forgives little: with the 1M-step player,
+    # 0.05 dies at about the first pipe (~100 frames) and 0.2 within ~50 frames, as early as random flapping.
+    noisy_epsilon: float = 0.05
     random_flap_prob: float = 0.1  # random: chance per frame of a flap
     give_up_after: list[int] = field(default_factory=lambda: [30, 300])  # give_up: plays [low, high] frames
     policy: str = "ppo"  # "ppo", or "heuristic": the scripted HeuristicPolicy stands in for PPO (no training)
@@ -133,7 +141,8 @@ def config_hash(config: dict) -> str:
 
 def ppo_config(cfg: CollectorConfig) -> dict:
     """Everything that decides the trained policy and its scores (the PPO cache key)."""
-    return {"env": ENV_ID, "use_lidar": False, "timesteps": cfg.ppo_timesteps, "envs": cfg.ppo_envs,
+    return {"env": ENV_ID, "use_lidar": False, "observation": "pipes_ahead_first", "timesteps": cfg.ppo_timesteps,
+            "envs": cfg.ppo_envs,
             "seed": cfg.ppo_seed, "eval_episodes": cfg.eval_episodes, "eval_max_frames": EVAL_MAX_FRAMES,
             "hyperparameters": PPO_HYPERPARAMETERS}
 
@@ -172,9 +181,31 @@ def atomic_directory(final: Path) -> Iterator[Path]:
 # ---- the PPO player -------------------------------------------------------------------------------------------
 
 
+def pipes_ahead_first(obs: np.ndarray) -> np.ndarray:
+    """The env's features observation(s) (..., 12) with the three pipes reordered: those the bird has not passed
+    first, by x, then the passed ones. The env orders pipes by x alone, so the pipe the bird has just passed keeps
+    the first place until it leaves the screen, and the next pipe takes it only when it is 1 px from the bird.
+    On the env's order PPO plateaued at a mean score of ~5 after 1M steps, flying at the height of the gap it had
+    passed; on this order it scored ~90 after 600k. The trained policy expects this order: use `ppo_policy`."""
+    obs = np.asarray(obs)
+    pipes = obs[..., :9].reshape(*obs.shape[:-1], 3, 3)  # (..., pipe, [x, gap top, gap bottom])
+    passed = pipes[..., 0] * SCREEN_WIDTH + PIPE_WIDTH < BIRD_X  # the pipe's right edge is behind the bird
+    order = np.argsort(passed, axis=-1, kind="stable")
+    pipes = np.take_along_axis(pipes, order[..., None], axis=-2)
+    return np.concatenate([pipes.reshape(*obs.shape[:-1], 9), obs[..., 9:]], axis=-1)
+
+
+class PipesAheadFirst(gymnasium.ObservationWrapper):
+    """The env as PPO trains on it: see `pipes_ahead_first` (the observation space is unchanged)."""
+
+    def observation(self, obs: np.ndarray) -> np.ndarray:
+        return pipes_ahead_first(obs)
+
+
 def ppo_policy(model) -> Policy:
-    """A trained sb3 PPO model as a `Policy` for `record_episode` (deterministic actions)."""
-    return CallablePolicy(lambda obs: model.predict(obs, deterministic=True)[0])
+    """A trained sb3 PPO model as a `Policy` for `record_episode`: the env's observation in, a deterministic
+    action out."""
+    return CallablePolicy(lambda obs: model.predict(pipes_ahead_first(obs), deterministic=True)[0])
 
 
 class ProgressBar(BaseCallback):
@@ -219,7 +250,8 @@ def train_ppo(cfg: CollectorConfig):
     """A PPO model trained for `cfg.ppo_timesteps` steps (with a progress bar)."""
     hp = dict(PPO_HYPERPARAMETERS)
     first, last = hp.pop("learning_rate"), hp.pop("learning_rate_final")
-    env = make_vec_env(ENV_ID, n_envs=cfg.ppo_envs, seed=cfg.ppo_seed, env_kwargs={"use_lidar": False})
+    env = make_vec_env(ENV_ID, n_envs=cfg.ppo_envs, seed=cfg.ppo_seed, env_kwargs={"use_lidar": False},
+                       wrapper_class=PipesAheadFirst)
     # sb3 calls the schedule with the share of training still to go: 1 at the start, 0 at the end.
     model = PPO("MlpPolicy", env, learning_rate=lambda remaining: last + (first - last) * remaining,
                 policy_kwargs={"net_arch": hp.pop("net_arch")}, seed=cfg.ppo_seed, device="cpu", verbose=0, **hp)
@@ -297,8 +329,8 @@ def _load_policy_manifest(directory: Path, config: dict) -> dict:
 
 
 def _batched(predict: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    """Base actions for a batch of observations (n, 12) from an sb3 `predict`, deterministic."""
-    return lambda obs: predict(obs, deterministic=True)[0]
+    """Base actions for a batch of env observations (n, 12) from a PPO model's `predict`, deterministic."""
+    return lambda obs: predict(pipes_ahead_first(obs), deterministic=True)[0]
 
 
 def _heuristic_actions(obs: np.ndarray) -> np.ndarray:
@@ -493,6 +525,11 @@ class PPOCollector(L.Callback):
                 self.store = ensure_episodes(self.cfg, self.cache_dir, self.seed, build=False)
             self._report(trainer)
         datamodule.set_episodes(self.store)
+        # Real openings from held-out episodes travel in the checkpoint, so an export needs nothing else.
+        from worldmodels.data.flappy import held_out_start_contexts
+
+        openings = held_out_start_contexts(self.store, START_CONTEXTS, START_CONTEXT_FRAMES)
+        pl_module.export_extras["start_contexts"] = [c.tolist() for c in openings]
 
     def _report(self, trainer: L.Trainer) -> None:
         manifest = self.store.manifest

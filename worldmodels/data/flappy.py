@@ -74,7 +74,7 @@ def write_episodes(directory: Path, tokens: Sequence[np.ndarray], policy, score,
     directory = Path(directory)
     frames = np.array([len(t) // SPEC.tokens_per_frame for t in tokens], np.int32)
     offsets = np.concatenate([[0], np.cumsum(frames.astype(np.int64) * SPEC.tokens_per_frame)])
-    # Streamed into a memory-mapped file: 50k episodes are a few hundred MB, and a concatenated copy would double it.
+    # Streamed into a memory-mapped file: 50k episodes can reach 1 GB, and a concatenated copy would double it.
     out = np.lib.format.open_memmap(directory / "tokens.npy", mode="w+", dtype=np.int16, shape=(int(offsets[-1]),))
     for start, episode in zip(offsets[:-1], tokens, strict=True):
         out[start:start + len(episode)] = episode
