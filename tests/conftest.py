@@ -23,6 +23,17 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.Co
                           timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: on a busy 2-core machine a second intra-op thread makes them much slower, not faster."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """The directory of a finished `python -m worldmodels.train debug=smoke` run (W&B logger, offline)."""

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from worldmodels.data.breakout import TRAIN, VAL, BreakoutDataConfig, BreakoutDataModule, BreakoutStream, play
+from worldmodels.data import TRAIN, VAL
+from worldmodels.data.breakout import BreakoutDataConfig, BreakoutDataModule, BreakoutStream, play
 from worldmodels.games.breakout import BreakoutSim, PolicyConfig
 
 CFG = BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4)

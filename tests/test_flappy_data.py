@@ -303,12 +303,15 @@ def test_callback_hands_the_episodes_to_the_datamodule(store, cache_dir):
     logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append(metrics))
     trainer = SimpleNamespace(datamodule=dm, is_global_zero=True, loggers=[logger],
                               strategy=SimpleNamespace(barrier=lambda name=None: None))
-    PPOCollector(CFG, cache_dir, SEED).setup(trainer, None, "fit")
+    module = SimpleNamespace(export_extras={})
+    PPOCollector(CFG, cache_dir, SEED).setup(trainer, module, "fit")
     assert dm.store is not None and dm.store.directory == store.directory
     assert logged and logged[0]["data/episodes"] == CFG.episodes
+    openings = module.export_extras["start_contexts"]  # real held-out openings, for the export
+    assert openings and all(len(c) % 10 == 9 for c in openings)
     trainer.datamodule = SimpleNamespace()
     with pytest.raises(UserError, match="FlappyDataModule"):
-        PPOCollector(CFG, cache_dir, SEED).setup(trainer, None, "fit")
+        PPOCollector(CFG, cache_dir, SEED).setup(trainer, module, "fit")
 
 
 # ---- PPO ------------------------------------------------------------------------------------------------------

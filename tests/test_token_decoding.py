@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from worldmodels.callbacks.media import side_by_side_gif
+from worldmodels.callbacks.media import GAP, side_by_side_gif
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.games.flappy import GEOMETRY, FlappyState
 from worldmodels.games.flappy_render import BIRD, DEATH, GROUND, PIPE, SKY, render_frame
@@ -30,12 +30,7 @@ VISIBLE, HIDDEN = SPEC.label_id("marker", "visible"), SPEC.label_id("marker", "h
 PIPE_X, GAP_Y = SPEC.id_range("pipe_x")[0], SPEC.id_range("gap_y")[0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -220,4 +215,4 @@ def test_render_frame_draws_what_the_state_says(tmp_path):
     model_frames = SPEC.encode_episode([shown] * 2, [0] * 2).reshape(2, 10)[:, :9]
     path = side_by_side_gif(real, model_frames, tmp_path / "gif" / "rollout.gif", fps=10)
     with Image.open(path) as gif:
-        assert gif.n_frames == 3 and gif.size[0] == 2 * 144 + 2
+        assert gif.n_frames == 3 and gif.size[0] == 2 * (144 + GAP)

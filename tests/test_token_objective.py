@@ -25,12 +25,7 @@ RESPAWN_SLOT = [s.field for s in SPEC.frame].index("respawn")
 BIRD_Y = SPEC.id_range("bird_y")[0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_batch(batch: int = 3, frames: int = 4, seed: int = 0) -> dict:

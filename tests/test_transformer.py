@@ -23,13 +23,7 @@ VOCAB = 50
 FRAME = 10  # tokens per frame in these tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: on a busy machine a second intra-op thread makes the tests ~50x slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def sharp_model(context: int = 40, seed: int = 0) -> TokenTransformer:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.data.breakout import EVAL, play, stream_seeds
+from worldmodels.data import EVAL
+from worldmodels.data.breakout import play, stream_seeds
 from worldmodels.errors import UserError, one_line_errors
 from worldmodels.games.breakout import PolicyConfig
 from worldmodels.metrics import frame_metrics

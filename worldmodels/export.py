@@ -70,7 +70,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def parity_inputs(seed: int = 0) -> torch.Tensor:
     """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
-    from worldmodels.data.breakout import EVAL, BreakoutDataConfig, BreakoutStream
+    from worldmodels.data import EVAL
+    from worldmodels.data.breakout import BreakoutDataConfig, BreakoutStream
 
     batch = next(iter(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=4), seed, EVAL, max_batches=1)))
     generator = torch.Generator().manual_seed(seed)

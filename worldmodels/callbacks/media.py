@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from worldmodels.callbacks import log_media
 from worldmodels.config import RolloutConfig, SamplesConfig
-from worldmodels.data.breakout import EVAL, VAL, BreakoutDataConfig, BreakoutStream, play, stream_seeds
+from worldmodels.data import EVAL, VAL
+from worldmodels.data.breakout import BreakoutDataConfig, BreakoutStream, play, stream_seeds
 from worldmodels.games.breakout import PolicyConfig
 from worldmodels.modules.diffusion import SamplerConfig
 from worldmodels.nets.denoiser import CONTEXT_FRAMES, denoiser_input, frames_to_tensor, tensor_to_frames

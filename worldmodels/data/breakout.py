@@ -16,15 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
+from worldmodels.data import TRAIN, StreamDataModule
 from worldmodels.games.breakout import BreakoutSim, PolicyConfig, TrackerPolicy
 from worldmodels.nets.denoiser import CONTEXT_FRAMES
-
-TRAIN, VAL, TEST, EVAL = 0, 1, 2, 3  # stream ids: disjoint seed sets
 
 
 @dataclass
@@ -109,40 +107,11 @@ class BreakoutStream(IterableDataset):
         return actions, sim.render()
 
 
-class BreakoutDataModule(L.LightningDataModule):
-    """Train, validation and test streams on disjoint seeds; remembers where the train stream was for resume."""
+class BreakoutDataModule(StreamDataModule):
+    """Train, validation and test streams on disjoint seeds (see `StreamDataModule` for resume and held-out sets)."""
 
-    def __init__(self, cfg: BreakoutDataConfig, seed: int = 0):
-        super().__init__()
-        self.cfg, self.seed = cfg, seed
-        self.generation = 0
-
-    @property
-    def rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
-
-    def train_dataloader(self) -> DataLoader:
-        stream = BreakoutStream(self.cfg, self.seed, TRAIN, self.generation, rank=self.rank)
-        return DataLoader(stream, batch_size=None, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
-
-    def _held_out(self, stream: int) -> DataLoader:
-        # Rebuilt from the same seeds each time, so every validation scores the same rows.
-        held_out = BreakoutStream(self.cfg, self.seed, stream, 0, self.cfg.val_batches, rank=self.rank)
-        return DataLoader(held_out, batch_size=None)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._held_out(VAL)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._held_out(TEST)
-
-    def state_dict(self) -> dict:
-        step = self.trainer.global_step if self.trainer is not None else 0
-        return {"generation": self.generation + step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generation = int(state["generation"])
+    def _stream(self, stream: int, generation: int, max_batches: int | None) -> BreakoutStream:
+        return BreakoutStream(self.cfg, self.seed, stream, generation, max_batches, rank=self.rank)
 
 
 def play(policy_cfg: PolicyConfig, seeds: np.ndarray, steps: int, warmup: int = 0,

@@ -36,12 +36,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
-from worldmodels.callbacks.ppo_collector import CollectorConfig
+from worldmodels.data import TRAIN, StreamDataModule
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.errors import UserError
 
@@ -49,7 +48,6 @@ FORMAT, VERSION = "flappy-episodes", 1
 MANIFEST = "manifest.json"
 ARRAYS = {"tokens": np.int16, "offsets": np.int64, "frames": np.int32, "policy": np.int8, "score": np.int32,
           "seed": np.int64}
-TRAIN, VAL, TEST = 0, 1, 2  # window streams: disjoint random draws
 PAD_TOKEN = 0  # what fills the padding; any id would do, the mask hides it
 NO_EPISODES = ("flappy data: no episodes were set; the PPO collector callback provides them, so run through "
                "python -m worldmodels.train task=flappy")
@@ -179,6 +177,49 @@ class EpisodeStore:
         return np.flatnonzero(np.asarray(self.policy) == self.policy_names.index(name))
 
 
+POLICY_NAMES = ("ppo", "noisy_ppo", "random", "do_nothing", "give_up")  # index = the id stored per episode
+
+
+@dataclass
+class CollectorConfig:
+    """How the Flappy player is trained and which episodes are recorded with it."""
+
+    ppo_timesteps: int = 1_000_000  # PPO environment steps
+    ppo_envs: int = 8  # parallel environments PPO collects rollouts from
+    ppo_seed: int = 0
+    eval_episodes: int = 100  # deterministic games that score the trained policy
+    episodes: int = 50_000  # episodes to record
+    max_frames: int = 2000  # frames per recorded episode at most, so a perfect player cannot run forever
+    workers: int = 2  # recording processes (0: record in this process)
+    val_fraction: float = 0.05  # share of episodes held out for validation and test
+    mix: dict[str, float] = field(default_factory=lambda: {
+        "ppo": 0.4, "noisy_ppo": 0.2, "random": 0.15, "do_nothing": 0.05, "give_up": 0.2})  # policy weights
+    # noisy_ppo: chance per frame of a uniformly random action. Flappy forgives little: with the 1M-step player,
+    # 0.05 dies at about the first pipe (~100 frames) and 0.2 within ~50 frames, as early as random flapping.
+    noisy_epsilon: float = 0.05
+    random_flap_prob: float = 0.1  # random: chance per frame of a flap
+    give_up_after: list[int] = field(default_factory=lambda: [30, 300])  # give_up: plays [low, high] frames
+    policy: str = "ppo"  # "ppo", or "heuristic": the scripted HeuristicPolicy stands in for PPO (no training)
+
+    def validate(self, key: str) -> None:
+        from worldmodels.config import require
+
+        for name in ("ppo_timesteps", "ppo_envs", "eval_episodes", "max_frames"):
+            require(getattr(self, name) > 0, f"{key}.{name}", f"must be > 0 (got {getattr(self, name)})")
+        require(self.episodes >= 2, f"{key}.episodes", f"must be >= 2 (got {self.episodes})")
+        require(self.workers >= 0, f"{key}.workers", "must be >= 0")
+        require(0.0 < self.val_fraction < 1.0, f"{key}.val_fraction", f"must be in (0, 1) (got {self.val_fraction})")
+        for name, weight in self.mix.items():
+            require(name in POLICY_NAMES, f"{key}.mix.{name}", f"unknown policy (known: {', '.join(POLICY_NAMES)})")
+            require(weight >= 0, f"{key}.mix.{name}", f"must be >= 0 (got {weight})")
+        require(sum(self.mix.values()) > 0, f"{key}.mix", "the weights must sum to more than 0")
+        for name in ("noisy_epsilon", "random_flap_prob"):
+            require(0.0 <= getattr(self, name) <= 1.0, f"{key}.{name}", "must be in [0, 1]")
+        require(len(self.give_up_after) == 2 and 0 <= self.give_up_after[0] <= self.give_up_after[1],
+                f"{key}.give_up_after", f"must be [low, high] with 0 <= low <= high (got {self.give_up_after})")
+        require(self.policy in ("ppo", "heuristic"), f"{key}.policy", f"must be ppo or heuristic (got {self.policy!r})")
+
+
 @dataclass
 class FlappyDataConfig:
     """Where Flappy episodes come from (the collector) and how they are cut into windows and batched."""
@@ -258,7 +299,7 @@ class FlappyWindows(IterableDataset):
             served += 1
 
 
-class FlappyDataModule(L.LightningDataModule):
+class FlappyDataModule(StreamDataModule):
     """Training windows from the training episodes; validation and test from the held-out episodes.
 
     Validation and test cut different fixed window lists (streams VAL and TEST) from the same held-out episodes,
@@ -266,49 +307,22 @@ class FlappyDataModule(L.LightningDataModule):
     """
 
     def __init__(self, cfg: FlappyDataConfig, seed: int = 0):
-        super().__init__()
-        self.cfg, self.seed = cfg, seed
+        super().__init__(cfg, seed)
         self.store: EpisodeStore | None = None
-        self.generation = 0
 
     def set_episodes(self, store: EpisodeStore) -> None:
         self.store = store
-
-    @property
-    def rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
 
     def _store(self) -> EpisodeStore:
         if self.store is None:
             raise UserError(NO_EPISODES)
         return self.store
 
-    def train_dataloader(self) -> DataLoader:
+    def _stream(self, stream: int, generation: int, max_batches: int | None) -> FlappyWindows:
         store = self._store()
-        windows = FlappyWindows(store, store.train_ids, self.cfg, self.seed, TRAIN, self.rank, self.generation)
-        return DataLoader(windows, batch_size=None, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
-
-    def _held_out(self, stream: int) -> DataLoader:
-        # Rebuilt from the same seed each time, so every validation scores the same windows (each rank its own).
-        store = self._store()
-        windows = FlappyWindows(store, store.val_ids, self.cfg, self.seed, stream, self.rank,
-                                max_batches=self.cfg.val_batches)
-        return DataLoader(windows, batch_size=None)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._held_out(VAL)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._held_out(TEST)
-
-    def state_dict(self) -> dict:
-        # A resumed run draws fresh windows instead of replaying the ones it has already trained on.
-        step = self.trainer.global_step if self.trainer is not None else 0
-        return {"generation": self.generation + step}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generation = int(state["generation"])
+        episodes = store.train_ids if stream == TRAIN else store.val_ids
+        return FlappyWindows(store, episodes, self.cfg, self.seed, stream, self.rank, generation,
+                             max_batches=max_batches)
 
 
 def held_out_start_contexts(store: EpisodeStore, count: int, frames: int) -> list[np.ndarray]:
