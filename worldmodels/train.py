@@ -17,7 +17,6 @@ import logging
 import math
 import re
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -30,7 +29,6 @@ from worldmodels.errors import UserError
 log = logging.getLogger("worldmodels.train")
 # Lightning advertises a cloud logger on every run; the advert says nothing about this run.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch/Lightning internals, not ours to fix
 
 
 def build_logger(run: RunConfig, run_config: dict):
