@@ -32,7 +32,7 @@ test: setup ## run the test suite
 lint: setup ## ruff over the package and tests
 	$(BIN)/ruff check worldmodels tests
 
-bench: setup ## simulator rows/s (vectorized vs one game at a time) and training samples/s with data-wait share
+bench: setup ## simulator rows/s vs one game at a time, training samples/s + data-wait share, Flappy decode tokens/s
 	$(BIN)/python -m worldmodels.bench $(ARGS)
 
 golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a deliberate simulator change
@@ -41,7 +41,7 @@ golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a d
 export: setup ## export a checkpoint to ONNX + manifest: make export ARGS=path/to/last.ckpt
 	$(BIN)/python -m worldmodels.export $(ARGS)
 
-evaluate: setup ## evaluate a checkpoint or .onnx against the true simulator: make evaluate ARGS=path/to/model.onnx
+evaluate: setup ## evaluate a checkpoint or .onnx against the true game: make evaluate ARGS=path/to/model.onnx
 	$(BIN)/python -m worldmodels.evaluate $(ARGS)
 
 clean: ## remove run outputs (outputs/, multirun/); keeps .venv
