@@ -47,7 +47,7 @@ from worldmodels.games.flappy import BIRD_X, PIPE_WIDTH, SCREEN_WIDTH, FlappyGam
 K = SPEC.tokens_per_frame
 DONE_YES, DONE_NO = SPEC.label_id("done", "yes"), SPEC.label_id("done", "no")
 NOOP_ID = SPEC.label_id("action", "noop")
-DONE_AT = next(i for i, slot in enumerate(SPEC.frame) if slot.field == "done")
+DONE_AT = SPEC.position_of("done")
 MIX = {"ppo": 0.3, "noisy_ppo": 0.2, "random": 0.3, "do_nothing": 0.0, "give_up": 0.2}
 CFG = CollectorConfig(policy="heuristic", episodes=24, max_frames=200, workers=2, val_fraction=0.25, mix=MIX,
                       give_up_after=[20, 60])

@@ -91,8 +91,7 @@ def free_rollout(backend: Backend, episode: np.ndarray, start_frames: int, slide
     """Play the model from the episode's first frames with its actions; compare with what really happened."""
     per_frame, action_start = SPEC.tokens_per_frame, SPEC.offsets["action"]
     frames = episode.reshape(-1, per_frame)
-    bird = [s for s, slot in enumerate(SPEC.frame) if slot.field == "bird_y"][0]
-    done_slot = [s for s, slot in enumerate(SPEC.frame) if slot.field == "done"][0]
+    bird, done_slot = SPEC.position_of("bird_y"), SPEC.position_of("done")
     true_death = int(np.flatnonzero(frames[:, done_slot] == SPEC.label_id("done", "yes"))[0]) \
         if (frames[:, done_slot] == SPEC.label_id("done", "yes")).any() else None
     start = min(start_frames, len(frames) - 1)

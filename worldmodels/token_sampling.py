@@ -277,7 +277,7 @@ class FrameDecoder:
         """The latest frame's done token says the bird died (the model's own verdict)."""
         if not self._history:
             return False
-        done_slot = next(i for i, slot in enumerate(self.spec.frame) if slot.field == "done")
+        done_slot = self.spec.position_of("done")
         latest = self._history[len(self._history) - self.spec.state_tokens_per_frame + done_slot]
         return latest == self.spec.label_id("done", "yes")
 

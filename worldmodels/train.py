@@ -24,7 +24,7 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodels.config import ConfigError, RunConfig, compose_config, config_dir, validate
-from worldmodels.errors import UserError
+from worldmodels.errors import UserError, one_line_errors
 
 log = logging.getLogger("worldmodels.train")
 # Lightning advertises a cloud logger on every run; the advert says nothing about this run.
@@ -129,17 +129,13 @@ def train(cfg: DictConfig) -> float:
     if run.logger.name == "wandb":
         import wandb
 
-        wandb.finish()  # writes the run's config and summary files now, not at interpreter exit
+        wandb.finish()  # close the run now, not at interpreter exit, so the next job of a sweep starts its own
     return value if math.isfinite(value) else float("inf")
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    return one_line_errors(train)(cfg)
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -174,11 +170,7 @@ def hydra_error_line(message: str) -> str:
 
 
 def main() -> None:
-    try:
-        check_overrides(sys.argv[1:])
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    one_line_errors(check_overrides)(sys.argv[1:])
     hydra_main()
 
 

@@ -145,6 +145,10 @@ class TokenSpec:
     def marker_fields(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields if f.kind == MARKER)
 
+    def position_of(self, field: str) -> int:
+        """Position in the frame of the first token of `field` (e.g. "done" -> 8)."""
+        return next(i for i, slot in enumerate(self.frame) if slot.field == field)
+
     @cached_property
     def marker_positions(self) -> dict[int, int]:
         """Pipe slot -> position of its marker token in the frame."""
