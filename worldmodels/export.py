@@ -68,6 +68,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:
+    """The manifest's key facts as ONNX metadata_props (strings): task, format, inputs/outputs, commit, `extra`."""
+    props = {
+        "worldmodels.task": manifest["task"],
+        "worldmodels.format_version": str(manifest["format_version"]),
+        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
+    }
+    props.update({f"worldmodels.{key}": json.dumps(manifest[key]) for key in ("inputs", "outputs", *extra)})
+    return props
+
+
 def parity_inputs(seed: int = 0) -> torch.Tensor:
     """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
     from worldmodels.data import EVAL
@@ -142,16 +153,7 @@ def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: s
                           "nothing was written")
     parameters = sum(p.numel() for p in net.parameters())
     manifest = breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics)
-    props = {
-        "worldmodels.task": manifest["task"],
-        "worldmodels.format_version": str(MANIFEST_FORMAT_VERSION),
-        "worldmodels.inputs": json.dumps(manifest["inputs"]),
-        "worldmodels.outputs": json.dumps(manifest["outputs"]),
-        "worldmodels.sampler": json.dumps(manifest["sampler"]),
-        "worldmodels.normalization": json.dumps(manifest["normalization"]),
-        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
-    }
-    onnx.helper.set_model_props(model, props)
+    onnx.helper.set_model_props(model, metadata_props(manifest, "sampler", "normalization"))
     onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
     _write_atomic(onnx_path, model.SerializeToString())
     _write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
@@ -262,14 +264,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "metrics": metrics or {},
         "training_config": run_config,
     }
-    props = {
-        "worldmodels.task": "flappy",
-        "worldmodels.format_version": str(MANIFEST_FORMAT_VERSION),
-        "worldmodels.inputs": json.dumps(manifest["inputs"]),
-        "worldmodels.outputs": json.dumps(manifest["outputs"]),
-        "worldmodels.token_spec": json.dumps(manifest["token_spec"]),
-        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
-    }
+    props = metadata_props(manifest, "token_spec")
     onnx.helper.set_model_props(decode_model, props)
     onnx.helper.set_model_props(prefill_model, {**props, "worldmodels.graph": "prefill"})
     onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
