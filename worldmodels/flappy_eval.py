@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from worldmodels.data.flappy_tokens import SPEC
+from worldmodels.modules.tokens import slot_legal_table
 from worldmodels.token_sampling import Backend, FrameDecoder, pipe_is_new
 
 Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens (T,), positions (T,)) -> logits (T, vocab)
@@ -30,18 +31,10 @@ REFERENCE = {"bird_y exact": 0.986, "bird_y within 1": 1.0, "stable gap exact": 
 DRIFT_BINS = 3
 
 
-def slot_table() -> tuple[list[str], np.ndarray]:
-    """Field name per frame slot, and a (slots, vocab) bool table of each slot's legal ids."""
-    fields = [slot.field for slot in SPEC.frame]
-    legal = np.zeros((len(fields), SPEC.vocab_size), bool)
-    for s, (lo, hi) in enumerate(SPEC.slot_ranges()):
-        legal[s, lo:hi] = True
-    return fields, legal
-
-
 def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: int) -> dict:
     """Per-field accuracy and gap metrics with the true tokens as context."""
-    fields, legal = slot_table()
+    fields = [slot.field for slot in SPEC.frame]
+    legal = slot_legal_table(SPEC).numpy()  # (slots, vocab): the same static ranges training masks with
     per_frame = SPEC.tokens_per_frame
     hits: dict[str, list[bool]] = {}
     near: dict[str, list[bool]] = {}
