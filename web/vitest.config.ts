@@ -1,0 +1,7 @@
+// Unit tests (node): simulator golden traces, sampler and decoder parity with the Python references, manifests.
+// Parity fixtures come from `python tests/web_fixtures.py DIR`, passed as WM_FIXTURES=DIR (tests/test_web.py does it).
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: { include: ["tests/**/*.test.ts"], testTimeout: 120_000, pool: "forks" },
+});
