@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup train smoke test lint bench golden export evaluate clean
+.PHONY: help setup web-setup train smoke test lint bench golden export evaluate play clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,13 +20,23 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## create .venv and install the package with its dev tools
 
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+# Debian's chromium for the browser tests (apt-get needs root, as on CI); skipped when it is already there
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+web-setup: web/node_modules/.installed /usr/bin/chromium ## install the web player's npm packages and Debian's chromium
+
 train: setup ## train the Breakout world model on this CPU (experiment=breakout_cpu); extra overrides in ARGS="..."
 	$(BIN)/python -m worldmodels.train experiment=breakout_cpu $(ARGS)
 
 smoke: setup ## a seconds-long end-to-end run (debug=smoke) with every artifact
 	$(BIN)/python -m worldmodels.train debug=smoke $(ARGS)
 
-test: setup ## run the test suite
+test: setup web-setup ## run the test suite (Python, TypeScript unit tests, headless-Chromium browser tests)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: setup ## ruff over the package and tests
@@ -44,5 +54,8 @@ export: setup ## export a checkpoint to ONNX + manifest: make export ARGS=path/t
 evaluate: setup ## evaluate a checkpoint or .onnx against the true game: make evaluate ARGS=path/to/model.onnx
 	$(BIN)/python -m worldmodels.evaluate $(ARGS)
 
+play: setup web/node_modules/.installed ## build and serve the web player with the shipped models and your newest exports
+	$(BIN)/python -m worldmodels.play $(ARGS)
+
 clean: ## remove run outputs (outputs/, multirun/); keeps .venv
-	rm -rf outputs multirun
+	rm -rf outputs multirun web/dist web/test-artifacts

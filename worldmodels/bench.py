@@ -4,6 +4,7 @@
     python -m worldmodels.bench --only sim          # simulator rows/s: vectorized vs one game at a time
     python -m worldmodels.bench --only train --train-steps 40 experiment=breakout_cpu
     python -m worldmodels.bench --only decode [--flappy-onnx outputs/flappy/<run>/export/flappy.onnx]
+    python -m worldmodels.bench --only denoiser [--breakout-onnx models/breakout/breakout.onnx]
 
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
@@ -12,6 +13,9 @@ the training loop spent waiting for the next batch, with rows made in the main p
 against a full recompute (the prefill graph over the whole window for every token), and the cost per token over
 the first and the last 1,000 of 10,000+ decoded tokens (the window slides; the cost must not grow). Without
 `--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on weights).
+`denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, and the dream
+frames/s that gives at 1-4 sampler steps (the same figures the browser's bench page measures). Without
+`--breakout-onnx` the shipped model (models/breakout) is used.
 """
 
 from __future__ import annotations
@@ -156,13 +160,52 @@ def bench_decode(onnx_path: str | None, tokens: int) -> dict:
             "tokens": len(chunk_rates) * 1000, "slides": decoder.slides}
 
 
+def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
+    """ms per denoiser call (batch 1): PyTorch (the exported model's own config, random weights: speed does not
+    depend on them) and onnxruntime with 1 and 2 intra-op threads."""
+    import json
+
+    import onnxruntime as ort
+
+    from worldmodels.nets.denoiser import INPUT_CHANNELS, DenoiserConfig, TinyDenoiser
+
+    manifest = json.loads(Path(onnx_path).with_suffix(".json").read_text())
+    frame = manifest["frame"]
+    x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
+    x = x.astype(np.float32)
+
+    def timed(call) -> float:
+        call()  # warm-up
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return (time.perf_counter() - start) / calls * 1000
+
+    if manifest["model"]["name"] != "tiny_denoiser":
+        raise SystemExit(f"bench --only denoiser: no PyTorch builder for model {manifest['model']['name']!r}")
+    cfg = {k: v for k, v in manifest["model"].items() if k != "parameters"}
+    net = TinyDenoiser(DenoiserConfig(**cfg)).eval()
+    with torch.no_grad():
+        rows = [("PyTorch", timed(lambda: net(torch.from_numpy(x))))]
+    for threads in (1, 2):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        rows.append((f"onnxruntime {threads} thread{'s' * (threads > 1)}",
+                     timed(lambda: session.run(None, {"input": x}))))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["sim", "train", "decode"], default=None)
+    parser.add_argument("--only", choices=["sim", "train", "decode", "denoiser"], default=None)
     parser.add_argument("--games", type=int, default=256, help="games in the vectorized simulator")
     parser.add_argument("--steps", type=int, default=200, help="simulator steps for the vectorized run")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps per configuration")
     parser.add_argument("--flappy-onnx", default=None, help="an exported flappy.onnx for the decode benchmark")
+    parser.add_argument("--breakout-onnx", default="models/breakout/breakout.onnx",
+                        help="an exported breakout.onnx for the denoiser benchmark")
+    parser.add_argument("--denoiser-calls", type=int, default=30, help="timed denoiser calls per runtime")
     parser.add_argument("--decode-tokens", type=int, default=10_000, help="tokens decoded in the long run")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
                         help="Hydra overrides for the training benchmark")
@@ -196,6 +239,14 @@ def main(argv: list[str] | None = None) -> None:
                           (f"KV cache, mean over {r['tokens']:,}", "cached_mean")):
             print(f"{name:<44}{r[key]:>12,.0f}{r[key] / r['recompute']:>13.1f}x")
         print(f"cost per token, last / first 1,000: {r['cached_first'] / r['cached_last']:.2f}")
+        print()
+    if args.only in (None, "denoiser"):
+        rows = bench_denoiser(args.breakout_onnx, args.denoiser_calls)
+        base = rows[0][1]
+        print(f"breakout denoiser, batch 1 ({args.breakout_onnx})")
+        print(f"{'runtime':<24}{'ms/call':>10}{'vs PyTorch':>12}" + "".join(f"{f'fps@{k}':>9}" for k in range(1, 5)))
+        for name, ms in rows:
+            print(f"{name:<24}{ms:>10.2f}{base / ms:>11.2f}x" + "".join(f"{1000 / (k * ms):>9.1f}" for k in range(1, 5)))
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,164 @@
+// Browser tests in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) against a running
+// `python -m worldmodels.play` server. tests/test_web.py starts the server and runs:
+//
+//   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR
+//
+// It needs the shipped (trained) models for Flappy's done token, plus the extra models the test serves:
+// "corrupt" (an ONNX file of garbage) and "future" (an unknown manifest format version).
+// Exit code 0 = every check passed; each check prints one line; screenshots go to DIR.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values: args } = parseArgs({
+  options: { url: { type: "string" }, artifacts: { type: "string", default: "test-artifacts" } },
+});
+const base = args.url.replace(/\/$/, "");
+mkdirSync(args.artifacts, { recursive: true });
+
+const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const failures = [];
+function check(ok, what) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
+  if (!ok) failures.push(what);
+}
+
+/** A raw GET whose path goes out exactly as written (browsers normalize `..` before sending). */
+function rawGet(path) {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(base);
+    const req = http.request({ hostname, port, path, method: "GET" }, (res) => {
+      let body = "";
+      res.on("data", (c) => (body += c));
+      res.on("end", () => resolve({ status: res.statusCode, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function until(page, fn, arg, timeout, what) {
+  try {
+    await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+    return true;
+  } catch {
+    console.log(`     (timed out after ${timeout} ms waiting for ${what})`);
+    return false;
+  }
+}
+
+const index = await (await fetch(`${base}/models/index.json`)).json();
+const pick = (pred) => index.models.find(pred);
+const breakout = pick((m) => m.task === "breakout" && m.source === "shipped") ?? pick((m) => m.task === "breakout" && m.name !== "corrupt");
+const flappy = pick((m) => m.task === "flappy" && m.source === "shipped");
+const corrupt = pick((m) => m.name === "corrupt");
+const future = pick((m) => m.name === "future");
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const consoleErrors = [];
+const foreign = [];
+context.on("request", (req) => {
+  const host = new URL(req.url()).hostname;
+  if (!["127.0.0.1"].includes(host) && !req.url().startsWith("data:") && !req.url().startsWith("blob:")) foreign.push(req.url());
+});
+const page = await context.newPage();
+page.on("console", (msg) => { if (msg.type() === "error") consoleErrors.push(`${page.url()}: ${msg.text()}`); });
+page.on("pageerror", (err) => consoleErrors.push(`${page.url()}: ${err.message}`));
+
+try {
+  // --- Breakout: the paddle follows the keys, the dream layer paints frames
+  check(Boolean(breakout), `a Breakout model is listed (${breakout?.label})`);
+  await page.goto(`${base}/?model=${breakout.id}`);
+  const ready = await until(page, (id) => window.__playerReady === id && window.__breakout, breakout.id, 60_000, "Breakout to load");
+  check(ready, "Breakout loads");
+  const x0 = await page.evaluate(() => window.__breakout.paddleX());
+  await page.keyboard.down("ArrowRight");
+  await page.waitForTimeout(1200);
+  await page.keyboard.up("ArrowRight");
+  const x1 = await page.evaluate(() => window.__breakout.paddleX());
+  check(x1 > x0, `holding Right moves the paddle right (x ${x0} -> ${x1})`);
+  await page.keyboard.down("ArrowLeft");
+  await page.waitForTimeout(600);
+  await page.keyboard.up("ArrowLeft");
+  const x2 = await page.evaluate(() => window.__breakout.paddleX());
+  check(x2 < x1, `holding Left moves it back (x ${x1} -> ${x2})`);
+  const dreamed = await until(page, () => window.__breakout.dreamFrames() >= 3, null, 60_000, "dream frames");
+  const dreamFrames = await page.evaluate(() => window.__breakout.dreamFrames());
+  check(dreamed, `the dream layer produces frames (${dreamFrames} so far; ${await page.textContent("#dream-fps")})`);
+  await page.screenshot({ path: join(args.artifacts, "breakout.png") });
+
+  // --- Flappy: frames advance, Space changes the trajectory, the model's done token ends the game, R restarts
+  check(Boolean(flappy), `a shipped Flappy model is listed (${flappy?.label})`);
+  await page.goto(`${base}/?model=${flappy.id}`);
+  check(await until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 5,
+    flappy.id, 60_000, "Flappy frames"), "Flappy loads and frames advance");
+  const ys = async (n) => {
+    const out = [];
+    let last = await page.evaluate(() => window.__flappy.frames());
+    while (out.length < n) {
+      await page.waitForFunction((f) => window.__flappy.frames() > f || window.__flappy.done(), last, { timeout: 10_000 });
+      if (await page.evaluate(() => window.__flappy.done())) break;
+      last = await page.evaluate(() => window.__flappy.frames());
+      out.push(await page.evaluate(() => window.__flappy.birdY()));
+    }
+    return out;
+  };
+  // Not pressing: the bird falls (y grows down the screen) until the model says it died.
+  const falling = await ys(6);
+  await page.keyboard.press("Space");
+  const flapped = await ys(4);
+  const fallRate = falling.length > 1 ? falling.at(-1) - falling.at(-2) : 0;
+  const rise = Math.min(...flapped.map((y, i) => (i ? y - flapped[i - 1] : Infinity)));
+  check(fallRate > 0 && rise < 0,
+    `pressing Space changes the bird's trajectory (last dy without: ${fallRate.toFixed(1)} px/frame, min dy after: ${rise.toFixed(1)})`);
+  await page.screenshot({ path: join(args.artifacts, "flappy.png") });
+  const died = await until(page, () => window.__flappy.done(), null, 60_000, "the model's done token");
+  check(died, `with no input the game ends on the model's done token (after ${await page.evaluate(() => window.__flappy.frames())} frames)`);
+  await page.screenshot({ path: join(args.artifacts, "flappy-game-over.png") });
+  const before = await page.evaluate(() => ({ restarts: window.__flappy.restarts(), ctx: window.__flappy.contextIndex() }));
+  await page.keyboard.press("r");
+  const restarted = await until(page, (r) => window.__flappy.restarts() > r && !window.__flappy.done() && window.__flappy.frames() > 2,
+    before.restarts, 30_000, "a restart");
+  check(restarted, "R restarts the game and frames advance again");
+  const contexts = new Set([before.ctx]);
+  for (let i = 0; i < 4; i++) {
+    const r = await page.evaluate(() => window.__flappy.restarts());
+    await page.keyboard.press("r");
+    await until(page, (n) => window.__flappy.restarts() > n, r, 10_000, "a restart");
+    contexts.add(await page.evaluate(() => window.__flappy.contextIndex()));
+  }
+  check(contexts.size > 1, `restarts use different start contexts (${[...contexts].join(", ")})`);
+  const stream = await page.textContent("#token-stream");
+  check(stream && stream.length > 0, "the token-stream panel shows tokens");
+
+  // --- Bad model files show an error message, never a blank canvas
+  for (const [entry, expect] of [[corrupt, /not an ONNX model|corrupt/i], [future, /format version/i]]) {
+    check(Boolean(entry), `test model "${entry?.name}" is listed`);
+    await page.goto(`${base}/?model=${entry.id}`);
+    const shown = await until(page, () => !document.getElementById("error").hidden, null, 30_000, "the error box");
+    const text = (await page.textContent("#error")) ?? "";
+    check(shown && expect.test(text), `${entry.name} model shows a clear error: "${text.slice(0, 140)}"`);
+    await page.screenshot({ path: join(args.artifacts, `error-${entry.name}.png`) });
+  }
+  // The page's own console errors from loading a bad model are expected; count only the good pages' errors.
+  const goodErrors = consoleErrors.filter((e) => !/corrupt|future/.test(e));
+
+  // --- The server refuses path traversal
+  for (const path of ["/../pyproject.toml", "/%2e%2e/%2e%2e/etc/passwd", "/ort/../../worldmodels/play.py"]) {
+    const res = await rawGet(path);
+    check(res.status === 403 || res.status === 404, `path traversal ${path} refused (HTTP ${res.status})`);
+  }
+  check(goodErrors.length === 0, `no console errors on the game pages${goodErrors.length ? `: ${goodErrors.join(" | ")}` : ""}`);
+  check(foreign.length === 0, `no request left 127.0.0.1${foreign.length ? `: ${foreign.join(", ")}` : ""}`);
+} catch (err) {
+  check(false, `browser test crashed: ${err?.stack ?? err}`);
+  await page.screenshot({ path: join(args.artifacts, "crash.png") }).catch(() => {});
+} finally {
+  await browser.close();
+}
+console.log(failures.length ? `${failures.length} browser check(s) failed` : "all browser checks passed");
+process.exit(failures.length ? 1 : 0);
