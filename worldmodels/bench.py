@@ -192,7 +192,7 @@ def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         rows.append((f"onnxruntime {threads} thread{'s' * (threads > 1)}",
-                     timed(lambda: session.run(None, {"input": x}))))
+                     timed(lambda s=session: s.run(None, {"input": x}))))
     return rows
 
 
@@ -244,9 +244,10 @@ def main(argv: list[str] | None = None) -> None:
         rows = bench_denoiser(args.breakout_onnx, args.denoiser_calls)
         base = rows[0][1]
         print(f"breakout denoiser, batch 1 ({args.breakout_onnx})")
-        print(f"{'runtime':<24}{'ms/call':>10}{'vs PyTorch':>12}" + "".join(f"{f'fps@{k}':>9}" for k in range(1, 5)))
+        steps = range(1, 5)
+        print(f"{'runtime':<24}{'ms/call':>10}{'vs PyTorch':>12}" + "".join(f"{f'fps@{k}':>9}" for k in steps))
         for name, ms in rows:
-            print(f"{name:<24}{ms:>10.2f}{base / ms:>11.2f}x" + "".join(f"{1000 / (k * ms):>9.1f}" for k in range(1, 5)))
+            print(f"{name:<24}{ms:>10.2f}{base / ms:>11.2f}x" + "".join(f"{1000 / (k * ms):>9.1f}" for k in steps))
 
 if __name__ == "__main__":
     main()
