@@ -14,6 +14,7 @@ await build({
   entryPoints: {
     app: join(root, "src/main.ts"),
     bench: join(root, "src/bench.ts"),
+    "bench-worker": join(root, "src/bench-worker.ts"),
     "flappy-worker": join(root, "src/flappy/worker.ts"),
   },
   bundle: true,
@@ -24,7 +25,6 @@ await build({
   minify: false,
   logLevel: "warning",
   // onnxruntime-web locates its WASM through env.wasm.wasmPaths (set in src/shell/ort.ts), not through the bundle
-  external: [],
 });
 
 cpSync(join(root, "public"), dist, { recursive: true });

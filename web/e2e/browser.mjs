@@ -75,17 +75,18 @@ try {
   await page.goto(`${base}/?model=${breakout.id}`);
   const ready = await until(page, (id) => window.__playerReady === id && window.__breakout, breakout.id, 60_000, "Breakout to load");
   check(ready, "Breakout loads");
-  const x0 = await page.evaluate(() => window.__breakout.paddleX());
-  await page.keyboard.down("ArrowRight");
-  await page.waitForTimeout(1200);
-  await page.keyboard.up("ArrowRight");
-  const x1 = await page.evaluate(() => window.__breakout.paddleX());
+  // Left first (the game's random serve may leave the paddle at the right edge), then Right, then Left again.
+  const hold = async (key, ms) => {
+    await page.keyboard.down(key);
+    await page.waitForTimeout(ms);
+    await page.keyboard.up(key);
+    return page.evaluate(() => window.__breakout.paddleX());
+  };
+  const x0 = await hold("ArrowLeft", 1000);
+  const x1 = await hold("ArrowRight", 1200);
   check(x1 > x0, `holding Right moves the paddle right (x ${x0} -> ${x1})`);
-  await page.keyboard.down("ArrowLeft");
-  await page.waitForTimeout(600);
-  await page.keyboard.up("ArrowLeft");
-  const x2 = await page.evaluate(() => window.__breakout.paddleX());
-  check(x2 < x1, `holding Left moves it back (x ${x1} -> ${x2})`);
+  const x2 = await hold("a", 600);
+  check(x2 < x1, `holding A moves it back left (x ${x1} -> ${x2})`);
   const dreamed = await until(page, () => window.__breakout.dreamFrames() >= 3, null, 60_000, "dream frames");
   const dreamFrames = await page.evaluate(() => window.__breakout.dreamFrames());
   check(dreamed, `the dream layer produces frames (${dreamFrames} so far; ${await page.textContent("#dream-fps")})`);

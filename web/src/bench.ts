@@ -1,0 +1,160 @@
+// The benchmark page (/bench): runs src/bench-worker.ts once per configuration (WASM 1 thread, WASM 2 threads when
+// the page is cross-origin isolated, WebGPU when the browser has an adapter) for the chosen models and shows one
+// table, which "Copy table" puts on the clipboard as Markdown. ?auto=1&calls=N&tokens=N&recompute=N runs at load
+// (the browser tests use it; the result is also left in window.__bench).
+import type { BenchRequest, BenchRow } from "./bench-worker";
+import { chooseRuntime, WASM_PATHS } from "./shell/ort";
+import { listModels, loadModel } from "./shell/loader";
+import type { LoadedModel, ModelEntry, RuntimeChoice } from "./shell/types";
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = (text: string) => { $("bench-status").textContent = text; };
+
+interface Column { label: string; runtime: RuntimeChoice }
+
+async function columns(): Promise<Column[]> {
+  const cols: Column[] = [{ label: "WASM 1 thread", runtime: { backend: "wasm", threads: 1, wasmPaths: WASM_PATHS } }];
+  if (crossOriginIsolated) cols.push({ label: "WASM 2 threads", runtime: { backend: "wasm", threads: 2, wasmPaths: WASM_PATHS } });
+  const best = await chooseRuntime();
+  if (best.backend === "webgpu") cols.push({ label: "WebGPU", runtime: { ...best, threads: 1 } });
+  return cols;
+}
+
+function runInWorker(req: BenchRequest): Promise<BenchRow[]> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker("/bench-worker.js", { type: "module" });
+    worker.onmessage = (e) => {
+      const msg = e.data;
+      if (msg.type === "progress") status(`${req.runtime.backend} x${req.runtime.threads}: ${msg.text}`);
+      else {
+        worker.terminate();
+        if (msg.type === "done") resolve(msg.rows);
+        else reject(new Error(msg.message));
+      }
+    };
+    worker.onerror = (e) => {
+      worker.terminate();
+      reject(new Error(e.message || "benchmark worker failed to start"));
+    };
+    worker.postMessage(req);
+  });
+}
+
+function markdown(cols: Column[], table: Map<string, Map<string, BenchRow>>): string {
+  const head = `| model | measure | ${cols.map((c) => c.label).join(" | ")} |`;
+  const rule = `|---|---|${cols.map(() => "---:").join("|")}|`;
+  const lines = [...table].map(([key, byCol]) => {
+    const any = [...byCol.values()][0];
+    const cells = cols.map((c) => {
+      const r = byCol.get(c.label);
+      return r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-";
+    });
+    return `| ${any.task} | ${key.split("\u0000")[1]} | ${cells.join(" | ")} |`;
+  });
+  return [`${navigator.userAgent.match(/(Chrome|Chromium|Firefox)\/[\d.]+/)?.[0] ?? "browser"}, ` +
+    `${navigator.hardwareConcurrency} cores, cross-origin isolated: ${crossOriginIsolated}`, "", head, rule, ...lines].join("\n");
+}
+
+function render(cols: Column[], table: Map<string, Map<string, BenchRow>>): void {
+  const el = $<HTMLTableElement>("bench-table");
+  const head = document.createElement("tr");
+  for (const h of ["model", "measure", ...cols.map((c) => c.label)]) head.append(Object.assign(document.createElement("th"), { textContent: h }));
+  const rows = [...table].map(([key, byCol]) => {
+    const tr = document.createElement("tr");
+    const any = [...byCol.values()][0];
+    tr.append(Object.assign(document.createElement("td"), { textContent: any.task }),
+      Object.assign(document.createElement("td"), { textContent: key.split("\u0000")[1] }));
+    for (const c of cols) {
+      const r = byCol.get(c.label);
+      tr.append(Object.assign(document.createElement("td"), {
+        textContent: r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-",
+      }));
+    }
+    return tr;
+  });
+  el.replaceChildren(head, ...rows);
+}
+
+async function run(models: LoadedModel[]): Promise<string> {
+  const cols = await columns();
+  const table = new Map<string, Map<string, BenchRow>>();
+  const settings = {
+    calls: Number($<HTMLInputElement>("bench-calls").value),
+    tokens: Number($<HTMLInputElement>("bench-tokens").value),
+    recomputeTokens: Number($<HTMLInputElement>("bench-recompute").value),
+  };
+  for (const model of models) {
+    for (const col of cols) {
+      status(`${model.entry.label}: ${col.label}...`);
+      const rows = await runInWorker({
+        runtime: col.runtime, task: model.manifest.task, manifest: model.manifest,
+        onnx: model.onnx, prefill: model.prefill, ...settings,
+      });
+      for (const r of rows) {
+        const key = `${r.task}\u0000${r.metric.replace(/, \d+ tokens/, "").replace(/ \(\d+ slides\)/, "")}`;
+        if (!table.has(key)) table.set(key, new Map());
+        table.get(key)!.set(col.label, r);
+      }
+      render(cols, table);
+    }
+  }
+  const md = markdown(cols, table);
+  status(`done: ${models.map((m) => m.entry.label).join(", ")}`);
+  return md;
+}
+
+async function main(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  for (const [param, id] of [["calls", "bench-calls"], ["tokens", "bench-tokens"], ["recompute", "bench-recompute"]]) {
+    if (params.has(param)) $<HTMLInputElement>(id).value = params.get(param)!;
+  }
+  let entries: ModelEntry[] = [];
+  try {
+    entries = await listModels();
+  } catch (err) {
+    $("error").hidden = false;
+    $("error").textContent = `Could not list models: ${err}`;
+    return;
+  }
+  for (const task of ["breakout", "flappy"] as const) {
+    const select = $<HTMLSelectElement>(`bench-${task}`);
+    select.replaceChildren(new Option("(skip)", ""), ...entries.filter((e) => e.task === task).map((e) => new Option(e.label, e.id)));
+    select.selectedIndex = select.options.length > 1 ? 1 : 0;
+  }
+  const start = async () => {
+    $<HTMLButtonElement>("bench-run").disabled = true;
+    $("error").hidden = true;
+    try {
+      const chosen = ["breakout", "flappy"].map((t) => entries.find((e) => e.id === $<HTMLSelectElement>(`bench-${t}`).value))
+        .filter((e): e is ModelEntry => Boolean(e));
+      const models = [];
+      for (const e of chosen) models.push(await loadModel(e, (l, t, what) => status(`loading ${what}: ${(l / 1e6).toFixed(1)} MB`)));
+      const md = await run(models);
+      const area = $<HTMLTextAreaElement>("bench-markdown");
+      area.value = md;
+      area.hidden = false;
+      $<HTMLButtonElement>("bench-copy").disabled = false;
+      (window as any).__bench = { markdown: md };
+    } catch (err) {
+      $("error").hidden = false;
+      $("error").textContent = `Benchmark failed: ${err instanceof Error ? err.message : err}`;
+      (window as any).__bench = { error: String(err) };
+    } finally {
+      $<HTMLButtonElement>("bench-run").disabled = false;
+    }
+  };
+  $("bench-run").addEventListener("click", start);
+  $("bench-copy").addEventListener("click", async () => {
+    const md = $<HTMLTextAreaElement>("bench-markdown").value;
+    try {
+      await navigator.clipboard.writeText(md);
+      status("table copied as Markdown");
+    } catch {
+      $<HTMLTextAreaElement>("bench-markdown").select();
+      status("clipboard not available: the table is selected in the box below (Ctrl-C)");
+    }
+  });
+  if (params.get("auto") === "1") await start();
+}
+
+main();
