@@ -123,7 +123,8 @@ def _flappy_openings(count: int, frames: int) -> list:
     openings = []
     for seed in range(count):
         states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=seed, max_frames=frames + 1)
-        assert len(states) > frames, "the heuristic player died inside a start context"
+        if len(states) <= frames:
+            raise RuntimeError(f"flappy fixture: the heuristic player died within {frames} frames (seed {seed})")
         openings.append(SPEC.encode_episode(states, actions)[:frames * SPEC.tokens_per_frame - 1])
     return openings
 
@@ -268,13 +269,15 @@ def _write_hash_case(out: Path, context, seed: int) -> dict:
 
 
 def _flappy_spec_checks(out: Path) -> None:
-    """Python's legal masks, decoded values, well-formedness and choice rules for the TS spec/decoder unit tests."""
+    """Python's legal masks, decoded values, well-formedness, choice rules and rendered frames for the TS unit tests."""
+    import base64
     import math
 
     import numpy as np
 
     from worldmodels.data.flappy_tokens import SPEC
     from worldmodels.games.flappy import FlappyGame, FlappyState, HeuristicPolicy, record_episode
+    from worldmodels.games.flappy_render import render_frame
     from worldmodels.token_sampling import pipe_is_new, sample_inverse_cdf
 
     states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=200)
@@ -314,15 +317,21 @@ def _flappy_spec_checks(out: Path) -> None:
             u = float(rng.random())
             sampling.append({"logits": logits, "u": u, "temperature": temperature,
                              "id": sample_inverse_cdf(logits, SPEC.legal_mask(3, examples[2][:3]), u, temperature)})
+    render = []  # render_frame of the decoded tokens: a frame with two pipes, a respawn, a death
+    for frame in (examples[2], examples[4], dead):
+        image = render_frame(SPEC.decode_frame(frame)[0], scale=0.5)
+        render.append({"tokens": frame, "scale": 0.5, "shape": image.shape,
+                       "rgb_b64": base64.b64encode(image.tobytes()).decode()})
     _flappy_json(out / "spec.json", {"token_spec": SPEC.to_json(), "legal": legal, "decoded": decoded,
                                     "well_formed": well_formed, "pipe_is_new": new_pipe, "sampling": sampling,
-                                    "sampling_slot": 3, "sampling_prefix": examples[2][:3]})
+                                    "sampling_slot": 3, "sampling_prefix": examples[2][:3], "render": render})
 
 
 def write_flappy(out: Path) -> None:
     """Flappy exports (a small model whose window slides often, and the default shape; random init) with the
-    reference FrameDecoder's frames on onnxruntime, plus the token spec checks: `spec.json`, `<case>/decoder.json`
-    next to `<case>/flappy.json`, `flappy.onnx`, `flappy.prefill.onnx`. Read by web/tests/flappy_*.test.ts."""
+    reference FrameDecoder's frames on onnxruntime: `<case>/decoder.json` next to `<case>/flappy.json`,
+    `flappy.onnx`, `flappy.prefill.onnx`; `hash/decoder.json` (the decoder over _HashBackend); `spec.json` (token
+    spec checks, choice rules, rendered frames); `cases.json`. Read by web/tests/flappy_*.test.ts."""
     import torch
 
     out = Path(out)

@@ -1,0 +1,126 @@
+// The Flappy module worker (dist/flappy-worker.js): owns the onnxruntime-web sessions and the FrameDecoder, and plays
+// at a fixed frame rate. A queued flap is read only at a frame boundary (used for that frame, then cleared); only
+// committed frames are posted. The model's done token stops the game until the next reset. Protocol: protocol.ts.
+// The decoding itself is tested in web/tests/flappy_decoder.test.ts; the worker end to end by web/e2e/browser.mjs.
+import { configureOrt } from "../shell/ort";
+import type { FlappyManifest } from "../shell/manifest";
+import { type CacheState, OrtFlappyBackend } from "./backend";
+import { FrameDecoder } from "./decoder";
+import type { FromWorker, ToWorker } from "./protocol";
+import { TokenSpec } from "./spec";
+
+const DEFAULT_FPS = 30;
+const SMOOTHING = 0.1; // weight of the newest frame in the tokens/s and frames/s averages
+
+const scope = self as unknown as DedicatedWorkerGlobalScope;
+let manifest: FlappyManifest | null = null;
+let decoder: FrameDecoder<CacheState> | null = null;
+let fps = DEFAULT_FPS;
+let game = 0; // bumped by every reset and error: a loop whose game is no longer current stops
+let lastContext = -1;
+let flapQueued = false;
+let lock: Promise<unknown> = Promise.resolve(); // decoder calls never overlap
+
+const post = (msg: FromWorker) => scope.postMessage(msg);
+
+function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  const run = lock.then(fn);
+  lock = run.catch(() => undefined);
+  return run;
+}
+
+function fail(err: unknown): void {
+  game += 1;
+  post({ type: "error", message: err instanceof Error ? err.message : String(err) });
+}
+
+/** Resolves after pending messages (input, reset) were handled: a MessageChannel round trip, not clamped like timers. */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
+const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : yieldToEvents());
+
+async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
+  configureOrt(msg.runtime);
+  const backend = await OrtFlappyBackend.create(msg.manifest, msg.onnx, msg.prefill, msg.runtime);
+  const seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  decoder = new FrameDecoder(backend, new TokenSpec(msg.manifest.token_spec),
+    { slideFrames: msg.manifest.decoding.slide_frames, temperature: msg.manifest.decoding.temperature, seed });
+  manifest = msg.manifest;
+  fps = msg.fps ?? DEFAULT_FPS;
+  lastContext = Math.floor(Math.random() * manifest.start_contexts.length) - 1;
+  post({ type: "ready", contexts: manifest.start_contexts.length, backend: msg.runtime.backend });
+}
+
+async function reset(contextIndex?: number): Promise<void> {
+  if (!decoder || !manifest) throw new Error("Flappy worker: reset before init");
+  const count = manifest.start_contexts.length;
+  if (contextIndex !== undefined && !(Number.isInteger(contextIndex) && contextIndex >= 0 && contextIndex < count)) {
+    throw new Error(`Flappy worker: no start context ${contextIndex} (the model has ${count})`);
+  }
+  const id = ++game;
+  const index = contextIndex ?? (lastContext + 1) % count;
+  await exclusive(async () => {
+    if (id !== game) return;
+    const context = manifest!.start_contexts[index];
+    await decoder!.reset(context);
+    lastContext = index;
+    flapQueued = false;
+    post({ type: "started", contextIndex: index, tokens: context.slice(-decoder!.spec.stateTokensPerFrame) });
+  });
+  if (id === game) play(id).catch(fail);
+}
+
+async function play(id: number): Promise<void> {
+  const d = decoder!;
+  const tokensPerFrame = d.spec.tokensPerFrame; // the action and the state tokens, one decode call each
+  let frameIndex = 0;
+  let due = performance.now();
+  let last = due;
+  let tokensPerSec = 0;
+  let framesPerSec = 0;
+  while (id === game) {
+    await sleep(due - performance.now());
+    if (id !== game) return;
+    const done = await exclusive(async () => {
+      if (id !== game) return true;
+      const action = flapQueued ? 1 : 0;
+      flapQueued = false;
+      const start = performance.now();
+      const tokens = await d.step(action);
+      const now = performance.now();
+      const speed = (tokensPerFrame * 1000) / Math.max(now - start, 1e-3);
+      const rate = 1000 / Math.max(now - last, 1e-3);
+      tokensPerSec = frameIndex ? tokensPerSec + SMOOTHING * (speed - tokensPerSec) : speed;
+      framesPerSec = frameIndex ? framesPerSec + SMOOTHING * (rate - framesPerSec) : rate;
+      last = now;
+      frameIndex += 1;
+      const over = d.done;
+      post({ type: "frame", tokens, frameIndex, done: over, tokensPerSec, framesPerSec });
+      if (over) post({ type: "done", frameIndex });
+      return over;
+    });
+    if (done) return;
+    const interval = fps > 0 ? 1000 / fps : 0;
+    due = Math.max(due + interval, performance.now() - interval); // catch up at most one frame after a stall
+  }
+}
+
+scope.onmessage = (event: MessageEvent<ToWorker>) => {
+  const msg = event.data;
+  const handle = async () => {
+    switch (msg.type) {
+      case "init": return init(msg);
+      case "reset": return reset(msg.contextIndex);
+      case "input": flapQueued = flapQueued || msg.flap; return;
+      case "fps": fps = msg.fps; return;
+      default: throw new Error(`Flappy worker: unknown message ${JSON.stringify((msg as { type?: unknown }).type)}`);
+    }
+  };
+  handle().catch(fail);
+};
