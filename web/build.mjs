@@ -16,6 +16,7 @@ await build({
     bench: join(root, "src/bench.ts"),
     "bench-worker": join(root, "src/bench-worker.ts"),
     "flappy-worker": join(root, "src/flappy/worker.ts"),
+    "breakout-worker": join(root, "src/breakout/worker.ts"),
   },
   bundle: true,
   format: "esm",

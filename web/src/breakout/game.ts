@@ -1,23 +1,16 @@
 // The Breakout page: the real simulator (src/breakout/sim.ts) is played with the keyboard at a fixed tick and stays
 // authoritative over the paddle, score and lives; the neural "dream" (the exported denoiser, sampled by
-// src/breakout/sampler.ts) runs asynchronously at its own pace and its latest frame is blended over the real one.
-// In "autonomous dream" the model's own frames feed its context. Plain DOM, no framework.
+// src/breakout/sampler.ts) runs in a module worker (src/breakout/worker.ts -> /breakout-worker.js) at its own pace,
+// one prediction in flight at a time, and its latest frame is blended over the real one. In "autonomous dream" the
+// model's own frames feed its context. Plain DOM, no framework.
 // Tested in a browser by the player's end-to-end tests through the element ids below and window.__breakout.
 import type { BreakoutManifest } from "../shell/manifest";
-import { createSession, type ort } from "../shell/ort";
 import type { Game, GameHost, LoadedModel, MountBreakout } from "../shell/types";
-import {
-  type Denoise,
-  frameLayout,
-  framesToTensor,
-  gaussianNoise,
-  sampleNextFrame,
-  samplerSettings,
-  sessionDenoiser,
-  tensorToFrames,
-} from "./sampler";
+import type { FromWorker, ToWorker } from "./protocol";
+import { frameLayout, samplerSettings } from "./sampler";
 import { BreakoutGame, FRAME_SIZE, LEFT, NOOP, RIGHT } from "./sim";
 
+const WORKER_URL = "/breakout-worker.js";
 const TICK_MS = 1000 / 30; // simulator ticks at 30 per second
 const MAX_CATCH_UP_TICKS = 5; // after a stall the game slows down instead of jumping ahead
 const SCALE = 6; // 64 x 64 -> 384 x 384
@@ -72,9 +65,6 @@ function incompatibility(m: BreakoutManifest): string | null {
   }
   return null;
 }
-
-/** Resolves after the browser has had a chance to paint and handle input (ORT on WASM blocks the main thread). */
-const breathe = (): Promise<void> => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 
 export const mountBreakout: MountBreakout = async (host: GameHost, model: LoadedModel<BreakoutManifest>): Promise<Game> => {
   const manifest = model.manifest;
@@ -187,79 +177,90 @@ export const mountBreakout: MountBreakout = async (host: GameHost, model: Loaded
   });
   sideBySide.addEventListener("change", () => (dreamScreen.hidden = !sideBySide.checked));
 
+  // The worker: one "predict" in flight at a time; each answer is shown and immediately followed by the next request
+  // with the newest context (real frames, or the model's own in autonomous mode) and the action held right now.
   let disposed = false;
-  let session: ort.InferenceSession | null = null;
-  let busy = false; // a prediction is running on the session
-  let released = false;
-  const releaseSession = () => {
-    if (session && !released) {
-      released = true;
-      void session.release();
-    }
+  let worker: Worker | null = null;
+  let ready = false;
+  let stopped = false; // a prediction failed: no more requests
+  let nextId = 0;
+  let inFlight: { id: number; epoch: number } | null = null;
+  const send = (msg: ToWorker, transfer: Transferable[] = []) => worker?.postMessage(msg, transfer);
+
+  const requestNext = () => {
+    if (disposed || !ready || stopped || inFlight) return;
+    const context = (dreamContext ?? real).map((frame) => frame.slice()); // copies: the buffers are transferred
+    inFlight = { id: ++nextId, epoch: contextEpoch };
+    send({ type: "predict", id: inFlight.id, context, action: action(), steps: Number(steps.value),
+      sigmaMax: Number(noise.value), seed: Math.floor(Math.random() * 2 ** 32) }, context.map((f) => f.buffer));
   };
 
-  const predictOnce = async (denoise: Denoise) => {
-    const epoch = contextEpoch;
-    const context = dreamContext ?? real;
-    const latest = context[context.length - 1];
-    const started = performance.now();
-    const pred = await sampleNextFrame(denoise, framesToTensor(context, layout), [action()],
-      gaussianNoise(latest.length), samplerSettings(manifest, { steps: Number(steps.value), sigmaMax: Number(noise.value) }),
-      layout);
+  const showPrediction = (frame: Uint8Array, ms: number, epoch: number) => {
     const done = performance.now();
-    const frame = tensorToFrames(pred, layout)[0];
     dream = frame;
     dreamCount++;
     if (dreamContext && epoch === contextEpoch) dreamContext = [...dreamContext.slice(1), frame];
     completions.push(done);
     while (completions[0] < done - FPS_WINDOW_MS) completions.shift();
-    const span = completions.length > 1 ? done - completions[0] : done - started;
-    fps.textContent = ((completions.length > 1 ? completions.length - 1 : 1) * 1000 / span).toFixed(1);
-    latency.textContent = (done - started).toFixed(0);
+    if (completions.length > 1) fps.textContent = ((completions.length - 1) * 1000 / (done - completions[0])).toFixed(1);
+    else fps.textContent = (1000 / Math.max(ms, 1e-3)).toFixed(1);
+    latency.textContent = ms.toFixed(0);
   };
 
-  const dreamLoop = async (denoise: Denoise) => {
-    try {
-      while (!disposed) {
-        busy = true;
-        await predictOnce(denoise);
-        busy = false;
+  /** Start the worker and create the session there; rejects with a clear message when the model cannot load. */
+  const startDream = (): Promise<void> => new Promise<void>((resolve, reject) => {
+    let initialised = false;
+    const fail = (message: string) => {
+      if (disposed) return;
+      if (!initialised) {
+        initialised = true; // settle once
+        reject(new Error(message));
+      } else {
+        stopped = true;
+        host.error(message);
       }
-    } catch (err) {
-      if (!disposed) host.error(`The model stopped: ${(err as Error).message ?? err}`);
-    } finally {
-      busy = false;
-      releaseSession();
-    }
-  };
-
-  const startDream = async () => {
-    const problem = incompatibility(manifest);
-    if (problem) {
-      host.error(`This model cannot dream here: ${problem}. The real game still runs.`);
-      return;
-    }
-    host.status(`Starting ${model.entry.label} on ${host.runtime.backend}...`);
+    };
     try {
-      session = await createSession(model.onnx, host.runtime);
+      worker = new Worker(WORKER_URL, { type: "module" });
     } catch (err) {
-      host.error(`Could not start the model (${host.runtime.backend}): ${(err as Error).message ?? err}. ` +
-        "The real game still runs.");
+      fail(`could not start the model's worker (${WORKER_URL}): ${(err as Error).message ?? err}`);
       return;
     }
-    if (disposed) {
-      releaseSession();
-      return;
-    }
-    host.status(`${model.entry.label} dreaming on ${host.runtime.backend}` +
-      (host.runtime.backend === "wasm" ? ` (${host.runtime.threads} thread${host.runtime.threads > 1 ? "s" : ""})` : ""));
-    // Each denoiser call first lets the page paint and read keys: on WASM a call blocks the main thread.
-    const denoise = sessionDenoiser(session, manifest);
-    await dreamLoop(async (input, n) => {
-      await breathe();
-      return denoise(input, n);
-    });
-  };
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      if (disposed) return;
+      const msg = event.data;
+      switch (msg.type) {
+        case "ready":
+          initialised = true;
+          ready = true;
+          host.status(`${model.entry.label} dreaming on ${msg.backend}` +
+            (msg.backend === "wasm" ? ` (${msg.threads} thread${msg.threads > 1 ? "s" : ""})` : "") + " in a worker");
+          resolve();
+          requestNext();
+          return;
+        case "frame": {
+          if (!inFlight || msg.id !== inFlight.id) return;
+          const { epoch } = inFlight;
+          inFlight = null;
+          showPrediction(msg.frame, msg.ms, epoch);
+          requestNext();
+          return;
+        }
+        case "error":
+          if (msg.stage === "init") fail(`could not load the model: ${msg.message}`);
+          else fail(`The model stopped: ${msg.message}. The real game still runs.`);
+          return;
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      fail(`the model's worker (${WORKER_URL}) failed: ${event.message || "could not load it"}`);
+    };
+    worker.onmessageerror = () => fail("the model's worker sent a message that could not be read");
+    host.status(`Starting ${model.entry.label} on ${host.runtime.backend}...`);
+    const onnx = model.onnx.slice(); // a copy: the shell keeps its bytes
+    send({ type: "init", runtime: host.runtime, manifest, onnx }, [onnx.buffer]);
+  });
 
   // --- drawing ---
   const small = el("canvas", { width: FRAME_SIZE, height: FRAME_SIZE });
@@ -301,18 +302,30 @@ export const mountBreakout: MountBreakout = async (host: GameHost, model: Loaded
   raf = requestAnimationFrame(loop);
 
   window.__breakout = { paddleX: () => sim.paddleX, dreamFrames: () => dreamCount, tick: () => ticks };
-  void startDream();
 
-  return {
-    dispose() {
-      disposed = true;
-      cancelAnimationFrame(raf);
-      window.removeEventListener("keydown", onKeyDown);
-      window.removeEventListener("keyup", onKeyUp);
-      window.removeEventListener("blur", onBlur);
-      delete window.__breakout;
-      if (!busy) releaseSession(); // else the dream loop releases it when the running prediction ends
-      root.remove();
-    },
+  const dispose = () => {
+    if (disposed) return;
+    disposed = true;
+    cancelAnimationFrame(raf);
+    window.removeEventListener("keydown", onKeyDown);
+    window.removeEventListener("keyup", onKeyUp);
+    window.removeEventListener("blur", onBlur);
+    delete window.__breakout;
+    worker?.terminate();
+    worker = null;
+    root.remove();
   };
+
+  const problem = incompatibility(manifest);
+  if (problem) {
+    host.error(`This model cannot dream here: ${problem}. The real game still runs.`);
+  } else {
+    try {
+      await startDream();
+    } catch (err) {
+      dispose(); // the shell shows the error in place of the game
+      throw err;
+    }
+  }
+  return { dispose };
 };
