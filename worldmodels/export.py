@@ -223,7 +223,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         decode_tmp, prefill_tmp = Path(tmp) / "decode.onnx", Path(tmp) / "prefill.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            export_onnx(net, decode_tmp, prefill_tmp)
+            export_onnx(net, decode_tmp, prefill_tmp, dynamic_batch=False)  # the player decodes one game
         frames = PARITY_TOKENS // SPEC.tokens_per_frame
         max_diff, same = flappy_parity(net, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]), frames,
                                        slide_frames)
@@ -242,17 +242,17 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "prefill_onnx": f"{name}.prefill.onnx",
         "opset": OPSET,
         "inputs": [
-            {"name": DECODE_INPUTS[0], "shape": ["batch", 1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[1], "shape": ["batch"], "dtype": "int64"},
-            {"name": DECODE_INPUTS[2], "shape": [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
+            {"name": DECODE_INPUTS[0], "shape": [1, 1], "dtype": "int64"},
+            {"name": DECODE_INPUTS[1], "shape": [1], "dtype": "int64"},
+            {"name": DECODE_INPUTS[2], "shape": [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
              "dtype": "float32"},
-            {"name": DECODE_INPUTS[3], "shape": [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
+            {"name": DECODE_INPUTS[3], "shape": [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
              "dtype": "float32"},
-            {"name": DECODE_INPUTS[4], "shape": ["batch"], "dtype": "int64"},
+            {"name": DECODE_INPUTS[4], "shape": [1], "dtype": "int64"},
         ],
         "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
-            ["batch", SPEC.vocab_size], [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim],
-            [cfg.layers, "batch", cfg.heads, cfg.context, cfg.head_dim]), strict=True)],
+            [1, SPEC.vocab_size], [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
+            [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]), strict=True)],
         "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
         "token_spec": SPEC.to_json(),
         "decoding": {"context": cfg.context, "slide_frames": slide_frames,

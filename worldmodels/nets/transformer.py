@@ -284,8 +284,11 @@ class PrefillGraph(nn.Module):
         return self.model.prefill(tokens, positions)
 
 
-def export_onnx(model: TokenTransformer, decode_path: str | Path, prefill_path: str | Path) -> None:
-    """Write the decode and prefill graphs (names at the top of this file; batch and prefill length dynamic)."""
+def export_onnx(model: TokenTransformer, decode_path: str | Path, prefill_path: str | Path,
+                dynamic_batch: bool = True) -> None:
+    """Write the decode and prefill graphs (names at the top of this file; the prefill length is dynamic). With
+    `dynamic_batch=False` the batch axis is fixed at 1: onnxruntime then drops the shape arithmetic for it, about 40%
+    of the decode graph's nodes, which is most of the cost of a step in onnxruntime-web (per-node overhead)."""
     model = model.eval()
     device = model.embed.weight.device
     cache = KVCache.empty(model.cfg, 1, device)
@@ -293,7 +296,10 @@ def export_onnx(model: TokenTransformer, decode_path: str | Path, prefill_path: 
             cache.k, cache.v, cache.length)
     # Prefill is traced at T = 2 so that no length-1 axis gets folded away as a broadcast.
     context = (torch.zeros(1, 2, dtype=torch.long, device=device), torch.arange(2, device=device)[None])
-    batch, cache_axes, time_axes = {0: "batch"}, {1: "batch"}, {0: "batch", 1: "time"}
+    if dynamic_batch:
+        batch, cache_axes, time_axes = {0: "batch"}, {1: "batch"}, {0: "batch", 1: "time"}
+    else:
+        batch, cache_axes, time_axes = {}, {}, {1: "time"}
     with torch.no_grad():
         torch.onnx.export(
             DecodeGraph(model), step, str(decode_path), input_names=DECODE_INPUTS, output_names=DECODE_OUTPUTS,

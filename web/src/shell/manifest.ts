@@ -69,9 +69,9 @@ function isObject(v: unknown): v is Record<string, any> {
 }
 
 function shapeMatches(actual: unknown, expected: (number | string)[]): boolean {
-  // Named axes ("N", "batch") accept any name; numeric axes must match exactly.
+  // Named axes ("N", "batch") accept any name or a fixed 1 (the player runs one game); numeric axes match exactly.
   return Array.isArray(actual) && actual.length === expected.length &&
-    expected.every((e, i) => (typeof e === "number" ? actual[i] === e : typeof actual[i] === "string"));
+    expected.every((e, i) => (typeof e === "number" ? actual[i] === e : typeof actual[i] === "string" || actual[i] === 1));
 }
 
 function checkTensor(list: unknown, name: string, shape: (number | string)[], where: string, label: string): void {

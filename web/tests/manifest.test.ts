@@ -1,0 +1,69 @@
+// Manifest validation (src/shell/manifest.ts) on the real manifests export.py writes (from the parity fixtures):
+// they pass, and each kind of bad manifest fails with a message naming what is wrong.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { cacheShape, ManifestError, validateManifest } from "../src/shell/manifest";
+import { checkOnnxBytes } from "../src/shell/loader";
+
+function manifest(task: "breakout" | "flappy"): any {
+  const root = process.env.WM_FIXTURES;
+  if (!root) throw new Error("WM_FIXTURES is not set: run `python tests/web_fixtures.py DIR` from the repo root, then WM_FIXTURES=DIR npx vitest run");
+  const path = task === "breakout" ? join(root, "breakout", "breakout.json") : join(root, "flappy", "default", "flappy.json");
+  return JSON.parse(readFileSync(path, "utf8"));
+}
+
+const bad = (m: any, expectTask?: "breakout" | "flappy") => () => validateManifest(m, "test.json", expectTask);
+
+describe("manifest validation", () => {
+  it("accepts what export.py writes, for both tasks", () => {
+    expect(validateManifest(manifest("breakout")).task).toBe("breakout");
+    const f = validateManifest(manifest("flappy"), "flappy.json", "flappy");
+    expect(f.task).toBe("flappy");
+    expect(cacheShape(f as any)).toEqual(f.inputs.find((i) => i.name === "k_cache")!.shape);
+  });
+
+  it("rejects a file that is not a worldmodels manifest", () => {
+    expect(bad([1, 2])).toThrow(/not a JSON object/);
+    expect(bad({ ...manifest("breakout"), format: "something" })).toThrow(/not a worldmodels manifest/);
+  });
+
+  it("rejects an unknown format version, naming it", () => {
+    expect(bad({ ...manifest("breakout"), format_version: 99 })).toThrow(ManifestError);
+    expect(bad({ ...manifest("flappy"), format_version: 99 })).toThrow(/unknown format version 99/);
+  });
+
+  it("rejects the wrong task", () => {
+    expect(bad(manifest("breakout"), "flappy")).toThrow(/is a breakout model, but the flappy game/);
+    expect(bad({ ...manifest("breakout"), task: "pong" })).toThrow(/unknown task "pong"/);
+  });
+
+  it("rejects wrong shapes", () => {
+    const b = manifest("breakout");
+    b.inputs[0].shape = ["N", 7, 64, 64];
+    expect(bad(b)).toThrow(/input "input" has shape \["N",7,64,64\], the player needs \["N",19,64,64\]/);
+    const f = manifest("flappy");
+    f.outputs.find((o: any) => o.name === "logits").shape = [1, 17];
+    expect(bad(f)).toThrow(/output "logits" has shape/);
+    const g = manifest("flappy");
+    g.decoding.context = 100; // the cache inputs no longer match the declared context
+    expect(bad(g)).toThrow(/input "k_cache" has shape/);
+  });
+
+  it("rejects missing pieces", () => {
+    const f = manifest("flappy");
+    f.start_contexts = [];
+    expect(bad(f)).toThrow(/start_contexts/);
+    const b = manifest("breakout");
+    b.sampler.sigma_min = 2 * b.sampler.sigma_max;
+    expect(bad(b)).toThrow(/sigma_min <= sigma_max/);
+    expect(bad({ ...manifest("flappy"), prefill_onnx: undefined })).toThrow(/prefill_onnx/);
+  });
+
+  it("tells a corrupt ONNX file from a real one", () => {
+    const root = process.env.WM_FIXTURES!;
+    const real = new Uint8Array(readFileSync(join(root, "breakout", "breakout.onnx")));
+    expect(() => checkOnnxBytes(real, "breakout.onnx")).not.toThrow();
+    expect(() => checkOnnxBytes(new TextEncoder().encode("<html>not found</html>".repeat(5)), "x.onnx")).toThrow(/not an ONNX model/);
+  });
+});
