@@ -148,6 +148,14 @@ try {
   // The page's own console errors from loading a bad model are expected; count only the good pages' errors.
   const goodErrors = consoleErrors.filter((e) => !/corrupt|future/.test(e));
 
+  // --- The benchmark page measures both models and produces its table
+  await page.goto(`${base}/bench?auto=1&calls=2&tokens=100&recompute=2`);
+  const benched = await until(page, () => window.__bench, null, 240_000, "the benchmark page");
+  const bench = benched ? await page.evaluate(() => window.__bench) : { error: "timed out" };
+  const rows = (bench.markdown ?? "").split("\n").filter((l) => /^\| (breakout|flappy) \|/.test(l));
+  check(!bench.error && rows.some((l) => l.startsWith("| breakout")) && rows.some((l) => l.startsWith("| flappy")) &&
+    rows.every((l) => /\d/.test(l.split("|")[3])), `the bench page fills its table (${rows.length} rows${bench.error ? `; ${bench.error}` : ""})`);
+
   // --- The server refuses path traversal
   for (const path of ["/../pyproject.toml", "/%2e%2e/%2e%2e/etc/passwd", "/ort/../../worldmodels/play.py"]) {
     const res = await rawGet(path);
