@@ -21,7 +21,8 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed ## create .venv and install the package with its dev tools
 
 web/node_modules/.installed: web/package.json web/package-lock.json
-	cd web && npm ci --no-audit --no-fund
+	# npm install, not npm ci: npm 11 leaves rollup's per-platform optional packages out of the lock file, which npm ci rejects
+	cd web && npm install --no-audit --no-fund
 	touch $@
 
 # Debian's chromium for the browser tests (apt-get needs root, as on CI); skipped when it is already there

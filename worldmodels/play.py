@@ -136,14 +136,14 @@ def needs_build(web_dir: Path = WEB_DIR) -> bool:
 
 
 def build(web_dir: Path = WEB_DIR, force: bool = False) -> None:
-    """`npm ci` (when node_modules is missing) and `npm run build`, when the sources are newer than the build."""
+    """`npm install` (when node_modules is missing) and `npm run build`, when the sources are newer than the build."""
     if not (force or needs_build(web_dir)):
         return
     npm = shutil.which("npm")
     if npm is None:
         raise UserError("npm not found: the player is built with Node.js 20+ and npm "
                         "(Debian: apt-get install nodejs npm), or run with --no-build on an existing web/dist")
-    steps = ([[npm, "ci", "--no-audit", "--no-fund"]] if not (web_dir / "node_modules").is_dir() else [])
+    steps = ([[npm, "install", "--no-audit", "--no-fund"]] if not (web_dir / "node_modules").is_dir() else [])
     for cmd in steps + [[npm, "run", "build"]]:
         print("$", " ".join(cmd[1:]), f"(in {web_dir})", flush=True)
         if subprocess.run(cmd, cwd=web_dir).returncode:
