@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +107,10 @@ def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
     else:
         run, module = checkpoint
         backend, forward = TorchBackend(module.inference_net), torch_forward(module.inference_net)
-    store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
+    # The cache of this machine (conf/paths/default.yaml's rule), not the training machine's path in the manifest:
+    # the episodes are keyed by the collector config, so they are found (or rebuilt) wherever the cache lives.
+    cache_dir = Path(os.environ.get("WORLDMODELS_CACHE", Path.cwd() / ".cache"))
+    store = ensure_episodes(run.data.collector, cache_dir, run.seed)
     held_out = np.asarray(store.val_ids)
     by_policy = {}
     for name in sorted({store.policy_name(int(i)) for i in held_out}):
