@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from torch.utils.data import DataLoader
 
 from worldmodels.callbacks import ppo_collector
@@ -335,7 +336,8 @@ def test_tiny_ppo_run_is_cached_scored_and_reused(tmp_path, monkeypatch):
     from stable_baselines3 import PPO
 
     cfg = small(policy="ppo", ppo_timesteps=2048, ppo_envs=2, eval_episodes=3, episodes=4, max_frames=100)
-    path, scores = ensure_policy(cfg, tmp_path)
+    with torch.no_grad():  # as under `evaluate`, which may have to rebuild the cache: PPO still trains
+        path, scores = ensure_policy(cfg, tmp_path)
     manifest = json.loads((path.parent / "manifest.json").read_text())
     assert path.is_file() and path.parent.name == f"ppo-{manifest['hash']}"
     assert manifest["scores"] == scores and scores["episodes"] == 3

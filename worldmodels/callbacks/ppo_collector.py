@@ -214,7 +214,8 @@ def train_ppo(cfg: CollectorConfig):
     # sb3 calls the schedule with the share of training still to go: 1 at the start, 0 at the end.
     model = PPO("MlpPolicy", env, learning_rate=lambda remaining: last + (first - last) * remaining,
                 policy_kwargs={"net_arch": hp.pop("net_arch")}, seed=cfg.ppo_seed, device="cpu", verbose=0, **hp)
-    model.learn(cfg.ppo_timesteps, callback=ProgressBar(cfg.ppo_timesteps))
+    with torch.enable_grad():  # a caller may have switched gradients off (evaluate does)
+        model.learn(cfg.ppo_timesteps, callback=ProgressBar(cfg.ppo_timesteps))
     env.close()
     return model
 
