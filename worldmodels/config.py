@@ -83,12 +83,21 @@ class LoggerConfig:
     name: str = "wandb"
     project: str = "worldmodels"
     mode: str = "auto"  # auto | online | offline (wandb only)
+    # wandb only; null = automatic (worldmodels.run_identity): under -m the sweep directory's name / the job's
+    # swept overrides (model.width=16), otherwise no group / W&B's own name.
     group: str | None = None
-    tags: list[str] = field(default_factory=list)
+    run_name: str | None = None
+    tags: list[str] = field(default_factory=list)  # added to the automatic ones: the task, the experiment
 
     def validate(self, key: str) -> None:
         require(self.name in ("wandb", "csv", "none"), f"{key}.name", f"must be wandb, csv or none (got {self.name!r})")
         require(self.mode in ("auto", "online", "offline"), f"{key}.mode", "must be auto, online or offline")
+        for field_name in ("group", "run_name"):
+            value = getattr(self, field_name)
+            require(value is None or 0 < len(value) <= 128, f"{key}.{field_name}",
+                    f"must be null (automatic) or 1 to 128 characters (got {value!r})")
+        for i, tag in enumerate(self.tags):
+            require(0 < len(tag) <= 64, f"{key}.tags[{i}]", f"must be 1 to 64 characters (got {tag!r})")
 
 
 @dataclass

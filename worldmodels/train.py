@@ -4,7 +4,8 @@
     python -m worldmodels.train experiment=breakout_cpu             # ~20 minutes on a 2-core CPU
     python -m worldmodels.train debug=smoke                         # seconds: every artifact, tiny everything
     python -m worldmodels.train ckpt_path=outputs/.../last.ckpt     # resume: step, optimizer, data stream
-    python -m worldmodels.train -m model.width=32,64                # sweep (hydra/launcher=parallel for joblib)
+    python -m worldmodels.train -m model.width=32,64                # sweep (hydra/launcher=joblib: in parallel)
+    python -m worldmodels.train -m sweep=breakout_optuna            # Optuna search (conf/sweep/)
 
 Everything a run writes goes under its own directory (`outputs/<task>/<time>/`): checkpoints/, media/, export/,
 the logger's files and summary.json.
@@ -46,8 +47,13 @@ def build_logger(run: RunConfig, run_config: dict):
     offline = run.logger.mode == "offline" or (run.logger.mode == "auto" and not wandb_api_key_configured())
     if offline:
         log.info("logger: W&B offline (no API key configured); sync later with `wandb sync %s/wandb/offline-*`", out)
-    return WandbLogger(project=run.logger.project, save_dir=str(out), offline=offline, group=run.logger.group,
-                       tags=[run.task_name, *run.logger.tags], config=run_config, settings=wandb.Settings(quiet=True))
+    from worldmodels.run_identity import hydra_job_config, swept_keys, wandb_run_identity
+
+    hydra_cfg = hydra_job_config()
+    identity = wandb_run_identity(run, hydra_cfg, swept_keys(hydra_cfg))  # group by sweep, name by swept overrides
+    log.info("logger: W&B group %s, run name %s, tags %s", identity["group"], identity["name"], identity["tags"])
+    return WandbLogger(project=run.logger.project, save_dir=str(out), offline=offline, config=run_config,
+                       settings=wandb.Settings(quiet=True), **identity)
 
 
 def wandb_api_key_configured() -> bool:
@@ -63,6 +69,7 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 
     from worldmodels.callbacks import SaveOnInterrupt
+    from worldmodels.callbacks.fingerprint import debug_callbacks
     from worldmodels.callbacks.onnx_export import OnnxExport
     from worldmodels.tasks import task_callbacks
 
@@ -79,7 +86,24 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if run.callbacks.onnx_export.enabled:
         callbacks.append(OnnxExport(run.callbacks.onnx_export, run, out / "export"))
+    callbacks += debug_callbacks()  # test instrumentation, only with WORLDMODELS_DUMP_WEIGHTS set
     return callbacks
+
+
+def refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
+    """Lightning's DDP starts each extra rank by re-running this command with the run's `hydra.run.dir`. Inside a
+    sweep (-m) that command is the whole sweep, so each extra rank would run every job into new directories."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+
+    launcher = trainer.strategy.launcher
+    if (isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
+            and not launcher.cluster_environment.creates_processes_externally
+            and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN):
+        raise UserError(f"trainer.devices: DDP over {launcher.num_processes} processes cannot run inside a sweep "
+                        f"(-m), Lightning would re-run the whole sweep in each extra process; run DDP jobs one "
+                        f"at a time without -m, or sweep with trainer.devices=1")
 
 
 def train(cfg: DictConfig) -> float:
@@ -113,6 +137,7 @@ def train(cfg: DictConfig) -> float:
         callbacks=callbacks, logger=logger, num_sanity_val_steps=0,
     )
     log.info("trainer: %s x%s, %s, %d steps", t.accelerator, t.devices, t.precision, t.max_steps)
+    refuse_ddp_in_sweep(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=run.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics["global_step"] = trainer.global_step
@@ -135,7 +160,22 @@ def train(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    return one_line_errors(train)(cfg)
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return one_line_errors(train)(cfg)
+    # In a sweep one failed job must not end the others: record it, tell the sweeper it scored +inf, go on.
+    # worldmodels.sweep.ReportFailures lists the failed jobs when the sweep ends.
+    try:
+        return train(cfg)
+    except Exception as err:  # noqa: BLE001 (any failure of one job)
+        from worldmodels.sweep import record_failure
+
+        record_failure(Path(HydraConfig.get().runtime.output_dir), err)
+        log.error("job failed: %s", err if isinstance(err, UserError) else f"{type(err).__name__}: {err}",
+                  exc_info=not isinstance(err, UserError))  # the traceback goes to the job's train.log
+        return float("inf")
 
 
 def check_overrides(argv: list[str]) -> None:

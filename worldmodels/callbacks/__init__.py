@@ -23,11 +23,21 @@ def log_media(trainer: L.Trainer, key: str, path: Path) -> None:
 
 
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C during fit writes `interrupted.ckpt` (atomically, like every Lightning checkpoint) before exiting."""
+    """Ctrl-C during fit writes `interrupted.ckpt` (atomically, like every Lightning checkpoint) before exiting.
+
+    Only rank 0 writes it. Under DDP it skips `trainer.save_checkpoint`, whose closing barrier waits for every rank:
+    after Ctrl-C the other ranks may be stopped at another point or already killed by Lightning, so a barrier could
+    hang instead of exiting. Plain DDP keeps the whole state on each rank, so rank 0 can write it alone.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt) and trainer.state.fn == "fit":
+        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit":
+            return
+        if trainer.world_size == 1:
             trainer.save_checkpoint(self.path)
+        elif trainer.is_global_zero:
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint()  # what save_checkpoint writes, sans barrier
+            trainer.strategy.save_checkpoint(checkpoint, self.path)
