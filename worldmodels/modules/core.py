@@ -106,6 +106,12 @@ class WorldModelModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._held_out_step(batch, batch_idx, "test")
 
+    def on_fit_start(self) -> None:
+        # seed_everything gives every DDP rank the same RNG state, so without this each rank would draw the same
+        # noise levels and noise for its (different) rows; a single process keeps its stream unchanged.
+        if self.trainer.world_size > 1:
+            torch.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank)
+
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         if self.ema_net is not None:
             with torch.no_grad():
