@@ -55,3 +55,22 @@ def test_evaluate_command_on_the_flappy_export(flappy_smoke_run, tmp_path):
     summary = json.loads(out.read_text())
     assert summary["rollout"]["all"]["malformed_frames"] == 0
     assert 0 <= summary["teacher_forced"]["all"]["acc_bird_y"] <= 1
+
+
+def test_evaluate_on_another_exports_episodes(flappy_smoke_run, tmp_path):
+    """--episodes-like: the held-out episodes of another data config (here: a do-nothing-only mix)."""
+    model = flappy_smoke_run / "export" / "flappy.onnx"
+    manifest = json.loads(model.with_suffix(".json").read_text())
+    collector = manifest["training_config"]["data"]["collector"]
+    collector["mix"] = {"ppo": 0.0, "noisy_ppo": 0.0, "random": 0.0, "do_nothing": 1.0, "give_up": 0.0}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(manifest))
+    out = tmp_path / "eval.json"
+    result = run_cli("worldmodels.evaluate", str(model), "--episodes-like", str(other), "--episodes-per-policy", "1",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert summary["episodes_from"] == str(other)
+    assert set(summary["teacher_forced"]) == {"do_nothing", "all"}  # only the other mix's policy was evaluated
+    bad = run_cli("worldmodels.evaluate", str(model), "--episodes-like", str(tmp_path / "nope.txt"))
+    assert bad.returncode != 0 and "--episodes-like" in bad.stderr and "Traceback" not in bad.stderr

@@ -110,7 +110,12 @@ def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
     # The cache of this machine (conf/paths/default.yaml's rule), not the training machine's path in the manifest:
     # the episodes are keyed by the collector config, so they are found (or rebuilt) wherever the cache lives.
     cache_dir = Path(os.environ.get("WORLDMODELS_CACHE", Path.cwd() / ".cache"))
-    store = ensure_episodes(run.data.collector, cache_dir, run.seed)
+    data_run = run
+    if args.episodes_like is not None:  # held-out episodes of another model's data (e.g. a different policy mix)
+        if args.episodes_like.suffix not in (".json", ".onnx") or not args.episodes_like.with_suffix(".json").is_file():
+            raise UserError(f"--episodes-like {args.episodes_like}: give an exported flappy .json/.onnx manifest")
+        data_run = validate(json.loads(args.episodes_like.with_suffix(".json").read_text())["training_config"])
+    store = ensure_episodes(data_run.data.collector, cache_dir, data_run.seed)
     held_out = np.asarray(store.val_ids)
     by_policy = {}
     for name in sorted({store.policy_name(int(i)) for i in held_out}):
@@ -119,6 +124,7 @@ def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
     result = evaluate_flappy(forward, backend, by_policy, run.data.window_frames, args.start_frames,
                              run.module.decoding.slide_frames, args.seed)
     result["model"] = str(args.model)
+    result["episodes_from"] = str(args.episodes_like or args.model)
     print(format_flappy(result))
     out = args.out or args.model.with_suffix(".eval.json")
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
@@ -219,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON summary path (default: <model>.eval.json)")
     parser.add_argument("--episodes-per-policy", type=int, default=6, help="flappy: held-out episodes per policy")
     parser.add_argument("--start-frames", type=int, default=20, help="flappy: real frames a free rollout starts from")
+    parser.add_argument("--episodes-like", type=Path, default=None,
+                        help="flappy: evaluate on the held-out episodes of this export's data (default: the model's)")
     args = parser.parse_args(argv)
     if args.games < 1 or args.horizon < 1 or args.episodes_per_policy < 1 or args.start_frames < 1:
         raise UserError("--games, --horizon, --episodes-per-policy and --start-frames must be >= 1")
