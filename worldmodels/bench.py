@@ -9,10 +9,12 @@
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
 the training loop spent waiting for the next batch, with rows made in the main process and in a worker process.
-`decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context: the KV-cache decode graph
-against a full recompute (the prefill graph over the whole window for every token), and the cost per token over
-the first and the last 1,000 of 10,000+ decoded tokens (the window slides; the cost must not grow). Without
-`--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on weights).
+`decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context: the frame graph (one call
+per frame) and the KV-cache decode graph (one call per token) against a full recompute (the prefill graph over the
+whole window for every token), and the cost per token over the first and the last 1,000 of `--decode-tokens`
+(default 10,000; 100000 for the 100k-vs-1k claim) decoded tokens (the window slides; the cost must not grow).
+Without `--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on
+weights).
 `denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, and the dream
 frames/s that gives at 1-4 sampler steps (the same figures the browser's bench page measures). Without
 `--breakout-onnx` the shipped model (models/breakout) is used.
@@ -106,36 +108,65 @@ def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float
     return rows
 
 
-def flappy_graphs(onnx_path: str | None, out: Path) -> tuple[Path, Path, np.ndarray]:
-    """(decode graph, prefill graph, a start context) of an exported model, or of a fresh default-size one."""
+def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
+    """The decode, prefill and frame graphs of an exported model (plus a start context), or of a fresh default-size
+    one. An export without a frame graph gets one from a random model of its shape (speed does not depend on the
+    weights; its frames then differ from the per-token run's)."""
+    import json
+
     from worldmodels.data.flappy_tokens import SPEC
-
-    if onnx_path:
-        import json
-
-        onnx_path = Path(onnx_path)
-        manifest = json.loads(onnx_path.with_suffix(".json").read_text())
-        return onnx_path, onnx_path.with_name(manifest["prefill_onnx"]), np.asarray(manifest["start_contexts"][0])
-    from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
+    from worldmodels.nets.frame_graph import export_frame_onnx
     from worldmodels.nets.transformer import TokenTransformer, TransformerConfig, export_onnx
+    from worldmodels.token_sampling import frame_rules
 
     torch.manual_seed(0)
+    if onnx_path:
+        onnx_path = Path(onnx_path)
+        manifest = json.loads(onnx_path.with_suffix(".json").read_text())
+        graphs = {"decode": onnx_path, "prefill": onnx_path.with_name(manifest["prefill_onnx"]),
+                  "context": np.asarray(manifest["start_contexts"][0]), "same_weights": True}
+        if manifest.get("frame_onnx"):
+            return {**graphs, "frame": onnx_path.with_name(manifest["frame_onnx"])}
+        cfg = {k: v for k, v in manifest["model"].items() if k != "parameters"}
+        export_frame_onnx(TokenTransformer(TransformerConfig(**cfg)), frame_rules(SPEC), out / "frame.onnx")
+        return {**graphs, "frame": out / "frame.onnx", "same_weights": False}
+    from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
+
     model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size))
-    export_onnx(model, out / "decode.onnx", out / "prefill.onnx")
+    export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
+    export_frame_onnx(model, frame_rules(SPEC), out / "frame.onnx")
     states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=38)
-    return out / "decode.onnx", out / "prefill.onnx", SPEC.encode_episode(states, actions)[:-1]
+    return {"decode": out / "decode.onnx", "prefill": out / "prefill.onnx", "frame": out / "frame.onnx",
+            "context": SPEC.encode_episode(states, actions)[:-1], "same_weights": True}
+
+
+def _timed_rollout(decoder, context: np.ndarray, actions: np.ndarray, tokens_per_frame: int) -> dict:
+    """Tokens/s of every 1,000 decoded tokens (the frame decoder feeds 10 per frame: action + state)."""
+    decoder.reset(context)
+    chunk = 1000 // tokens_per_frame  # frames per 1,000 tokens
+    rates, start = [], time.perf_counter()
+    for i, action in enumerate(actions):
+        decoder.step(int(action))
+        if (i + 1) % chunk == 0:
+            now = time.perf_counter()
+            rates.append(chunk * tokens_per_frame / (now - start))
+            start = now
+    return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
+            "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history}
 
 
 def bench_decode(onnx_path: str | None, tokens: int) -> dict:
-    """Tokens/s of the KV-cache decode graph vs full recompute, and per-token cost early vs late in a long run."""
+    """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
+    a full recompute, and the per-token cost early vs late in a long run of each."""
     from worldmodels.data.flappy_tokens import SPEC
-    from worldmodels.token_sampling import FrameDecoder, OrtBackend
+    from worldmodels.token_sampling import FrameDecoder, FrameGraphDecoder, OrtBackend, OrtFrameBackend
 
     with tempfile.TemporaryDirectory() as tmp:
-        decode_path, prefill_path, context = flappy_graphs(onnx_path, Path(tmp))
-        backend = OrtBackend.from_files(decode_path, prefill_path, threads=1)
-        window = backend.context
-        # Full recompute: every token re-runs the whole 384-token window through the prefill graph.
+        graphs = flappy_graphs(onnx_path, Path(tmp))
+        backend = OrtBackend.from_files(graphs["decode"], graphs["prefill"], threads=1)
+        frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1)
+        window, context = backend.context, graphs["context"]
+        # Full recompute: every token re-runs the whole window through the prefill graph.
         ids = np.resize(context, window).astype(np.int64)
         positions = np.arange(window, dtype=np.int64)
         recompute_tokens = 50
@@ -143,21 +174,16 @@ def bench_decode(onnx_path: str | None, tokens: int) -> dict:
         for _ in range(recompute_tokens):
             backend.prefill(ids, positions)
         recompute = recompute_tokens / (time.perf_counter() - start)
-        # Cached: the frame decoder (slot masks, choices, window slides) over a long game with random actions.
-        decoder = FrameDecoder(backend, seed=0)
-        decoder.reset(context)
-        actions = np.random.default_rng(0).integers(0, 2, tokens // SPEC.tokens_per_frame + 1)
-        chunk = 1000 // SPEC.tokens_per_frame  # frames per 1,000 tokens
-        chunk_rates, start = [], time.perf_counter()
-        for i, action in enumerate(actions):
-            decoder.step(int(action))
-            if (i + 1) % chunk == 0:
-                now = time.perf_counter()
-                chunk_rates.append(chunk * SPEC.tokens_per_frame / (now - start))
-                start = now
-    return {"context": window, "recompute": recompute, "cached_first": chunk_rates[0],
-            "cached_last": chunk_rates[-1], "cached_mean": float(np.mean(chunk_rates)),
-            "tokens": len(chunk_rates) * 1000, "slides": decoder.slides}
+        # Cached: the frame decoders (slot masks, choices, window slides) over a long game with random actions,
+        # both sliding before a frame that does not fit, so that with the same weights they make the same frames.
+        actions = np.random.default_rng(0).integers(0, 2, max(1000, tokens) // SPEC.tokens_per_frame)
+        per_token = _timed_rollout(FrameDecoder(backend, seed=0, slide_before_frame=True), context, actions,
+                                   SPEC.tokens_per_frame)
+        per_frame = _timed_rollout(FrameGraphDecoder(frame_backend, seed=0), context, actions,
+                                   SPEC.tokens_per_frame)
+    identical = per_token.pop("history") == per_frame.pop("history") if graphs["same_weights"] else None
+    return {"context": window, "recompute": recompute, "per_token": per_token, "per_frame": per_frame,
+            "identical": identical}
 
 
 def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
@@ -231,14 +257,21 @@ def main(argv: list[str] | None = None) -> None:
         print()
     if args.only in (None, "decode"):
         r = bench_decode(args.flappy_onnx, args.decode_tokens)
-        print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token context ({r['slides']} window slides)")
-        print(f"{'':<44}{'tokens/s':>12}{'vs recompute':>14}")
-        for name, key in (("full recompute (prefill graph per token)", "recompute"),
-                          ("KV cache, first 1,000 tokens", "cached_first"),
-                          (f"KV cache, last 1,000 of {r['tokens']:,}", "cached_last"),
-                          (f"KV cache, mean over {r['tokens']:,}", "cached_mean")):
-            print(f"{name:<44}{r[key]:>12,.0f}{r[key] / r['recompute']:>13.1f}x")
-        print(f"cost per token, last / first 1,000: {r['cached_first'] / r['cached_last']:.2f}")
+        token, frame = r["per_token"], r["per_frame"]
+        print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token context, {token['tokens']:,} tokens per "
+              f"run ({token['slides']} window slides)")
+        print(f"{'':<48}{'tokens/s':>12}{'vs recompute':>14}")
+        rows = [("full recompute (prefill graph per token)", r["recompute"])]
+        for label, run in (("KV cache, 1 call per token", token), ("frame graph, 1 call per frame", frame)):
+            rows += [(f"{label}: first 1,000", run["first"]), (f"{label}: last 1,000", run["last"]),
+                     (f"{label}: mean", run["mean"])]
+        for name, rate in rows:
+            print(f"{name:<48}{rate:>12,.0f}{rate / r['recompute']:>13.1f}x")
+        same = {True: "identical", False: "DIFFERENT", None: "not compared (frame graph has random weights)"}
+        print(f"frame graph vs 1 call per token (mean): {frame['mean'] / token['mean']:.2f}x; frames: "
+              f"{same[r['identical']]}")
+        print(f"cost per token, last / first 1,000: 1 call per token {token['first'] / token['last']:.2f}, "
+              f"frame graph {frame['first'] / frame['last']:.2f}")
         print()
     if args.only in (None, "denoiser"):
         rows = bench_denoiser(args.breakout_onnx, args.denoiser_calls)

@@ -42,6 +42,7 @@ MANIFEST_FORMAT_VERSION = 1
 OPSET = 17
 FRAME = 64
 PARITY_TOKENS = 1000  # Flappy: tokens decoded on PyTorch and onnxruntime before an export is accepted
+FRAME_PARITY_FRAMES = 300  # Flappy: frames made by the frame graph and the per-token graph before an export is accepted
 
 
 class ExportError(UserError):
@@ -165,7 +166,8 @@ class RecordingBackend:
     """Wraps a token-decoding backend and keeps every logits vector it returns (for the parity check)."""
 
     def __init__(self, backend):
-        self.backend, self.context, self.logits = backend, backend.context, []
+        self.backend, self.context = backend, backend.context
+        self.logits, self.step_logits = [], []  # every call's; the decode steps' only
 
     def prefill(self, tokens, positions):
         logits, state = self.backend.prefill(tokens, positions)
@@ -175,6 +177,7 @@ class RecordingBackend:
     def step(self, token, position, state):
         logits, state = self.backend.step(token, position, state)
         self.logits.append(logits)
+        self.step_logits.append(logits)
         return logits, state
 
 
@@ -199,12 +202,50 @@ def flappy_parity(model, decode_path: Path, prefill_path: Path, context: np.ndar
     return diff, same
 
 
+def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path, context: np.ndarray, frames: int,
+                        slide_frames: int, temperature: float = 1.0, seed: int = 0) -> dict:
+    """Play `frames` frames from `context` with random actions and the same uniforms on onnxruntime twice: one
+    decode-graph call per token (FrameDecoder, sliding before a frame that does not fit) and one frame-graph call
+    per frame (FrameGraphDecoder). Returns whether every frame was identical, the max |logit difference| after each
+    fed token, and the run's slides and sampled gaps (new pipes, of which after a respawn)."""
+    from worldmodels.data.flappy_tokens import SPEC
+    from worldmodels.token_sampling import (
+        FrameDecoder,
+        FrameGraphDecoder,
+        OrtBackend,
+        OrtFrameBackend,
+        sampled_gaps,
+    )
+
+    recorder = RecordingBackend(OrtBackend.from_files(decode_path, prefill_path))
+    per_token = FrameDecoder(recorder, slide_frames=slide_frames, temperature=temperature, seed=seed,
+                             slide_before_frame=True)
+    per_frame = FrameGraphDecoder(OrtFrameBackend.from_files(frame_path, prefill_path), slide_frames=slide_frames,
+                                  temperature=temperature, seed=seed)
+    graph_logits = []
+    for decoder in (per_token, per_frame):
+        decoder.reset(context)
+    for action in np.random.default_rng(seed).integers(0, 2, frames):
+        per_token.step(int(action))
+        per_frame.step(int(action))
+        graph_logits.append(per_frame.frame_logits)
+    step_logits = np.stack(recorder.step_logits).reshape(frames, SPEC.tokens_per_frame, -1)
+    made = np.array(per_token.history[len(context):]).reshape(frames, SPEC.tokens_per_frame)[:, 1:]
+    sampled, respawns = sampled_gaps(made, np.asarray(context)[-SPEC.state_tokens_per_frame:])
+    return {"frames": frames, "identical_frames": per_token.history == per_frame.history,
+            "max_abs_diff": float(np.abs(step_logits - np.stack(graph_logits)).max()),
+            "slides": per_frame.slides, "sampled_gaps": sampled, "respawn_gaps": respawns,
+            "reference": "FrameDecoder(OrtBackend, slide_before_frame=True), same actions and uniforms"}
+
+
 def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "flappy",
                   tolerance: float = 1e-4, metrics: dict | None = None,
                   start_contexts: list[list[int]] | None = None) -> tuple[Path, Path, float]:
-    """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx` and `<name>.json` into out_dir after a
-    1,000-token decode on PyTorch and onnxruntime agrees (logits within `tolerance`, identical tokens)."""
+    """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame)
+    and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
+    `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames."""
     from worldmodels.data.flappy_tokens import SPEC
+    from worldmodels.nets.frame_graph import FRAME_INPUTS, FRAME_OUTPUTS, export_frame_onnx
     from worldmodels.nets.transformer import (
         DECODE_INPUTS,
         DECODE_OUTPUTS,
@@ -212,6 +253,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         PREFILL_OUTPUTS,
         export_onnx,
     )
+    from worldmodels.token_sampling import frame_rules
 
     if not start_contexts:
         raise ExportError("a Flappy export needs real start contexts from held-out episodes; the checkpoint has "
@@ -221,9 +263,11 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
     slide_frames = run.module.decoding.slide_frames
     with tempfile.TemporaryDirectory() as tmp:
         decode_tmp, prefill_tmp = Path(tmp) / "decode.onnx", Path(tmp) / "prefill.onnx"
+        frame_tmp = Path(tmp) / "frame.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_onnx(net, decode_tmp, prefill_tmp, dynamic_batch=False)  # the player decodes one game
+            export_frame_onnx(net, frame_rules(SPEC), frame_tmp)
         frames = PARITY_TOKENS // SPEC.tokens_per_frame
         max_diff, same = flappy_parity(net, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]), frames,
                                        slide_frames)
@@ -231,8 +275,19 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
             raise ExportError(f"ONNX decoding differs from PyTorch over {PARITY_TOKENS} tokens: max |logit diff| "
                               f"{max_diff:.3g} (tolerance {tolerance:g}), identical tokens: {same}; "
                               "nothing was written")
+        temperature = run.module.decoding.temperature
+        frame_parity = flappy_frame_parity(frame_tmp, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]),
+                                           FRAME_PARITY_FRAMES, slide_frames, temperature)
+        if not (frame_parity["identical_frames"] and frame_parity["max_abs_diff"] <= tolerance):
+            raise ExportError(f"the frame graph's frames differ from the per-token decoder's over "
+                              f"{FRAME_PARITY_FRAMES} frames (identical: {frame_parity['identical_frames']}, max "
+                              f"|logit diff| {frame_parity['max_abs_diff']:.3g}, tolerance {tolerance:g}); "
+                              "nothing was written")
         decode_model, prefill_model = onnx.load(str(decode_tmp)), onnx.load(str(prefill_tmp))
+        frame_model = onnx.load(str(frame_tmp))
     cfg = run.model
+    cache_shape = [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]
+    per_frame, pipes = SPEC.state_tokens_per_frame, len(SPEC.marker_positions)
     manifest = {
         "format": "worldmodels-manifest",
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -254,6 +309,21 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
             [1, SPEC.vocab_size], [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
             [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]), strict=True)],
         "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
+        "frame_onnx": f"{name}.frame.onnx",
+        "frame_graph": {
+            "inputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_INPUTS, (
+                [1], [1], cache_shape, cache_shape, [1], [per_frame], [pipes], [1]), (
+                "int64", "int64", "float32", "float32", "int64", "int64", "float64", "float64"), strict=True)],
+            "outputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_OUTPUTS, (
+                [per_frame], [SPEC.tokens_per_frame, SPEC.vocab_size], cache_shape, cache_shape, [1]), (
+                "int64", "float32", "float32", "float32", "int64"), strict=True)],
+            "tokens_per_call": SPEC.tokens_per_frame,
+            "slide": "before each call: if cache_len + tokens_per_call > context, drop the oldest slide_frames "
+                     "frames and run the prefill graph over the rest at their positions (FrameDecoder with "
+                     "slide_before_frame=True makes the same frames one token per call)",
+            "rules": "worldmodels/nets/frame_graph.py",
+            "parity": {**frame_parity, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
+        },
         "token_spec": SPEC.to_json(),
         "decoding": {"context": cfg.context, "slide_frames": slide_frames,
                      "temperature": run.module.decoding.temperature, "rules": "worldmodels/token_sampling.py"},
@@ -268,9 +338,11 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
     props = metadata_props(manifest, "token_spec")
     onnx.helper.set_model_props(decode_model, props)
     onnx.helper.set_model_props(prefill_model, {**props, "worldmodels.graph": "prefill"})
+    onnx.helper.set_model_props(frame_model, {**props, "worldmodels.graph": "frame"})
     onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
     _write_atomic(onnx_path, decode_model.SerializeToString())
     _write_atomic(out_dir / f"{name}.prefill.onnx", prefill_model.SerializeToString())
+    _write_atomic(out_dir / f"{name}.frame.onnx", frame_model.SerializeToString())
     _write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     return onnx_path, manifest_path, max_diff
 

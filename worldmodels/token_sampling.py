@@ -5,9 +5,13 @@
     while not decoder.done:
         state_tokens = decoder.step(action)                  # (9,) the next frame; render it, read the next action
 
+    decoder = FrameGraphDecoder(OrtFrameBackend.from_files("frame.onnx", "prefill.onnx"))  # one call per frame
+
 The same `FrameDecoder` drives PyTorch (`TorchBackend`) and the exported ONNX graphs (`OrtBackend`), so a test can
 pin one to the other; `decode_full_recompute` is the no-cache reference (a full forward per token) that pins the
-KV-cache bookkeeping and serves as the benchmark's baseline.
+KV-cache bookkeeping and serves as the benchmark's baseline. `FrameGraphDecoder` applies rules 3-6 inside one graph
+call per frame (`worldmodels/nets/frame_graph.py`; `TorchFrameBackend`, `OrtFrameBackend`) with rule 2's
+`slide_before_frame`, and makes the frames `FrameDecoder(..., slide_before_frame=True)` makes.
 
 The rules, which the TypeScript port follows exactly (ids, bin counts and slot order all come from the token spec):
 
@@ -16,11 +20,14 @@ The rules, which the TypeScript port follows exactly (ids, bin counts and slot o
 2. Window. The KV cache holds a window of at most `context` tokens that always starts on a frame boundary. `reset`
    keeps the newest whole frames of the context that fit and prefills them. Before a token is fed, if the window is
    full, the oldest `slide_frames` frames are dropped and the rest is prefilled again at the same positions (the
-   model's prefill graph), then the token is fed with one decode step.
+   model's prefill graph), then the token is fed with one decode step. With `slide_before_frame=True` (the rule of
+   the frame graph, `FrameGraphDecoder`, which feeds a whole frame per call) the check is made once per frame,
+   before its action: if the window cannot take the frame's 10 tokens (cache length + 10 > context), it slides
+   then, so a frame is never split across a slide. The two rules coincide when context % 10 == 9.
 3. A step. Feed the action id (`action.start + action`). Then for slot s = 0..8 in frame order: restrict the latest
    logits to `legal_mask(s, tokens chosen so far in this frame)` (the slot's id range plus the hidden rule, so a
-   malformed frame cannot be produced), choose a token, and feed it. Each step thus makes 10 decode calls; the
-   logits after the last state token (the action slot's) go unused.
+   malformed frame cannot be produced), choose a token, and feed it. Each step thus makes 10 decode calls (or one
+   frame-graph call); the logits after the last state token (the action slot's) go unused.
 4. Choice. Every slot is greedy: the legal id with the largest logit, the lowest id on a tie, except the gap_y of a
    pipe that is new in this frame, which is sampled with `uniforms[k]` for pipe slot k (see 6).
 5. New pipe. Pipe slot k holds a new pipe when it is visible now and the pipe it holds was not visible in the
@@ -45,6 +52,7 @@ import numpy as np
 import torch
 
 from worldmodels.data.flappy_tokens import SPEC, TokenSpec
+from worldmodels.nets.frame_graph import FRAME_OUTPUTS, FrameGraph, FrameRules, SlotRule
 from worldmodels.nets.transformer import DECODE_OUTPUTS, PREFILL_OUTPUTS, TokenTransformer
 
 State = Any  # a backend's cache: torch tensors or numpy arrays, opaque to the decoder
@@ -135,14 +143,31 @@ def sample_inverse_cdf(logits: np.ndarray, legal: np.ndarray, u: float, temperat
 def pipe_is_new(pipe: int, frame_prefix, previous_frame, spec: TokenSpec = SPEC) -> bool:
     """Whether pipe slot `pipe` of the frame being generated holds a pipe that `previous_frame` did not show.
     `frame_prefix` must already hold pipe slot 0's marker and x and this pipe's marker."""
-    visible = spec.label_id("marker", "visible")
-    marker, x0 = spec.marker_positions, _pipe_x_positions(spec)[0]
+    visible, marker = spec.label_id("marker", "visible"), spec.marker_positions
     if frame_prefix[marker[pipe]] != visible:
         return False
-    respawn = (frame_prefix[marker[0]] == visible and previous_frame[marker[0]] == visible
-               and frame_prefix[x0] - previous_frame[x0] >= spec.field_named("pipe_x").bins // 4)
-    source = pipe + 1 if respawn else pipe
+    source = pipe + 1 if is_respawn(frame_prefix, previous_frame, spec) else pipe
     return source not in marker or previous_frame[marker[source]] != visible
+
+
+def is_respawn(frame_prefix, previous_frame, spec: TokenSpec = SPEC) -> bool:
+    """Rule 5's respawn test: both frames show pipe slot 0 and its pipe_x bin grew by at least pipe_x.bins // 4.
+    `frame_prefix` must hold pipe slot 0's marker and x."""
+    visible = spec.label_id("marker", "visible")
+    marker, x0 = spec.marker_positions, _pipe_x_positions(spec)[0]
+    return bool(frame_prefix[marker[0]] == visible and previous_frame[marker[0]] == visible
+                and frame_prefix[x0] - previous_frame[x0] >= spec.field_named("pipe_x").bins // 4)
+
+
+def sampled_gaps(frames, previous_frame, spec: TokenSpec = SPEC) -> tuple[int, int]:
+    """(gaps sampled, of which after a respawn) over consecutive state frames (F, 9) following `previous_frame`."""
+    sampled = respawns = 0
+    for frame in np.asarray(frames, np.int64).reshape(-1, spec.state_tokens_per_frame).tolist():
+        new = [pipe for pipe in _gap_positions(spec).values() if pipe_is_new(pipe, frame, previous_frame, spec)]
+        sampled += len(new)
+        respawns += len(new) * is_respawn(frame, previous_frame, spec)
+        previous_frame = frame
+    return sampled, respawns
 
 
 def _pipe_x_positions(spec: TokenSpec) -> dict[int, int]:
@@ -210,7 +235,7 @@ class FrameDecoder:
     `slides` the window slides."""
 
     def __init__(self, backend: Backend, spec: TokenSpec = SPEC, slide_frames: int = 4, temperature: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, slide_before_frame: bool = False):
         if not 0 < slide_frames * spec.tokens_per_frame < backend.context:
             raise ValueError(f"slide_frames={slide_frames}: must drop at least one frame and fewer tokens than the "
                              f"model's context ({backend.context})")
@@ -218,6 +243,7 @@ class FrameDecoder:
             raise ValueError(f"temperature must be > 0 (got {temperature})")
         self.backend, self.spec = backend, spec
         self.slide_frames, self.temperature = slide_frames, temperature
+        self.slide_before_frame = slide_before_frame
         self.rng = np.random.default_rng(seed)
         self._history: list[int] = []
         self.logits: np.ndarray | None = None
@@ -234,23 +260,34 @@ class FrameDecoder:
 
     def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
         """Feed `action`, generate and commit the next frame's state tokens; returns them, int64 (9,)."""
-        if not self._history:
-            raise RuntimeError("FrameDecoder.step before reset(context_tokens)")
-        actions = len(self.spec.field_named("action").labels)
-        if action not in range(actions):
-            raise ValueError(f"action must be an int in 0..{actions - 1}, got {action!r}")
-        u = _uniforms(uniforms, self.rng, self.spec)
+        action_id, u = self._begin_frame(action, uniforms)
         previous = self._history[-self.spec.state_tokens_per_frame:]
-        first = self._feed(self.spec.offsets["action"] + int(action))
+        first = self._feed(action_id)
         frame = generate_state(self._feed, first, previous, u, self.temperature, self.spec)
         self.tokens_generated += len(frame)
         return np.array(frame, np.int64)
 
+    def _begin_frame(self, action: int, uniforms) -> tuple[int, np.ndarray]:
+        """Check the action, take this frame's uniforms, slide first under `slide_before_frame`."""
+        if not self._history:
+            raise RuntimeError(f"{type(self).__name__}.step before reset(context_tokens)")
+        actions = len(self.spec.field_named("action").labels)
+        if action not in range(actions):
+            raise ValueError(f"action must be an int in 0..{actions - 1}, got {action!r}")
+        u = _uniforms(uniforms, self.rng, self.spec)
+        if self.slide_before_frame and len(self._history) - self._window + self.spec.tokens_per_frame > \
+                self.backend.context:
+            self._slide()
+        return self.spec.offsets["action"] + int(action), u
+
+    def _slide(self) -> None:
+        self._window += self.slide_frames * self.spec.tokens_per_frame
+        _, self._state = self.backend.prefill(self._history[self._window:], self._positions(self._window))
+        self.slides += 1
+
     def _feed(self, token: int) -> np.ndarray:
         if len(self._history) - self._window == self.backend.context:
-            self._window += self.slide_frames * self.spec.tokens_per_frame
-            _, self._state = self.backend.prefill(self._history[self._window:], self._positions(self._window))
-            self.slides += 1
+            self._slide()
         self.logits, self._state = self.backend.step(token, self.position, self._state)
         self._history.append(token)
         return self.logits
@@ -285,7 +322,7 @@ class FrameDecoder:
 @torch.no_grad()
 def decode_full_recompute(model: TokenTransformer, context, actions, uniforms: np.ndarray | None = None,
                           slide_frames: int = 4, temperature: float = 1.0, seed: int = 0, start_position: int = 0,
-                          spec: TokenSpec = SPEC) -> np.ndarray:
+                          spec: TokenSpec = SPEC, slide_before_frame: bool = False) -> np.ndarray:
     """The no-cache reference: the same rules as FrameDecoder (same window, same uniforms: `uniforms` (F, 2) or the
     Generator stream of `seed`), but every token's logits come from a full forward over the window.
     Returns the generated state tokens, int64 (F, 9)."""
@@ -310,7 +347,116 @@ def decode_full_recompute(model: TokenTransformer, context, actions, uniforms: n
     frames = []
     for f, action in enumerate(actions):
         u = _uniforms(None if uniforms is None else uniforms[f], rng, spec)
+        if slide_before_frame and len(history) - window + spec.tokens_per_frame > model.cfg.context:
+            window += slide_frames * spec.tokens_per_frame
         previous = history[-spec.state_tokens_per_frame:]
         first = feed(spec.offsets["action"] + int(action))
         frames.append(generate_state(feed, first, previous, u, temperature, spec))
     return np.array(frames, np.int64).reshape(-1, spec.state_tokens_per_frame)
+
+
+# ---- one graph call per frame (worldmodels/nets/frame_graph.py) -------------------------------------------------
+
+def frame_rules(spec: TokenSpec = SPEC) -> FrameRules:
+    """The tables the frame graph applies rules 3-6 with, read from the token spec."""
+    gaps, marker = _gap_positions(spec), spec.marker_positions
+    slots = []
+    for i, slot in enumerate(spec.frame[:spec.state_tokens_per_frame]):
+        f = spec.field_named(slot.field)
+        start, stop = spec.id_range(slot.field)
+        hideable = f.hideable and slot.pipe in marker
+        slots.append(SlotRule(start, stop, marker_slot=marker[slot.pipe] if hideable else -1,
+                              bins=f.bins if hideable else 0, gap_pipe=gaps.get(i, -1)))
+    return FrameRules(vocab_size=spec.vocab_size, slots=tuple(slots),
+                      marker_slots=tuple(marker[k] for k in range(len(marker))), x0_slot=_pipe_x_positions(spec)[0],
+                      hidden=spec.label_id("marker", "hidden"), visible=spec.label_id("marker", "visible"),
+                      respawn_dx=spec.field_named("pipe_x").bins // 4)
+
+
+def _check_room(length: int, tokens: int, context: int) -> None:
+    if length + tokens > context:
+        raise ValueError(f"frame graph: the window holds {length} of {context} tokens, no room for a {tokens}-token "
+                         f"frame (slide first)")
+
+
+class FrameBackend(Protocol):
+    """A model behind a fixed-size KV cache that makes a whole frame per call (the frame graph), plus the prefill."""
+
+    context: int
+
+    def prefill(self, tokens: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, State]:
+        """As Backend.prefill."""
+
+    def frame(self, action_id: int, position: int, state: State, previous, uniforms: np.ndarray,
+              temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
+        """Feed the action at `position` and make the frame (the window must have room for all its tokens):
+        (state tokens int64 (9,), logits float32 (10, vocab) after each fed token, the new cache)."""
+
+
+class TorchFrameBackend(TorchBackend):
+    """`FrameGraph` in PyTorch (the module the ONNX frame graph is traced from) and the model's prefill."""
+
+    def __init__(self, model: TokenTransformer, spec: TokenSpec = SPEC):
+        super().__init__(model)
+        self.graph = FrameGraph(self.model, frame_rules(spec)).eval()
+
+    @torch.no_grad()
+    def frame(self, action_id, position, state, previous, uniforms, temperature):
+        k, v, length = state
+        _check_room(int(length.reshape(-1)[0]), self.graph.tokens_per_call, self.context)
+        f64 = dict(dtype=torch.float64, device=self.device)
+        frame, logits, k, v, length = self.graph(
+            self._tensor([action_id]), self._tensor([position]), k, v, length, self._tensor(previous),
+            torch.as_tensor(np.asarray(uniforms, np.float64), **f64), torch.tensor([float(temperature)], **f64))
+        return frame.cpu().numpy(), logits.float().cpu().numpy(), (k, v, length)
+
+
+class OrtFrameBackend(OrtBackend):
+    """The frame graph written by `worldmodels.nets.frame_graph.export_frame_onnx` and the prefill graph."""
+
+    def __init__(self, frame_session, prefill_session):
+        super().__init__(frame_session, prefill_session)
+        self.frame_session = frame_session
+        logits = next(o for o in frame_session.get_outputs() if o.name == "logits")
+        self.tokens_per_call = int(logits.shape[0])  # (tokens per frame, vocab)
+
+    @classmethod
+    def from_files(cls, frame_path: str | Path, prefill_path: str | Path, threads: int = 1) -> OrtFrameBackend:
+        return super().from_files(frame_path, prefill_path, threads)
+
+    def step(self, token, position, state):
+        raise NotImplementedError("the frame graph makes whole frames: use frame()")
+
+    def frame(self, action_id, position, state, previous, uniforms, temperature):
+        k, v, length = state
+        _check_room(int(np.asarray(length).reshape(-1)[0]), self.tokens_per_call, self.context)
+        feeds = {"action": np.array([action_id], np.int64), "position": np.array([position], np.int64),
+                 "k_cache": k, "v_cache": v, "cache_len": np.asarray(length, np.int64).reshape(1),
+                 "previous": np.asarray(previous, np.int64).reshape(-1),
+                 "uniforms": np.asarray(uniforms, np.float64).reshape(-1),
+                 "temperature": np.array([temperature], np.float64)}
+        frame, logits, k, v, length = self.frame_session.run(FRAME_OUTPUTS, feeds)
+        return frame, logits, (k, v, length)
+
+
+class FrameGraphDecoder(FrameDecoder):
+    """FrameDecoder's rules with one frame-graph call per frame: the same history, positions, uniforms stream and
+    bookkeeping, the window sliding before a frame that does not fit (`slide_before_frame`). Its frames equal
+    `FrameDecoder(..., slide_before_frame=True)`'s for the same inputs. `frame_logits` (10, vocab) are the last
+    call's logits after each fed token; `logits` the last of them."""
+
+    def __init__(self, backend: FrameBackend, spec: TokenSpec = SPEC, slide_frames: int = 4,
+                 temperature: float = 1.0, seed: int = 0):
+        super().__init__(backend, spec, slide_frames, temperature, seed, slide_before_frame=True)
+        self.frame_logits: np.ndarray | None = None
+
+    def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
+        action_id, u = self._begin_frame(action, uniforms)
+        previous = self._history[-self.spec.state_tokens_per_frame:]
+        frame, self.frame_logits, self._state = self.backend.frame(action_id, self.position, self._state, previous,
+                                                                   u, self.temperature)
+        frame = np.asarray(frame, np.int64).reshape(-1)
+        self._history += [action_id, *frame.tolist()]
+        self.logits = self.frame_logits[-1]
+        self.tokens_generated += len(frame)
+        return frame
