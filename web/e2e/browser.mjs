@@ -108,23 +108,26 @@ try {
     }
     return out;
   };
-  // Not pressing: the bird falls (y grows down the screen); one Space and it rises. A start context may end in a
-  // crash before the flap; then restart and try again (at most 3 games).
-  let fallRate = 0, rise = 0;
-  for (let attempt = 0; attempt < 3 && !(fallRate > 0 && rise < 0); attempt++) {
+  // Not pressing, gravity pulls the bird down ever faster; one Space sends it up. So the frames after the press
+  // must move up clearly faster than the last unpressed frame did (3+ px/frame). A start context may end in a crash
+  // first, or die right after the flap; then restart and try again (at most 3 games).
+  let lastDy = 0, rise = 0, ok = false;
+  for (let attempt = 0; attempt < 3 && !ok; attempt++) {
     if (attempt > 0) {
       const r = await page.evaluate(() => window.__flappy.restarts());
       await page.keyboard.press("r");
       await until(page, (n) => window.__flappy.restarts() > n && window.__flappy.frames() > 1, r, 20_000, "a restart");
     }
-    const falling = await ys(5);
+    const game = await page.evaluate(() => window.__flappy.restarts());
+    const falling = await ys(4);
     await page.keyboard.press("Space");
     const flapped = await ys(4);
-    fallRate = falling.length > 1 ? falling.at(-1) - falling.at(-2) : 0;
+    const sameGame = game === (await page.evaluate(() => window.__flappy.restarts()));  // Space may restart a lost game
+    lastDy = falling.length > 1 ? falling.at(-1) - falling.at(-2) : NaN;
     rise = Math.min(...flapped.map((y, i) => (i ? y - flapped[i - 1] : Infinity)));
+    ok = sameGame && falling.length === 4 && flapped.length === 4 && rise < lastDy - 3;
   }
-  check(fallRate > 0 && rise < 0,
-    `pressing Space changes the bird's trajectory (last dy without: ${fallRate.toFixed(1)} px/frame, min dy after: ${rise.toFixed(1)})`);
+  check(ok, `pressing Space changes the bird's trajectory (last dy without: ${lastDy.toFixed(1)} px/frame, min dy after: ${rise.toFixed(1)})`);
   await page.screenshot({ path: join(args.artifacts, "flappy.png") });
   const died = await until(page, () => window.__flappy.done(), null, 60_000, "the model's done token");
   check(died, `with no input the game ends on the model's done token (after ${await page.evaluate(() => window.__flappy.frames())} frames)`);
