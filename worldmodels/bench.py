@@ -186,39 +186,52 @@ def bench_decode(onnx_path: str | None, tokens: int) -> dict:
             "identical": identical}
 
 
+def time_ms(call, calls: int) -> float:
+    """Mean milliseconds per `call()` over `calls` calls, after one warm-up call."""
+    call()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls * 1000
+
+
+def ort_session(onnx_path: str | Path, threads: int):
+    """An onnxruntime CPU session with `threads` intra-op threads and one inter-op thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def denoiser_input(manifest: dict) -> np.ndarray:
+    """A random batch-1 input of the shape the Breakout manifest declares."""
+    from worldmodels.nets.denoiser import INPUT_CHANNELS
+
+    frame = manifest["frame"]
+    x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
+    return x.astype(np.float32)
+
+
 def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
     """ms per denoiser call (batch 1): PyTorch (the exported model's own config, random weights: speed does not
     depend on them) and onnxruntime with 1 and 2 intra-op threads."""
     import json
 
-    import onnxruntime as ort
-
-    from worldmodels.nets.denoiser import INPUT_CHANNELS, DenoiserConfig, TinyDenoiser
+    from worldmodels.nets.denoiser import DenoiserConfig, TinyDenoiser
 
     manifest = json.loads(Path(onnx_path).with_suffix(".json").read_text())
-    frame = manifest["frame"]
-    x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
-    x = x.astype(np.float32)
-
-    def timed(call) -> float:
-        call()  # warm-up
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        return (time.perf_counter() - start) / calls * 1000
-
+    x = denoiser_input(manifest)
     if manifest["model"]["name"] != "tiny_denoiser":
         raise SystemExit(f"bench --only denoiser: no PyTorch builder for model {manifest['model']['name']!r}")
     cfg = {k: v for k, v in manifest["model"].items() if k != "parameters"}
     net = TinyDenoiser(DenoiserConfig(**cfg)).eval()
     with torch.no_grad():
-        rows = [("PyTorch", timed(lambda: net(torch.from_numpy(x))))]
+        rows = [("PyTorch", time_ms(lambda: net(torch.from_numpy(x)), calls))]
     for threads in (1, 2):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        session = ort_session(onnx_path, threads)
         rows.append((f"onnxruntime {threads} thread{'s' * (threads > 1)}",
-                     timed(lambda s=session: s.run(None, {"input": x}))))
+                     time_ms(lambda s=session: s.run(None, {"input": x}), calls)))
     return rows
 
 

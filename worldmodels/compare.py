@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worldmodels.errors import UserError, one_line_errors
+from worldmodels.sweep import FAILED, read_failure
 
-SUMMARY, FAILED, OVERRIDES = "summary.json", "failed.json", ".hydra/overrides.yaml"
+SUMMARY, OVERRIDES = "summary.json", ".hydra/overrides.yaml"
 MISSING = "-"
 
 
@@ -97,12 +98,9 @@ def read_run(path: Path) -> Run:
             run.error = f"unreadable {SUMMARY}: {_one_line(err)}"
     elif run.error is None:
         run.error = f"no {SUMMARY} (still running, killed, or crashed before the end)"
-    if (path / FAILED).is_file():
-        try:
-            failure = json.loads((path / FAILED).read_text())
-            run.error = _one_line(failure.get("error") or "unknown error" if isinstance(failure, dict) else failure)
-        except (OSError, ValueError) as err:
-            run.error = f"failed (unreadable {FAILED}: {_one_line(err)})"
+    failure = read_failure(path)
+    if failure is not None:
+        run.error = _one_line(failure)
     return run
 
 

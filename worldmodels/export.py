@@ -299,15 +299,12 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "inputs": [
             {"name": DECODE_INPUTS[0], "shape": [1, 1], "dtype": "int64"},
             {"name": DECODE_INPUTS[1], "shape": [1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[2], "shape": [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
-             "dtype": "float32"},
-            {"name": DECODE_INPUTS[3], "shape": [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
-             "dtype": "float32"},
+            {"name": DECODE_INPUTS[2], "shape": cache_shape, "dtype": "float32"},
+            {"name": DECODE_INPUTS[3], "shape": cache_shape, "dtype": "float32"},
             {"name": DECODE_INPUTS[4], "shape": [1], "dtype": "int64"},
         ],
         "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
-            [1, SPEC.vocab_size], [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim],
-            [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]), strict=True)],
+            [1, SPEC.vocab_size], cache_shape, cache_shape), strict=True)],
         "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
         "frame_onnx": f"{name}.frame.onnx",
         "frame_graph": {

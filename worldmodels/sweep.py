@@ -21,10 +21,14 @@ log = logging.getLogger("worldmodels.sweep")
 FAILED = "failed.json"
 
 
+def failure_message(err: BaseException) -> str:
+    """One line for a job's error: a UserError's own message, else the exception's type and message."""
+    return " ".join((str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}").split())
+
+
 def record_failure(job_dir: Path, err: BaseException) -> Path:
     """Write `<job_dir>/failed.json` = {"error": "<one line>"} for a job that raised."""
-    message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-    message = " ".join(message.split())
+    message = failure_message(err)
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     path = job_dir / FAILED
@@ -32,15 +36,21 @@ def record_failure(job_dir: Path, err: BaseException) -> Path:
     return path
 
 
+def read_failure(job_dir: Path) -> str | None:
+    """The error a job recorded in its `failed.json`, or None when it has none."""
+    path = Path(job_dir) / FAILED
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return str(data.get("error") or "unknown error") if isinstance(data, dict) else str(data)
+    except (OSError, ValueError) as err:
+        return f"unknown error (unreadable {FAILED}: {err})"
+
+
 def failed_jobs(sweep_dir: Path) -> dict[str, str]:
     """{job directory name: error} for every job of a sweep that left a `failed.json`."""
-    failures = {}
-    for path in sorted(Path(sweep_dir).glob(f"*/{FAILED}")):
-        try:
-            failures[path.parent.name] = str(json.loads(path.read_text()).get("error", "unknown error"))
-        except (OSError, ValueError, AttributeError):
-            failures[path.parent.name] = "unknown error (unreadable failed.json)"
-    return failures
+    return {path.parent.name: read_failure(path.parent) for path in sorted(Path(sweep_dir).glob(f"*/{FAILED}"))}
 
 
 class ReportFailures(Callback):

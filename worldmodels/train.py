@@ -170,10 +170,10 @@ def hydra_main(cfg: DictConfig) -> float:
     try:
         return train(cfg)
     except Exception as err:  # noqa: BLE001 (any failure of one job)
-        from worldmodels.sweep import record_failure
+        from worldmodels.sweep import failure_message, record_failure
 
         record_failure(Path(HydraConfig.get().runtime.output_dir), err)
-        log.error("job failed: %s", err if isinstance(err, UserError) else f"{type(err).__name__}: {err}",
+        log.error("job failed: %s", failure_message(err),
                   exc_info=not isinstance(err, UserError))  # the traceback goes to the job's train.log
         return float("inf")
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 
+from worldmodels.bench import denoiser_input, ort_session, time_ms
 from worldmodels.evaluate import evaluate, load_model
 
 HERE = Path(__file__).resolve().parent
@@ -27,15 +25,8 @@ STEPS, SIGMAS, HORIZONS = (1, 2, 4, 8), (0.5, 1.0), ("1", "8", "32")
 
 def frame_ms(path: Path, steps: int, calls: int = 20) -> float:
     """ms per dream frame = K denoiser calls at batch 1 (1 onnxruntime thread, the browser-like setting)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(0).standard_normal((1, 19, 64, 64)).astype(np.float32)
-    session.run(None, {"input": x})
-    start = time.perf_counter()
-    for _ in range(calls):
-        session.run(None, {"input": x})
-    return (time.perf_counter() - start) / calls * 1000 * steps
+    session, x = ort_session(path, threads=1), denoiser_input(json.loads(path.with_suffix(".json").read_text()))
+    return time_ms(lambda: session.run(None, {"input": x}), calls) * steps
 
 
 def main() -> None:

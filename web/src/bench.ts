@@ -40,15 +40,17 @@ function runInWorker(req: BenchRequest): Promise<BenchRow[]> {
   });
 }
 
+/** A result as the table shows it: ms and ratios to 0.1, rates to whole numbers; "-" when not measured. */
+function cell(r: BenchRow | undefined): string {
+  return r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-";
+}
+
 function markdown(cols: Column[], table: Map<string, Map<string, BenchRow>>): string {
   const head = `| model | measure | ${cols.map((c) => c.label).join(" | ")} |`;
   const rule = `|---|---|${cols.map(() => "---:").join("|")}|`;
   const lines = [...table].map(([key, byCol]) => {
     const any = [...byCol.values()][0];
-    const cells = cols.map((c) => {
-      const r = byCol.get(c.label);
-      return r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-";
-    });
+    const cells = cols.map((c) => cell(byCol.get(c.label)));
     return `| ${any.task} | ${key.split("\u0000")[1]} | ${cells.join(" | ")} |`;
   });
   return [`${navigator.userAgent.match(/(Chrome|Chromium|Firefox)\/[\d.]+/)?.[0] ?? "browser"}, ` +
@@ -64,12 +66,7 @@ function render(cols: Column[], table: Map<string, Map<string, BenchRow>>): void
     const any = [...byCol.values()][0];
     tr.append(Object.assign(document.createElement("td"), { textContent: any.task }),
       Object.assign(document.createElement("td"), { textContent: key.split("\u0000")[1] }));
-    for (const c of cols) {
-      const r = byCol.get(c.label);
-      tr.append(Object.assign(document.createElement("td"), {
-        textContent: r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-",
-      }));
-    }
+    for (const c of cols) tr.append(Object.assign(document.createElement("td"), { textContent: cell(byCol.get(c.label)) }));
     return tr;
   });
   el.replaceChildren(head, ...rows);
