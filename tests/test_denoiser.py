@@ -8,7 +8,11 @@ import torch
 from worldmodels.nets.denoiser import (
     INPUT_CHANNELS,
     DenoiserConfig,
+    FastDenoiser,
+    FastDenoiserConfig,
     TinyDenoiser,
+    build_denoiser,
+    conv_flops,
     denoiser_input,
     frames_to_tensor,
     tensor_to_frames,
@@ -25,6 +29,51 @@ def test_shapes_and_range():
     out = net(torch.randn(2, INPUT_CHANNELS, 64, 64) * 3)
     assert out.shape == (2, 3, 64, 64)
     assert out.abs().max() <= 1.0
+
+
+def test_conv_flops_counts_every_convolution():
+    net = TinyDenoiser(DenoiserConfig(width=8, blocks=2))
+    pixels = 64 * 64
+    stem, block, head = 19 * 8 * 9 * pixels, 8 * 8 * 9 * pixels, 8 * 3 * 9 * pixels
+    assert conv_flops(net) == 2 * (stem + 4 * block + head)
+    up = FastDenoiser(FastDenoiserConfig(widths=[4, 8], blocks=[0, 0]))
+    # stem 19->4 at 64x64, down 4->8 at 32x32, transposed 8->4 (2x2, stride 2: one tap per output), head 4->3
+    assert conv_flops(up) == 2 * (19 * 4 * 9 * pixels + 4 * 8 * 9 * pixels // 4 + 8 * 4 * pixels + 4 * 3 * 9 * pixels)
+
+
+def test_fast_denoiser_is_ten_times_cheaper_than_the_seed_net():
+    seed, fast = conv_flops(TinyDenoiser(DenoiserConfig())), conv_flops(FastDenoiser(FastDenoiserConfig()))
+    assert seed / fast >= 10, (seed, fast)
+
+
+def test_fast_denoiser_starts_by_copying_the_newest_frame_and_stays_in_range():
+    net = FastDenoiser(FastDenoiserConfig(widths=[4, 8, 8], blocks=[1, 0, 2]))
+    x = torch.randn(2, INPUT_CHANNELS, 32, 32) * 3
+    out = net(x)
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.equal(out, x[:, 12:15].clamp(-1, 1))  # zero head: the newest context frame, clamped
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    out = net(x)
+    assert out.abs().max() <= 1.0 and not torch.equal(out, x[:, 12:15].clamp(-1, 1))
+    out.sum().backward()  # every parameter is used
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_build_denoiser_from_a_manifest_model_entry():
+    net = build_denoiser({"name": "fast_denoiser", "widths": [4, 8], "blocks": [1, 1], "dilations": [1],
+                          "parameters": 123})
+    assert isinstance(net, FastDenoiser) and net.stem.out_channels == 4
+    assert isinstance(build_denoiser(DenoiserConfig(width=8, blocks=1)), TinyDenoiser)
+
+
+def test_fast_denoiser_config_errors_name_the_key():
+    from worldmodels.config import ConfigError
+
+    with pytest.raises(ConfigError, match="model.blocks: must give a count >= 0 for each of the 3 widths"):
+        FastDenoiserConfig(widths=[4, 8, 16], blocks=[1, 1]).validate("model")
+    with pytest.raises(ConfigError, match="model.widths"):
+        FastDenoiserConfig(widths=[], blocks=[]).validate("model")
 
 
 def test_input_channel_order():

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from worldmodels.config import compose_config, validate
 from worldmodels.evaluate import COPY, MODEL, TRUE, evaluate, load_model
 from worldmodels.export import ExportError, export_breakout
-from worldmodels.nets.denoiser import DenoiserConfig, TinyDenoiser
+from worldmodels.nets.denoiser import DenoiserConfig, FastDenoiser, FastDenoiserConfig, TinyDenoiser
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,13 @@ def tiny_run():
     return validate(cfg), OmegaConf.to_container(cfg, resolve=True)
 
 
-def test_export_matches_pytorch(tiny_run, tmp_path):
+@pytest.mark.parametrize("make_net", [lambda: TinyDenoiser(DenoiserConfig(width=8, blocks=2)),
+                                      lambda: FastDenoiser(FastDenoiserConfig(widths=[4, 8, 8], blocks=[1, 1, 2]))],
+                         ids=["tiny_denoiser", "fast_denoiser"])
+def test_export_matches_pytorch(tiny_run, tmp_path, make_net):
     run, raw = tiny_run
     torch.manual_seed(0)
-    net = TinyDenoiser(DenoiserConfig(width=8, blocks=2))
+    net = make_net()
     for p in net.parameters():  # zero-initialized blocks would make parity trivial
         torch.nn.init.normal_(p, std=0.1)
     onnx_path, manifest_path, diff = export_breakout(net, run, raw, tmp_path)

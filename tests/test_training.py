@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.conftest import run_cli
 from worldmodels.config import compose_config, config_dir, validate
+from worldmodels.evaluate import MODEL
 from worldmodels.modules.core import NonFiniteLossError
 from worldmodels.tasks import build_module, load_checkpoint
 from worldmodels.train import train
@@ -130,3 +131,19 @@ def test_ema_weights_follow_the_live_weights_and_are_used_for_inference():
     module.on_train_batch_end(None, None, 0)
     assert torch.allclose(ema, before + 0.1 * 1.0, atol=1e-6)  # moved 10% of the way (decay 0.9)
     assert "ema_net.stem.weight" in module.state_dict()  # so checkpoints and exports carry it
+
+
+def test_fast_denoiser_trains_exports_and_evaluates(tmp_path):
+    # model=fast_denoiser goes through the same run as the seed net: checkpoint, ONNX with parity, evaluate.
+    run_dir = tmp_path / "run"
+    result = run_cli("worldmodels.train", "debug=smoke", "model=fast_denoiser", "logger=csv",
+                     f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((run_dir / "export" / "breakout.json").read_text())
+    assert manifest["model"]["name"] == "fast_denoiser" and manifest["model"]["widths"] == [4, 8, 8]
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    out = tmp_path / "eval.json"
+    result = run_cli("worldmodels.evaluate", str(run_dir / "export" / "breakout.onnx"), "--games", "2",
+                     "--horizon", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(out.read_text())["one_step"][MODEL]["psnr"] > 10

@@ -218,14 +218,11 @@ def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
     depend on them) and onnxruntime with 1 and 2 intra-op threads."""
     import json
 
-    from worldmodels.nets.denoiser import DenoiserConfig, TinyDenoiser
+    from worldmodels.nets.denoiser import build_denoiser
 
     manifest = json.loads(Path(onnx_path).with_suffix(".json").read_text())
     x = denoiser_input(manifest)
-    if manifest["model"]["name"] != "tiny_denoiser":
-        raise SystemExit(f"bench --only denoiser: no PyTorch builder for model {manifest['model']['name']!r}")
-    cfg = {k: v for k, v in manifest["model"].items() if k != "parameters"}
-    net = TinyDenoiser(DenoiserConfig(**cfg)).eval()
+    net = build_denoiser(manifest["model"]).eval()
     with torch.no_grad():
         rows = [("PyTorch", time_ms(lambda: net(torch.from_numpy(x)), calls))]
     for threads in (1, 2):

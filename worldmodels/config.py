@@ -181,11 +181,12 @@ def _registries() -> dict[str, dict[str, type]]:
     from worldmodels.data.flappy import FlappyDataConfig
     from worldmodels.modules.diffusion import DiffusionConfig
     from worldmodels.modules.tokens import TokenObjectiveConfig
-    from worldmodels.nets.denoiser import DenoiserConfig
+    from worldmodels.nets.denoiser import DenoiserConfig, FastDenoiserConfig
     from worldmodels.nets.transformer import TransformerConfig
 
     return {
-        "model": {"tiny_denoiser": DenoiserConfig, "token_transformer": TransformerConfig},
+        "model": {"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig,
+                  "token_transformer": TransformerConfig},
         "data": {"breakout": BreakoutDataConfig, "flappy": FlappyDataConfig},
         "module": {"diffusion": DiffusionConfig, "tokens": TokenObjectiveConfig},
     }

@@ -18,10 +18,10 @@ from worldmodels.modules.core import CHECKPOINT_KEY, WorldModelModule
 
 
 def build_net(run: RunConfig) -> nn.Module:
-    if run.model.name == "tiny_denoiser":
-        from worldmodels.nets.denoiser import TinyDenoiser
+    if run.model.name in ("tiny_denoiser", "fast_denoiser"):
+        from worldmodels.nets.denoiser import build_denoiser
 
-        return TinyDenoiser(run.model)
+        return build_denoiser(run.model)
     if run.model.name == "token_transformer":
         from worldmodels.data.flappy_tokens import SPEC
         from worldmodels.nets.transformer import TokenTransformer

@@ -160,13 +160,25 @@ try {
   // The page's own console errors from loading a bad model are expected; count only the good pages' errors.
   const goodErrors = consoleErrors.filter((e) => !/corrupt|future/.test(e));
 
-  // --- The benchmark page measures both models and produces its table
-  await page.goto(`${base}/bench?auto=1&calls=2&tokens=100&recompute=2`);
+  // --- The benchmark page measures the chosen models, the first of a task being the baseline of the others
+  const breakouts = index.models.filter((m) => m.task === "breakout" && m.source === "shipped");
+  const chosen = `breakout=${breakouts.map((m) => m.id).join(",")}&flappy=${flappy.id}`;
+  await page.goto(`${base}/bench?auto=1&calls=2&tokens=100&recompute=2&${chosen}`);
   const benched = await until(page, () => window.__bench, null, 240_000, "the benchmark page");
   const bench = benched ? await page.evaluate(() => window.__bench) : { error: "timed out" };
-  const rows = (bench.markdown ?? "").split("\n").filter((l) => /^\| (breakout|flappy) \|/.test(l));
-  check(!bench.error && rows.some((l) => l.startsWith("| breakout")) && rows.some((l) => l.startsWith("| flappy")) &&
+  const rows = (bench.markdown ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));
+  const of = (m) => rows.filter((l) => l.startsWith(`| ${m.label} |`));
+  check(!bench.error && [...breakouts, flappy].every((m) => of(m).length >= 2) &&
     rows.every((l) => /\d/.test(l.split("|")[3])), `the bench page fills its table (${rows.length} rows${bench.error ? `; ${bench.error}` : ""})`);
+  if (breakouts.length > 1) {
+    const speedup = of(breakouts[1]).find((l) => l.includes(`denoiser call (batch 1): speed-up vs ${breakouts[0].label}`));
+    check(Boolean(speedup) && Number(speedup.split("|")[3].trim().split(" ")[0]) > 0,
+      `the bench page rates ${breakouts[1].name} against ${breakouts[0].name}: ${speedup?.split("|")[3].trim()}`);
+  }
+  await page.goto(`${base}/bench?auto=1&calls=1&breakout=no-such-model`);
+  await until(page, () => window.__bench, null, 20_000, "the bench page's error");
+  const wrong = await page.evaluate(() => window.__bench?.error ?? "");
+  check(wrong.includes("no-such-model"), `an unknown model id on the bench page is an error: ${wrong}`);
 
   // --- The server refuses path traversal
   for (const path of ["/../pyproject.toml", "/%2e%2e/%2e%2e/etc/passwd", "/ort/../../worldmodels/play.py"]) {

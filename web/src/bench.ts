@@ -1,7 +1,9 @@
 // The benchmark page (/bench): runs src/bench-worker.ts once per configuration (WASM 1 thread, WASM 2 threads when
 // the page is cross-origin isolated, WebGPU when the browser has an adapter) for the chosen models and shows one
-// table, which "Copy table" puts on the clipboard as Markdown. ?auto=1&calls=N&tokens=N&recompute=N runs at load
-// (the browser tests use it; the result is also left in window.__bench).
+// table, which "Copy table" puts on the clipboard as Markdown. Several models of a task can be chosen: the first is
+// the baseline, and every other one gets ratio rows against it measured in the same run (speed-up for ms, rate
+// ratio for frames/s and tokens/s). ?auto=1&calls=N&tokens=N&recompute=N runs at load, ?breakout=ID,ID&flappy=ID
+// picks the models (the browser tests use it; the result is also left in window.__bench).
 import type { BenchRequest, BenchRow } from "./bench-worker";
 import { chooseRuntime, WASM_PATHS } from "./shell/ort";
 import { listModels, loadModel } from "./shell/loader";
@@ -45,27 +47,55 @@ function cell(r: BenchRow | undefined): string {
   return r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-";
 }
 
-function markdown(cols: Column[], table: Map<string, Map<string, BenchRow>>): string {
+type Table = Map<string, Map<string, BenchRow>>; // "model\0measure" -> column label -> result
+const SEP = "\u0000";
+
+/** Ratio rows of each task's later models against its first (the baseline), column by column. */
+function ratios(models: LoadedModel[], cols: Column[], table: Table): Table {
+  const out: Table = new Map();
+  for (const task of ["breakout", "flappy"]) {
+    const mine = models.filter((m) => m.manifest.task === task);
+    const base = mine[0]?.entry.label;
+    for (const other of mine.slice(1)) {
+      for (const [key, byCol] of table) {
+        const [label, measure] = key.split(SEP);
+        const baseRow = table.get(`${base}${SEP}${measure}`);
+        if (label !== other.entry.label || !baseRow) continue;
+        const row = new Map<string, BenchRow>();
+        for (const c of cols) {
+          const [r, b] = [byCol.get(c.label), baseRow.get(c.label)];
+          if (!r || !b || r.unit === "x") continue;
+          row.set(c.label, { ...r, value: r.unit === "ms" ? b.value / r.value : r.value / b.value, unit: "x" });
+        }
+        if (row.size) out.set(`${label}${SEP}${measure}${r0(byCol)} vs ${base}`, row);
+      }
+    }
+  }
+  return out;
+}
+const r0 = (byCol: Map<string, BenchRow>) => ([...byCol.values()][0]?.unit === "ms" ? ": speed-up" : ": ratio");
+
+function markdown(cols: Column[], table: Table): string {
   const head = `| model | measure | ${cols.map((c) => c.label).join(" | ")} |`;
   const rule = `|---|---|${cols.map(() => "---:").join("|")}|`;
   const lines = [...table].map(([key, byCol]) => {
-    const any = [...byCol.values()][0];
+    const [label, measure] = key.split(SEP);
     const cells = cols.map((c) => cell(byCol.get(c.label)));
-    return `| ${any.task} | ${key.split("\u0000")[1]} | ${cells.join(" | ")} |`;
+    return `| ${label} | ${measure} | ${cells.join(" | ")} |`;
   });
   return [`${navigator.userAgent.match(/(Chrome|Chromium|Firefox)\/[\d.]+/)?.[0] ?? "browser"}, ` +
     `${navigator.hardwareConcurrency} cores, cross-origin isolated: ${crossOriginIsolated}`, "", head, rule, ...lines].join("\n");
 }
 
-function render(cols: Column[], table: Map<string, Map<string, BenchRow>>): void {
+function render(cols: Column[], table: Table): void {
   const el = $<HTMLTableElement>("bench-table");
   const head = document.createElement("tr");
   for (const h of ["model", "measure", ...cols.map((c) => c.label)]) head.append(Object.assign(document.createElement("th"), { textContent: h }));
   const rows = [...table].map(([key, byCol]) => {
     const tr = document.createElement("tr");
-    const any = [...byCol.values()][0];
-    tr.append(Object.assign(document.createElement("td"), { textContent: any.task }),
-      Object.assign(document.createElement("td"), { textContent: key.split("\u0000")[1] }));
+    const [label, measure] = key.split(SEP);
+    tr.append(Object.assign(document.createElement("td"), { textContent: label }),
+      Object.assign(document.createElement("td"), { textContent: measure }));
     for (const c of cols) tr.append(Object.assign(document.createElement("td"), { textContent: cell(byCol.get(c.label)) }));
     return tr;
   });
@@ -74,7 +104,7 @@ function render(cols: Column[], table: Map<string, Map<string, BenchRow>>): void
 
 async function run(models: LoadedModel[]): Promise<string> {
   const cols = await columns();
-  const table = new Map<string, Map<string, BenchRow>>();
+  const table: Table = new Map();
   const settings = {
     calls: Number($<HTMLInputElement>("bench-calls").value),
     tokens: Number($<HTMLInputElement>("bench-tokens").value),
@@ -88,13 +118,15 @@ async function run(models: LoadedModel[]): Promise<string> {
         onnx: model.onnx, prefill: model.prefill, ...settings,
       });
       for (const r of rows) {
-        const key = `${r.task}\u0000${r.metric.replace(/, \d+ tokens/, "").replace(/ \(\d+ slides\)/, "")}`;
+        const key = `${model.entry.label}${SEP}${r.metric.replace(/, \d+ tokens/, "").replace(/ \(\d+ slides\)/, "")}`;
         if (!table.has(key)) table.set(key, new Map());
         table.get(key)!.set(col.label, r);
       }
       render(cols, table);
     }
   }
+  for (const [key, row] of ratios(models, cols, table)) table.set(key, row);
+  render(cols, table);
   const md = markdown(cols, table);
   status(`done: ${models.map((m) => m.entry.label).join(", ")}`);
   return md;
@@ -106,6 +138,7 @@ async function main(): Promise<void> {
     if (params.has(param)) $<HTMLInputElement>(id).value = params.get(param)!;
   }
   let entries: ModelEntry[] = [];
+  const order: Record<"breakout" | "flappy", string[]> = { breakout: [], flappy: [] }; // ?breakout=a,b: a is the baseline
   try {
     entries = await listModels();
   } catch (err) {
@@ -115,15 +148,30 @@ async function main(): Promise<void> {
   }
   for (const task of ["breakout", "flappy"] as const) {
     const select = $<HTMLSelectElement>(`bench-${task}`);
-    select.replaceChildren(new Option("(skip)", ""), ...entries.filter((e) => e.task === task).map((e) => new Option(e.label, e.id)));
-    select.selectedIndex = select.options.length > 1 ? 1 : 0;
+    const mine = entries.filter((e) => e.task === task);
+    select.replaceChildren(...mine.map((e) => new Option(e.label, e.id)));
+    const wanted = params.get(task)?.split(",").filter(Boolean);
+    if (wanted) {
+      const unknown = wanted.filter((id) => !mine.some((e) => e.id === id));
+      if (unknown.length) {
+        $("error").hidden = false;
+        $("error").textContent = `No ${task} model with id ${unknown.join(", ")} (known: ${mine.map((e) => e.id).join(", ") || "none"})`;
+        (window as any).__bench = { error: $("error").textContent };
+        return;
+      }
+      for (const o of select.options) o.selected = wanted.includes(o.value);
+      order[task] = wanted;
+    } else if (select.options.length) select.options[0].selected = true;
   }
   const start = async () => {
     $<HTMLButtonElement>("bench-run").disabled = true;
     $("error").hidden = true;
     try {
-      const chosen = ["breakout", "flappy"].map((t) => entries.find((e) => e.id === $<HTMLSelectElement>(`bench-${t}`).value))
-        .filter((e): e is ModelEntry => Boolean(e));
+      const chosen = (["breakout", "flappy"] as const).flatMap((t) => {
+        const picked = [...$<HTMLSelectElement>(`bench-${t}`).selectedOptions].map((o) => o.value);
+        const ids = order[t].filter((id) => picked.includes(id)).concat(picked.filter((id) => !order[t].includes(id)));
+        return ids.map((id) => entries.find((e) => e.id === id)).filter((e): e is ModelEntry => Boolean(e));
+      });
       const models = [];
       for (const e of chosen) models.push(await loadModel(e, (l, t, what) => status(`loading ${what}: ${(l / 1e6).toFixed(1)} MB`)));
       const md = await run(models);
