@@ -35,7 +35,10 @@ def test_every_config_composes_and_validates(overrides):
     run = validate(composed(*overrides))
     expected = "flappy" if any("flappy" in o for o in overrides) else "breakout"
     assert run.task_name == expected
-    assert run.model.width > 0
+    widths = run.model.widths if run.model.name == "fast_denoiser" else [run.model.width]
+    assert min(widths) > 0
+    if overrides == ["experiment=breakout_fast"]:
+        assert run.model.name == "fast_denoiser"
 
 
 def test_group_choices_reach_the_config():
