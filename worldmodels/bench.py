@@ -4,7 +4,7 @@
     python -m worldmodels.bench --only sim          # simulator rows/s: vectorized vs one game at a time
     python -m worldmodels.bench --only train --train-steps 40 experiment=breakout_cpu
     python -m worldmodels.bench --only decode [--flappy-onnx outputs/flappy/<run>/export/flappy.onnx]
-    python -m worldmodels.bench --only denoiser [--breakout-onnx models/breakout/breakout.onnx]
+    python -m worldmodels.bench --only denoiser [--breakout-onnx models/breakout/breakout.onnx ...]
 
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
@@ -15,9 +15,10 @@ whole window for every token), and the cost per token over the first and the las
 (default 10,000; 100000 for the 100k-vs-1k claim) decoded tokens (the window slides; the cost must not grow).
 Without `--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on
 weights).
-`denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, and the dream
-frames/s that gives at 1-4 sampler steps (the same figures the browser's bench page measures). Without
-`--breakout-onnx` the shipped model (models/breakout) is used.
+`denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, with its
+convolution GFLOP, for the seed-scale TinyDenoiser (width 96, 14 blocks, exported here with random weights: the
+baseline) and each `--breakout-onnx` (repeatable; default the shipped models/breakout), each with its speed-up
+against the baseline and the one-step dream frames/s (the browser's bench page measures the same in WASM).
 """
 
 from __future__ import annotations
@@ -213,22 +214,49 @@ def denoiser_input(manifest: dict) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def bench_denoiser(onnx_path: str, calls: int) -> list[tuple[str, float]]:
-    """ms per denoiser call (batch 1): PyTorch (the exported model's own config, random weights: speed does not
-    depend on them) and onnxruntime with 1 and 2 intra-op threads."""
+def seed_denoiser_onnx(out: Path, like: dict) -> Path:
+    """The seed-scale TinyDenoiser (width 96, 14 blocks; random weights: speed does not depend on them) as ONNX,
+    with a manifest copied from `like` so it samples the same way."""
     import json
 
-    from worldmodels.nets.denoiser import build_denoiser
+    from worldmodels.nets.denoiser import INPUT_NAME, OUTPUT_NAME, DenoiserConfig, TinyDenoiser
 
-    manifest = json.loads(Path(onnx_path).with_suffix(".json").read_text())
-    x = denoiser_input(manifest)
-    net = build_denoiser(manifest["model"]).eval()
-    with torch.no_grad():
-        rows = [("PyTorch", time_ms(lambda: net(torch.from_numpy(x)), calls))]
-    for threads in (1, 2):
-        session = ort_session(onnx_path, threads)
-        rows.append((f"onnxruntime {threads} thread{'s' * (threads > 1)}",
-                     time_ms(lambda s=session: s.run(None, {"input": x}), calls)))
+    net = TinyDenoiser(DenoiserConfig()).eval()
+    path = out / "seed_tiny_denoiser.onnx"
+    x = torch.from_numpy(denoiser_input(like))
+    torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=17,
+                      dynamo=False)
+    path.with_suffix(".json").write_text(json.dumps({**like, "model": {**vars(DenoiserConfig()),
+                                                                       "parameters": net.num_parameters()}}))
+    return path
+
+
+def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
+    """ms per denoiser call (batch 1) of the seed-scale TinyDenoiser (the baseline, exported here) and of each
+    given model: PyTorch (the model's own config, random weights) and onnxruntime with 1 and 2 intra-op threads,
+    with the convolutions' GFLOP per call."""
+    import json
+
+    from worldmodels.nets.denoiser import build_denoiser, conv_flops
+
+    with tempfile.TemporaryDirectory() as tmp:
+        like = json.loads(Path(onnx_paths[0]).with_suffix(".json").read_text())
+        rows = []
+        for path in [seed_denoiser_onnx(Path(tmp), like), *map(Path, onnx_paths)]:
+            manifest = json.loads(path.with_suffix(".json").read_text())
+            x = denoiser_input(manifest)
+            net = build_denoiser(manifest["model"]).eval()
+            frame = manifest["frame"]
+            row = {"model": "seed-scale tiny_denoiser (baseline)" if path.parent == Path(tmp) else str(path),
+                   "gflop": conv_flops(net, frame["height"], frame["width"]) / 1e9}
+            with torch.no_grad():
+                row["PyTorch"] = time_ms(lambda n=net: n(torch.from_numpy(x)), max(3, calls // 10)
+                                         if row["gflop"] > 5 else calls)
+            for threads in (1, 2):
+                session = ort_session(path, threads)
+                row[f"onnxruntime {threads} thread{'s' * (threads > 1)}"] = time_ms(
+                    lambda s=session: s.run(None, {"input": x}), max(3, calls // 10) if row["gflop"] > 5 else calls)
+            rows.append(row)
     return rows
 
 
@@ -239,8 +267,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="simulator steps for the vectorized run")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps per configuration")
     parser.add_argument("--flappy-onnx", default=None, help="an exported flappy.onnx for the decode benchmark")
-    parser.add_argument("--breakout-onnx", default="models/breakout/breakout.onnx",
-                        help="an exported breakout.onnx for the denoiser benchmark")
+    parser.add_argument("--breakout-onnx", action="append", default=[],
+                        help="an exported breakout.onnx for the denoiser benchmark (repeat for several; default: "
+                             "models/breakout/breakout.onnx)")
     parser.add_argument("--denoiser-calls", type=int, default=30, help="timed denoiser calls per runtime")
     parser.add_argument("--decode-tokens", type=int, default=10_000, help="tokens decoded in the long run")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
@@ -284,13 +313,14 @@ def main(argv: list[str] | None = None) -> None:
               f"frame graph {frame['first'] / frame['last']:.2f}")
         print()
     if args.only in (None, "denoiser"):
-        rows = bench_denoiser(args.breakout_onnx, args.denoiser_calls)
-        base = rows[0][1]
-        print(f"breakout denoiser, batch 1 ({args.breakout_onnx})")
-        steps = range(1, 5)
-        print(f"{'runtime':<24}{'ms/call':>10}{'vs PyTorch':>12}" + "".join(f"{f'fps@{k}':>9}" for k in steps))
-        for name, ms in rows:
-            print(f"{name:<24}{ms:>10.2f}{base / ms:>11.2f}x" + "".join(f"{1000 / (k * ms):>9.1f}" for k in steps))
+        rows = bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)
+        runtimes = ("PyTorch", "onnxruntime 1 thread", "onnxruntime 2 threads")
+        print("breakout denoiser, batch 1: ms per call and speed-up against the seed-scale net in this run")
+        print(f"{'model':<44}{'GFLOP':>7}" + "".join(f"{r:>24}" for r in runtimes) + f"{'fps@1 (ORT 2)':>15}")
+        base = rows[0]
+        for row in rows:
+            cells = "".join(f"{row[r]:>13.2f} ms {base[r] / row[r]:>6.1f}x" for r in runtimes)
+            print(f"{row['model'][-44:]:<44}{row['gflop']:>7.2f}{cells}{1000 / row[runtimes[2]]:>15.1f}")
 
 if __name__ == "__main__":
     main()
