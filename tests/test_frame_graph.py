@@ -27,6 +27,7 @@ from worldmodels.token_sampling import (
     TorchBackend,
     TorchFrameBackend,
     decode_full_recompute,
+    frame_guess,
     frame_rules,
     greedy,
     pipe_is_new,
@@ -43,11 +44,11 @@ IDS = torch.arange(SPEC.vocab_size)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def sharp_model(context: int, seed: int = 2) -> TokenTransformer:
+def sharp_model(context: int, seed: int = 2, sliding_window: bool = False) -> TokenTransformer:
     """Random weights with std 0.3: logits far from ties, and pipes that often turn visible or respawn."""
     torch.manual_seed(seed)
     net = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, layers=2, heads=2, width=32,
-                                             context=context))
+                                             context=context, sliding_window=sliding_window))
     with torch.no_grad():
         for p in net.parameters():
             if p.dim() == 2:
@@ -106,14 +107,14 @@ def test_in_graph_rules_match_token_sampling():
     new_pipes = respawns = 0
     for t in range(len(frames)):
         frame = frames[t].tolist()
+        legal = fg.legal_masks(RULES, torch.tensor(frame), IDS).numpy()  # every slot at once, given the frame
         for s in range(SPEC.state_tokens_per_frame):
-            legal = fg.legal_mask(RULES, s, as_frame(frame[:s]), IDS).numpy()
-            assert np.array_equal(legal, SPEC.legal_mask(s, frame[:s])), (t, s)
+            assert np.array_equal(legal[s], SPEC.legal_mask(s, frame[:s])), (t, s)
         if t == 0:
             continue
         previous = frames[t - 1].tolist()
         for pipe, slot in ((0, 3), (1, 6)):
-            got = bool(fg.pipe_is_new(RULES, pipe, as_frame(frame[:slot]), torch.tensor(previous)))
+            got = bool(fg.pipe_is_new(RULES, pipe, torch.tensor(frame), torch.tensor(previous)))
             assert got == pipe_is_new(pipe, frame[:slot], previous), (t, pipe)
             new_pipes += got
         respawns += frame[2] - previous[2] >= 32 and previous[1] == frame[1] == VISIBLE
@@ -131,10 +132,34 @@ def test_in_graph_choice_matches_greedy_and_inverse_cdf():
             got = fg.sample_bins(torch.from_numpy(logits), start, bins, torch.tensor([u], dtype=torch.float64),
                                  torch.tensor([temperature], dtype=torch.float64))
             assert int(got) == sample_inverse_cdf(logits, legal, u, temperature)
-    logits = np.zeros(SPEC.vocab_size, np.float32)  # a tie over every legal id: the lowest wins
-    logits[GAP_Y + 50] = logits[GAP_Y + 7] = 2.0
-    mask = fg.legal_mask(RULES, 3, as_frame(visible_prefix), IDS)
-    assert int(fg.greedy(torch.from_numpy(logits), mask)) == greedy(logits, legal) == GAP_Y + 7
+    # All slots at once: a tie at pipe 0's gap (a pipe already shown: greedy) goes to the lowest id; pipe 1 turns
+    # visible, so its gap is sampled with its uniform.
+    previous = [5, VISIBLE, PIPE_X + 41, GAP_Y + 3, HIDDEN, SPEC.hidden_id("pipe_x"), SPEC.hidden_id("gap_y"),
+                NO_RESPAWN, NOT_DONE]
+    frame = [6, VISIBLE, PIPE_X + 40, GAP_Y + 3, VISIBLE, PIPE_X + 127, GAP_Y + 9, NO_RESPAWN, NOT_DONE]
+    logits = (rng.normal(size=(9, SPEC.vocab_size))).astype(np.float32)
+    logits[3, GAP_Y + 50] = logits[3, GAP_Y + 7] = 10.0
+    u = np.array([0.25, 0.75])
+    choice = fg.choose(RULES, torch.from_numpy(logits), torch.tensor(frame), torch.tensor(previous),
+                       torch.from_numpy(u), torch.tensor([1.0], dtype=torch.float64), IDS).tolist()
+    for s in range(9):
+        legal = SPEC.legal_mask(s, frame[:s])
+        expected = sample_inverse_cdf(logits[s], legal, u[1]) if s == 6 else greedy(logits[s], legal)
+        assert choice[s] == expected, s
+    assert choice[3] == GAP_Y + 7
+
+
+def test_frame_guess_continues_the_motion():
+    def frame(bird, x0, x1, shown1=True):
+        return [bird, VISIBLE, PIPE_X + x0, GAP_Y + 3, VISIBLE if shown1 else HIDDEN,
+                PIPE_X + x1 if shown1 else SPEC.hidden_id("pipe_x"), GAP_Y + 9 if shown1 else SPEC.hidden_id("gap_y"),
+                NO_RESPAWN, NOT_DONE]
+
+    before, previous = frame(40, 60, 110, shown1=False), frame(37, 58, 108)
+    guess = frame_guess([*before, 360, *previous]).tolist()
+    assert guess == frame(34, 56, 108)  # pipe 1 was hidden before: it repeats
+    assert frame_guess([*frame(2, 1, 90), 360, *frame(0, 0, 88)]).tolist() == frame(0, 0, 86)  # clamped at bin 0
+    assert frame_guess(previous).tolist() == previous  # one frame of history: repeat it
 
 
 # ---- frames against the per-token decoder ---------------------------------------------------------------------
@@ -157,6 +182,7 @@ def test_frame_graph_makes_the_per_token_decoders_frames_across_slides(model):
     assert np.array_equal(np.array(frames), expected)
     assert per_frame.history == per_token.history and per_frame.slides == per_token.slides >= 20
     assert per_frame.tokens_generated == 720 and per_frame.position == per_token.position
+    assert 80 <= per_frame.passes <= 800  # at least one pass a frame, at most one per token
     sampled, after_respawn = sampled_gaps(expected, context[-9:])
     assert sampled >= 10 and after_respawn >= 3
     # The uniforms are what the sampled gaps come from: another stream changes some of them, nothing else.
@@ -165,6 +191,34 @@ def test_frame_graph_makes_the_per_token_decoders_frames_across_slides(model):
     reference = decode_full_recompute(model, context, actions[:30], uniforms[:30], slide_frames=2,
                                       slide_before_frame=True)
     assert np.array_equal(reference, expected[:30])
+
+
+def test_frames_do_not_depend_on_the_guess(model, monkeypatch):
+    from worldmodels import token_sampling
+
+    actions, uniforms = inputs(40, seed=5)
+    decoder = FrameGraphDecoder(TorchFrameBackend(model), slide_frames=2)
+    expected = rollout(decoder, opening(), actions, uniforms)
+    truth = iter(expected)  # an oracle guess: the frame itself, which one pass confirms
+    monkeypatch.setattr(token_sampling, "frame_guess", lambda history, spec: next(truth))
+    assert np.array_equal(rollout(decoder, opening(), actions, uniforms), expected) and decoder.passes == 40
+    monkeypatch.setattr(token_sampling, "frame_guess", lambda history, spec: np.zeros(9, np.int64))
+    assert np.array_equal(rollout(decoder, opening(), actions, uniforms), expected)
+    assert 40 < decoder.passes <= 400  # more passes, never more than one per token
+
+
+def test_ring_cache_frames_match_the_per_token_decoder_and_never_slide():
+    model = sharp_model(context=60, sliding_window=True)
+    actions, uniforms = inputs(90, seed=6)
+    per_token = FrameDecoder(TorchBackend(model), slide_frames=2)
+    per_frame = FrameGraphDecoder(TorchFrameBackend(model), slide_frames=2)
+    expected = rollout(per_token, opening(), actions, uniforms)
+    assert np.array_equal(rollout(per_frame, opening(), actions, uniforms), expected)
+    assert per_frame.slides == per_token.slides == 0
+    tokens, positions = per_frame.window  # the ring holds the newest 60 tokens
+    assert len(tokens) == 60 and positions[-1] == per_frame.position - 1
+    reference = decode_full_recompute(model, opening(), actions[:20], uniforms[:20], slide_frames=2)
+    assert np.array_equal(reference, expected[:20])
 
 
 def test_frame_aligned_slides_are_the_default_rule_when_context_is_9_mod_10():
@@ -177,22 +231,26 @@ def test_frame_aligned_slides_are_the_default_rule_when_context_is_9_mod_10():
     assert per_frame.slides == default.slides >= 10
     with pytest.raises(ValueError, match="no room"):  # the backend refuses a frame that does not fit
         per_frame.backend.frame(360, per_frame.position, (*per_frame._state[:2], torch.tensor([55])),
-                                opening()[-9:], np.zeros(2), 1.0)
+                                opening()[-9:], opening()[-9:], np.zeros(2), 1.0)
 
 
 # ---- ONNX ------------------------------------------------------------------------------------------------------
 
-def test_onnx_frame_graph_matches_pytorch(model, tmp_path):
+@pytest.mark.parametrize("sliding_window", [False, True])
+def test_onnx_frame_graph_matches_pytorch(tmp_path, sliding_window):
+    model = sharp_model(context=60, sliding_window=sliding_window)
     paths = {name: tmp_path / f"{name}.onnx" for name in ("decode", "prefill", "frame")}
     export_onnx(model, paths["decode"], paths["prefill"], dynamic_batch=False)
     export_frame_onnx(model, RULES, paths["frame"])
     session = ort.InferenceSession(str(paths["frame"]), providers=["CPUExecutionProvider"])
     # The web player binds these names: spelled out so that renaming a constant fails loudly.
     assert [i.name for i in session.get_inputs()] == FRAME_INPUTS == [
-        "action", "position", "k_cache", "v_cache", "cache_len", "previous", "uniforms", "temperature"]
+        "action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms", "temperature"]
     assert [o.name for o in session.get_outputs()] == FRAME_OUTPUTS == [
-        "state", "logits", "k_cache_out", "v_cache_out", "cache_len_out"]
-    assert [i.type for i in session.get_inputs()][-3:] == ["tensor(int64)", "tensor(double)", "tensor(double)"]
+        "state", "logits", "k_frame", "v_frame", "slots", "passes"]
+    assert [i.type for i in session.get_inputs()][-4:] == [
+        "tensor(int64)", "tensor(int64)", "tensor(double)", "tensor(double)"]
+    assert [n.op_type for n in onnx.load(str(paths["frame"])).graph.node].count("Loop") == 1
 
     # One call from a prefilled window at a large position, against the PyTorch module.
     context = opening(5)
@@ -202,24 +260,28 @@ def test_onnx_frame_graph_matches_pytorch(model, tmp_path):
         _, k, v, length = model.prefill(torch.as_tensor(context)[None], torch.as_tensor(positions)[None])
         example = frame_graph_example(model, RULES)
         call = (torch.tensor([361]), torch.tensor([positions[-1] + 1]), k, v, length,
-                torch.as_tensor(context[-9:]), torch.tensor([0.2, 0.7], dtype=torch.float64),
-                torch.tensor([0.8], dtype=torch.float64))
+                torch.as_tensor(context[-9:]), torch.as_tensor(context[-9:]),
+                torch.tensor([0.2, 0.7], dtype=torch.float64), torch.tensor([0.8], dtype=torch.float64))
         assert all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(call, example, strict=True))
         expected = [t.numpy() for t in graph(*call)]
     got = session.run(FRAME_OUTPUTS, {n: t.numpy() for n, t in zip(FRAME_INPUTS, call, strict=True)})
     assert np.array_equal(got[0], expected[0]) and got[0].shape == (9,)
     assert got[1].shape == (10, SPEC.vocab_size) and np.abs(got[1] - expected[1]).max() <= 1e-4
-    assert np.abs(got[2] - expected[2]).max() <= 1e-4 and np.abs(got[3] - expected[3]).max() <= 1e-4
-    assert got[4].tolist() == [len(context) + 10]
+    assert got[2].shape == (2, 1, 2, 10, 16) and np.abs(got[2] - expected[2]).max() <= 1e-4
+    assert np.abs(got[3] - expected[3]).max() <= 1e-4
+    first = len(context) if not sliding_window else (positions[-1] + 1) % 60
+    assert got[4].tolist() == [(first + i) % 60 for i in range(10)] and got[5] == expected[5] >= 2
 
     # A whole game on onnxruntime: frame graph vs decode graph, same actions and uniforms.
     actions, uniforms = inputs(60, seed=4)
-    per_token = FrameDecoder(OrtBackend.from_files(paths["decode"], paths["prefill"]), slide_frames=2,
-                             slide_before_frame=True)
-    per_frame = FrameGraphDecoder(OrtFrameBackend.from_files(paths["frame"], paths["prefill"]), slide_frames=2)
+    per_token = FrameDecoder(OrtBackend.from_files(paths["decode"], paths["prefill"], ring=sliding_window),
+                             slide_frames=2, slide_before_frame=True)
+    per_frame = FrameGraphDecoder(OrtFrameBackend.from_files(paths["frame"], paths["prefill"], ring=sliding_window),
+                                  slide_frames=2)
     frames = rollout(per_frame, opening(), actions, uniforms)
     assert np.array_equal(frames, rollout(per_token, opening(), actions, uniforms))
-    assert per_frame.slides == per_token.slides >= 15 and sampled_gaps(frames, opening()[-9:])[1] >= 1
+    assert per_frame.slides == per_token.slides and (per_frame.slides == 0) == sliding_window
+    assert sampled_gaps(frames, opening()[-9:])[0] >= 1
     torch_frames = rollout(FrameGraphDecoder(TorchFrameBackend(model), slide_frames=2), opening(), actions, uniforms)
     assert np.array_equal(frames, torch_frames)
 
@@ -231,7 +293,7 @@ def test_export_writes_the_frame_graph(tmp_path, monkeypatch):
     from worldmodels.config import compose_config, validate
 
     cfg = compose_config(["task=flappy", "model.layers=2", "model.heads=2", "model.width=32", "model.context=80",
-                          "module.decoding.slide_frames=2"], output_dir=str(tmp_path))
+                          "data.window_frames=8", "module.decoding.slide_frames=2"], output_dir=str(tmp_path))
     run = validate(cfg)
     run.model.vocab_size = SPEC.vocab_size
     net = sharp_model(context=80)  # the run's model shape

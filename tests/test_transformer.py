@@ -26,11 +26,12 @@ FRAME = 10  # tokens per frame in these tests
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def sharp_model(context: int = 40, seed: int = 0) -> TokenTransformer:
+def sharp_model(context: int = 40, seed: int = 0, sliding_window: bool = False) -> TokenTransformer:
     """A small model with large weights: attention is peaked and position-dependent, so a wrong mask, slot or
     rotation moves the logits far beyond the tolerances (with the 0.02 init attention is almost uniform)."""
     torch.manual_seed(seed)
-    model = TokenTransformer(TransformerConfig(vocab_size=VOCAB, layers=2, heads=2, width=32, context=context))
+    model = TokenTransformer(TransformerConfig(vocab_size=VOCAB, layers=2, heads=2, width=32, context=context,
+                                               sliding_window=sliding_window))
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 2:
@@ -107,6 +108,44 @@ def test_sliding_window_matches_full_forward_over_the_window():
         model.slide(cache, int(cache.length) + 1)
 
 
+def test_sliding_window_attends_to_a_band_of_context_tokens():
+    context = 40
+    model = sharp_model(context=context, sliding_window=True)
+    tokens = torch.randint(0, VOCAB, (1, 120))
+    changed = tokens.clone()
+    changed[:, 30] = (changed[:, 30] + 1) % VOCAB
+    with torch.no_grad():
+        a, _ = model(tokens, torch.arange(120))
+        b, _ = model(changed, torch.arange(120))
+    moved = (a - b).abs().amax(-1)[0]  # (T,)
+    assert moved[:30].max() == 0 and moved[30] > 1e-2
+    # Token 30 reaches 2 layers x 39 tokens ahead through the band, and not one token more.
+    assert moved[30 + 2 * (context - 1)] > 1e-4 and moved[30 + 2 * (context - 1) + 1:].max() == 0
+
+
+@pytest.mark.parametrize("chunk", [1, FRAME])
+def test_ring_cache_matches_the_banded_forward_at_any_length(chunk):
+    context, start, total = 40, 7_770, 260
+    model = sharp_model(context=context, sliding_window=True)
+    tokens = torch.randint(0, VOCAB, (1, total))
+    positions = torch.arange(start, start + total)
+    with torch.no_grad():
+        full, _ = model(tokens, positions)  # one banded pass over all 260 tokens: what training computes
+        logits, k, v, length = model.prefill(tokens[:, :30], positions[:30])
+        assert (logits - full[:, :30]).abs().max() <= 1e-4
+        cache = KVCache(k, v, length, *[torch.zeros(1, context, dtype=torch.long)] * 2)
+        for i in range(30, total, chunk):
+            assert not model.cache_full(cache)
+            step, cache = model(tokens[:, i:i + chunk], positions[i:i + chunk], cache)
+            assert (step - full[:, i:i + chunk]).abs().max() <= 1e-4, i
+            assert int(cache.length) == min(i + chunk, context) and cache.k.shape == k.shape
+    # The ring holds the newest `context` tokens, each in slot position % context.
+    assert torch.equal(cache.positions[0].sort().values, positions[-context:])
+    assert torch.equal(cache.positions[0] % context, torch.arange(context))
+    with pytest.raises(ValueError, match="never slides"):
+        model.slide(cache, FRAME)
+
+
 def test_rope_shift_invariance_at_large_positions():
     model = sharp_model()
     tokens = torch.randint(0, VOCAB, (2, 40))
@@ -115,6 +154,29 @@ def test_rope_shift_invariance_at_large_positions():
         far, _ = model(tokens, torch.arange(100_000, 100_040))
     # float32 angles would be off by ~5e-3 here (checked when this was written).
     assert (near - far).abs().max() <= 1e-4
+
+
+def test_onnx_ring_decode_matches_pytorch(tmp_path):
+    context = 40
+    model = sharp_model(context=context, sliding_window=True)
+    decode_path, prefill_path = tmp_path / "decode.onnx", tmp_path / "prefill.onnx"
+    export_onnx(model, decode_path, prefill_path, dynamic_batch=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    decode = ort.InferenceSession(str(decode_path), options, providers=["CPUExecutionProvider"])
+    prefill = ort.InferenceSession(str(prefill_path), options, providers=["CPUExecutionProvider"])
+    tokens = torch.randint(0, VOCAB, (1, 150))
+    positions = torch.arange(90_000, 90_150)[None]
+    with torch.no_grad():
+        full, _ = model(tokens, positions)
+    o_logits, k, v, length = prefill.run(None, {"tokens": tokens[:, :25].numpy(),
+                                                "positions": positions[:, :25].numpy()})
+    assert np.abs(o_logits - full[:, :25].numpy()).max() <= 1e-4
+    for i in range(25, 150):  # wraps the ring three times, never slides
+        o_logits, k, v = decode.run(None, {"tokens": tokens[:, i:i + 1].numpy(), "position": positions[:, i].numpy(),
+                                           "k_cache": k, "v_cache": v, "cache_len": length})
+        length = np.minimum(length + 1, context)
+        assert np.abs(o_logits - full[:, i].numpy()).max() <= 1e-4, i
 
 
 def test_onnx_decode_and_prefill_match_pytorch(tmp_path):

@@ -280,4 +280,9 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         if name not in schemas:
             raise ConfigError(f"{group}.name: unknown {group} {name!r} (known: {', '.join(schemas)})")
         setattr(run, group, build(section, schemas[name], group))
+    if run.data.name == "flappy" and run.model.name == "token_transformer" and not run.model.sliding_window:
+        tokens = run.data.window_frames * 10  # the token spec's frame: whole frames of 10 tokens
+        require(tokens <= run.model.context, "data.window_frames",
+                f"{run.data.window_frames} frames ({tokens} tokens) do not fit model.context={run.model.context}; "
+                "shorten the windows or set model.sliding_window=true (banded attention trains on longer ones)")
     return run

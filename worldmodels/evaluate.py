@@ -95,6 +95,7 @@ def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
 def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
     from worldmodels.callbacks.ppo_collector import ensure_episodes
     from worldmodels.config import validate
+    from worldmodels.data.flappy_tokens import SPEC
     from worldmodels.flappy_eval import evaluate_flappy, format_flappy, onnx_forward, torch_forward
     from worldmodels.token_sampling import OrtBackend, TorchBackend
 
@@ -102,7 +103,8 @@ def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
         manifest = read_manifest(args.model)
         run = validate(manifest["training_config"])
         prefill = args.model.with_name(manifest["prefill_onnx"])
-        backend = OrtBackend(onnx_session(args.model), onnx_session(prefill))
+        backend = OrtBackend(onnx_session(args.model), onnx_session(prefill),
+                             ring=manifest["decoding"].get("sliding_window", False))
         forward = onnx_forward(backend.prefill_session)
     else:
         run, module = checkpoint
@@ -121,7 +123,10 @@ def main_flappy(args: argparse.Namespace, checkpoint: tuple | None) -> None:
     for name in sorted({store.policy_name(int(i)) for i in held_out}):
         ids = [int(i) for i in held_out if store.policy_name(int(i)) == name][:args.episodes_per_policy]
         by_policy[name] = [np.asarray(store.episode(i), np.int64) for i in ids]
-    result = evaluate_flappy(forward, backend, by_policy, run.data.window_frames, args.start_frames,
+    # Teacher forcing reads whole windows through the prefill graph, which holds at most `context` tokens; a
+    # sliding-window model trained on longer windows is scored on the same windows as any other.
+    window_frames = min(run.data.window_frames, run.model.context // SPEC.tokens_per_frame)
+    result = evaluate_flappy(forward, backend, by_policy, window_frames, args.start_frames,
                              run.module.decoding.slide_frames, args.seed)
     result["model"] = str(args.model)
     result["episodes_from"] = str(args.episodes_like or args.model)

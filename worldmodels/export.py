@@ -166,7 +166,7 @@ class RecordingBackend:
     """Wraps a token-decoding backend and keeps every logits vector it returns (for the parity check)."""
 
     def __init__(self, backend):
-        self.backend, self.context = backend, backend.context
+        self.backend, self.context, self.ring = backend, backend.context, backend.ring
         self.logits, self.step_logits = [], []  # every call's; the decode steps' only
 
     def prefill(self, tokens, positions):
@@ -188,7 +188,8 @@ def flappy_parity(model, decode_path: Path, prefill_path: Path, context: np.ndar
     from worldmodels.token_sampling import FrameDecoder, OrtBackend, TorchBackend
 
     runs = []
-    for backend in (TorchBackend(model), OrtBackend.from_files(decode_path, prefill_path)):
+    ring = model.cfg.sliding_window
+    for backend in (TorchBackend(model), OrtBackend.from_files(decode_path, prefill_path, ring=ring)):
         recorder = RecordingBackend(backend)
         decoder = FrameDecoder(recorder, slide_frames=slide_frames, seed=seed)
         decoder.reset(context)
@@ -203,11 +204,12 @@ def flappy_parity(model, decode_path: Path, prefill_path: Path, context: np.ndar
 
 
 def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path, context: np.ndarray, frames: int,
-                        slide_frames: int, temperature: float = 1.0, seed: int = 0) -> dict:
+                        slide_frames: int, temperature: float = 1.0, seed: int = 0, ring: bool = False) -> dict:
     """Play `frames` frames from `context` with random actions and the same uniforms on onnxruntime twice: one
     decode-graph call per token (FrameDecoder, sliding before a frame that does not fit) and one frame-graph call
     per frame (FrameGraphDecoder). Returns whether every frame was identical, the max |logit difference| after each
-    fed token, and the run's slides and sampled gaps (new pipes, of which after a respawn)."""
+    fed token, the frame graph's mean passes per frame, and the run's slides and sampled gaps (new pipes, of which
+    after a respawn)."""
     from worldmodels.data.flappy_tokens import SPEC
     from worldmodels.token_sampling import (
         FrameDecoder,
@@ -217,11 +219,11 @@ def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path,
         sampled_gaps,
     )
 
-    recorder = RecordingBackend(OrtBackend.from_files(decode_path, prefill_path))
+    recorder = RecordingBackend(OrtBackend.from_files(decode_path, prefill_path, ring=ring))
     per_token = FrameDecoder(recorder, slide_frames=slide_frames, temperature=temperature, seed=seed,
                              slide_before_frame=True)
-    per_frame = FrameGraphDecoder(OrtFrameBackend.from_files(frame_path, prefill_path), slide_frames=slide_frames,
-                                  temperature=temperature, seed=seed)
+    per_frame = FrameGraphDecoder(OrtFrameBackend.from_files(frame_path, prefill_path, ring=ring),
+                                  slide_frames=slide_frames, temperature=temperature, seed=seed)
     graph_logits = []
     for decoder in (per_token, per_frame):
         decoder.reset(context)
@@ -234,7 +236,8 @@ def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path,
     sampled, respawns = sampled_gaps(made, np.asarray(context)[-SPEC.state_tokens_per_frame:])
     return {"frames": frames, "identical_frames": per_token.history == per_frame.history,
             "max_abs_diff": float(np.abs(step_logits - np.stack(graph_logits)).max()),
-            "slides": per_frame.slides, "sampled_gaps": sampled, "respawn_gaps": respawns,
+            "passes_per_frame": per_frame.passes / frames, "slides": per_frame.slides, "sampled_gaps": sampled,
+            "respawn_gaps": respawns,
             "reference": "FrameDecoder(OrtBackend, slide_before_frame=True), same actions and uniforms"}
 
 
@@ -277,7 +280,8 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                               "nothing was written")
         temperature = run.module.decoding.temperature
         frame_parity = flappy_frame_parity(frame_tmp, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]),
-                                           FRAME_PARITY_FRAMES, slide_frames, temperature)
+                                           FRAME_PARITY_FRAMES, slide_frames, temperature,
+                                           ring=net.cfg.sliding_window)
         if not (frame_parity["identical_frames"] and frame_parity["max_abs_diff"] <= tolerance):
             raise ExportError(f"the frame graph's frames differ from the per-token decoder's over "
                               f"{FRAME_PARITY_FRAMES} frames (identical: {frame_parity['identical_frames']}, max "
@@ -287,6 +291,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         frame_model = onnx.load(str(frame_tmp))
     cfg = run.model
     cache_shape = [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]
+    frame_rows = [cfg.layers, 1, cfg.heads, SPEC.tokens_per_frame, cfg.head_dim]
     per_frame, pipes = SPEC.state_tokens_per_frame, len(SPEC.marker_positions)
     manifest = {
         "format": "worldmodels-manifest",
@@ -309,20 +314,26 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "frame_onnx": f"{name}.frame.onnx",
         "frame_graph": {
             "inputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_INPUTS, (
-                [1], [1], cache_shape, cache_shape, [1], [per_frame], [pipes], [1]), (
-                "int64", "int64", "float32", "float32", "int64", "int64", "float64", "float64"), strict=True)],
+                [1], [1], cache_shape, cache_shape, [1], [per_frame], [per_frame], [pipes], [1]), (
+                "int64", "int64", "float32", "float32", "int64", "int64", "int64", "float64", "float64"),
+                strict=True)],
             "outputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_OUTPUTS, (
-                [per_frame], [SPEC.tokens_per_frame, SPEC.vocab_size], cache_shape, cache_shape, [1]), (
-                "int64", "float32", "float32", "float32", "int64"), strict=True)],
+                [per_frame], [SPEC.tokens_per_frame, SPEC.vocab_size], frame_rows, frame_rows,
+                [SPEC.tokens_per_frame], [1]), ("int64", "float32", "float32", "float32", "int64", "int64"),
+                strict=True)],
             "tokens_per_call": SPEC.tokens_per_frame,
-            "slide": "before each call: if cache_len + tokens_per_call > context, drop the oldest slide_frames "
-                     "frames and run the prefill graph over the rest at their positions (FrameDecoder with "
-                     "slide_before_frame=True makes the same frames one token per call)",
+            "cache": "after each call write k_frame/v_frame row i (axis 3) into cache slot slots[i] and set "
+                     "cache_len to min(cache_len + tokens_per_call, context) (ring) or cache_len + tokens_per_call; "
+                     "an ordered window (decoding.sliding_window false) slides before a call when cache_len + "
+                     "tokens_per_call > context: drop the oldest slide_frames frames and run the prefill graph "
+                     "over the rest at their positions (FrameDecoder with slide_before_frame=True makes the same "
+                     "frames one token per call)",
+            "guess": "worldmodels.token_sampling.frame_guess (any ids change only the passes, never the frame)",
             "rules": "worldmodels/nets/frame_graph.py",
             "parity": {**frame_parity, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         },
         "token_spec": SPEC.to_json(),
-        "decoding": {"context": cfg.context, "slide_frames": slide_frames,
+        "decoding": {"context": cfg.context, "sliding_window": cfg.sliding_window, "slide_frames": slide_frames,
                      "temperature": run.module.decoding.temperature, "rules": "worldmodels/token_sampling.py"},
         "start_contexts": [list(map(int, c)) for c in start_contexts],
         "model": {**asdict(cfg), "parameters": sum(p.numel() for p in net.parameters())},

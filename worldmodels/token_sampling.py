@@ -59,9 +59,13 @@ State = Any  # a backend's cache: torch tensors or numpy arrays, opaque to the d
 
 
 class Backend(Protocol):
-    """One model behind a fixed-size KV cache of `context` tokens, batch 1, logits as float32 numpy (vocab,)."""
+    """One model behind a fixed-size KV cache of `context` tokens, batch 1, logits as float32 numpy (vocab,).
+    `ring`: the model's sliding-window attention keeps the cache as a ring that never slides (the window is always
+    the newest `context` tokens); otherwise (or when a backend has no `ring`) the cache holds a frame-aligned
+    window that the decoder slides."""
 
     context: int
+    ring: bool
 
     def prefill(self, tokens: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, State]:
         """A fresh cache holding `tokens` (T <= context) at `positions`; the logits after the last of them."""
@@ -75,7 +79,7 @@ class TorchBackend:
 
     def __init__(self, model: TokenTransformer):
         self.model = model.eval()
-        self.context = model.cfg.context
+        self.context, self.ring = model.cfg.context, model.cfg.sliding_window
         self.device = model.embed.weight.device
 
     def _tensor(self, values) -> torch.Tensor:
@@ -90,26 +94,28 @@ class TorchBackend:
     def step(self, token, position, state):
         k, v, length = state
         logits, k, v = self.model.decode_step(self._tensor([[token]]), self._tensor([position]), k, v, length)
-        return logits[0].float().cpu().numpy(), (k, v, length + 1)
+        return logits[0].float().cpu().numpy(), (k, v, cache_length(length, 1, self))
 
 
 class OrtBackend:
     """The graphs written by `worldmodels.nets.transformer.export_onnx`, run with onnxruntime."""
 
-    def __init__(self, decode_session, prefill_session):
-        self.decode, self.prefill_session = decode_session, prefill_session
+    def __init__(self, decode_session, prefill_session, ring: bool = False):
+        self.decode, self.prefill_session, self.ring = decode_session, prefill_session, ring
         k_cache = next(i for i in decode_session.get_inputs() if i.name == "k_cache")
         self.context = int(k_cache.shape[3])  # (layers, batch, heads, context, head_dim); only batch is dynamic
 
     @classmethod
-    def from_files(cls, decode_path: str | Path, prefill_path: str | Path, threads: int = 1) -> OrtBackend:
+    def from_files(cls, decode_path: str | Path, prefill_path: str | Path, threads: int = 1,
+                   ring: bool = False) -> OrtBackend:
+        """`ring`: the exported model's `sliding_window` (the manifest's decoding.sliding_window)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         sessions = [ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
                     for p in (decode_path, prefill_path)]
-        return cls(*sessions)
+        return cls(*sessions, ring=ring)
 
     def prefill(self, tokens, positions):
         feeds = {"tokens": np.asarray(tokens, np.int64)[None], "positions": np.asarray(positions, np.int64)[None]}
@@ -121,7 +127,15 @@ class OrtBackend:
         feeds = {"tokens": np.array([[token]], np.int64), "position": np.array([position], np.int64),
                  "k_cache": k, "v_cache": v, "cache_len": length}
         logits, k, v = self.decode.run(DECODE_OUTPUTS, feeds)
-        return logits[0], (k, v, length + 1)
+        return logits[0], (k, v, cache_length(length, 1, self))
+
+
+def cache_length(length, added: int, backend: Backend):
+    """Filled slots after `added` more tokens (numpy or torch): the ring never holds more than `context`."""
+    grown = length + added
+    if not backend.ring:
+        return grown
+    return grown.clamp(max=backend.context) if isinstance(grown, torch.Tensor) else np.minimum(grown, backend.context)
 
 
 # ---- the choice rules (4-6 in the module docstring) -------------------------------------------------------------
@@ -244,6 +258,7 @@ class FrameDecoder:
         self.backend, self.spec = backend, spec
         self.slide_frames, self.temperature = slide_frames, temperature
         self.slide_before_frame = slide_before_frame
+        self.ring = getattr(backend, "ring", False)
         self.rng = np.random.default_rng(seed)
         self._history: list[int] = []
         self.logits: np.ndarray | None = None
@@ -275,8 +290,8 @@ class FrameDecoder:
         if action not in range(actions):
             raise ValueError(f"action must be an int in 0..{actions - 1}, got {action!r}")
         u = _uniforms(uniforms, self.rng, self.spec)
-        if self.slide_before_frame and len(self._history) - self._window + self.spec.tokens_per_frame > \
-                self.backend.context:
+        if self.slide_before_frame and not self.ring and \
+                len(self._history) - self._window + self.spec.tokens_per_frame > self.backend.context:
             self._slide()
         return self.spec.offsets["action"] + int(action), u
 
@@ -286,11 +301,17 @@ class FrameDecoder:
         self.slides += 1
 
     def _feed(self, token: int) -> np.ndarray:
-        if len(self._history) - self._window == self.backend.context:
+        if not self.ring and len(self._history) - self._window == self.backend.context:
             self._slide()
         self.logits, self._state = self.backend.step(token, self.position, self._state)
         self._history.append(token)
+        self._follow_ring()
         return self.logits
+
+    def _follow_ring(self) -> None:
+        """The ring's window is the newest `context` tokens."""
+        if self.ring:
+            self._window = max(self._window, len(self._history) - self.backend.context)
 
     def _positions(self, first: int) -> np.ndarray:
         return np.arange(self._start + first, self._start + len(self._history), dtype=np.int64)
@@ -335,9 +356,11 @@ def decode_full_recompute(model: TokenTransformer, context, actions, uniforms: n
     window = _window_start(len(history), model.cfg.context, spec)
     rng = np.random.default_rng(seed)
 
+    ring = model.cfg.sliding_window  # the banded forward over everything since the reset's window is the reference
+
     def feed(token: int) -> np.ndarray:
         nonlocal window
-        if len(history) - window == model.cfg.context:
+        if not ring and len(history) - window == model.cfg.context:
             window += slide_frames * spec.tokens_per_frame
         history.append(token)
         tokens = torch.tensor(history[window:], device=device)[None]  # (1, T)
@@ -347,7 +370,7 @@ def decode_full_recompute(model: TokenTransformer, context, actions, uniforms: n
     frames = []
     for f, action in enumerate(actions):
         u = _uniforms(None if uniforms is None else uniforms[f], rng, spec)
-        if slide_before_frame and len(history) - window + spec.tokens_per_frame > model.cfg.context:
+        if slide_before_frame and not ring and len(history) - window + spec.tokens_per_frame > model.cfg.context:
             window += slide_frames * spec.tokens_per_frame
         previous = history[-spec.state_tokens_per_frame:]
         first = feed(spec.offsets["action"] + int(action))
@@ -373,24 +396,45 @@ def frame_rules(spec: TokenSpec = SPEC) -> FrameRules:
                       respawn_dx=spec.field_named("pipe_x").bins // 4)
 
 
-def _check_room(length: int, tokens: int, context: int) -> None:
-    if length + tokens > context:
-        raise ValueError(f"frame graph: the window holds {length} of {context} tokens, no room for a {tokens}-token "
-                         f"frame (slide first)")
+def frame_guess(history, spec: TokenSpec = SPEC) -> np.ndarray:
+    """The frame graph's first guess of the next state frame from the two newest ones in `history` (whole frames,
+    ending with a state frame): the bird and every pipe seen in both keep moving by as many bins as they just did
+    (within their bins), every other token repeats. Only the number of passes depends on it, never the frame."""
+    n, per = spec.tokens_per_frame, spec.state_tokens_per_frame
+    previous = np.asarray(history[-per:], np.int64)
+    before = np.asarray(history[-per - n:-n], np.int64) if len(history) >= per + n else previous
+    guess = previous.copy()
+    visible = spec.label_id("marker", "visible")
+    moving = [(spec.position_of("bird_y"), "bird_y", True)]
+    moving += [(x, "pipe_x", previous[spec.marker_positions[k]] == visible == before[spec.marker_positions[k]])
+               for k, x in _pipe_x_positions(spec).items()]
+    for slot, field, seen in moving:
+        if seen:
+            start = spec.id_range(field)[0]
+            guess[slot] = np.clip(2 * previous[slot] - before[slot], start, start + spec.field_named(field).bins - 1)
+    return guess
+
+
+def _check_room(length: int, tokens: int, backend) -> None:
+    if not backend.ring and length + tokens > backend.context:
+        raise ValueError(f"frame graph: the window holds {length} of {backend.context} tokens, no room for a "
+                         f"{tokens}-token frame (slide first)")
 
 
 class FrameBackend(Protocol):
     """A model behind a fixed-size KV cache that makes a whole frame per call (the frame graph), plus the prefill."""
 
     context: int
+    ring: bool
 
     def prefill(self, tokens: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, State]:
         """As Backend.prefill."""
 
-    def frame(self, action_id: int, position: int, state: State, previous, uniforms: np.ndarray,
-              temperature: float) -> tuple[np.ndarray, np.ndarray, State]:
-        """Feed the action at `position` and make the frame (the window must have room for all its tokens):
-        (state tokens int64 (9,), logits float32 (10, vocab) after each fed token, the new cache)."""
+    def frame(self, action_id: int, position: int, state: State, previous, guess, uniforms: np.ndarray,
+              temperature: float) -> tuple[np.ndarray, np.ndarray, State, int]:
+        """Feed the action at `position` and make the frame (an ordered window must have room for all its
+        tokens): (state tokens int64 (9,), logits float32 (10, vocab) after each fed token, the cache with the
+        frame written into it, the passes the frame took)."""
 
 
 class TorchFrameBackend(TorchBackend):
@@ -401,62 +445,79 @@ class TorchFrameBackend(TorchBackend):
         self.graph = FrameGraph(self.model, frame_rules(spec)).eval()
 
     @torch.no_grad()
-    def frame(self, action_id, position, state, previous, uniforms, temperature):
+    def frame(self, action_id, position, state, previous, guess, uniforms, temperature):
         k, v, length = state
-        _check_room(int(length.reshape(-1)[0]), self.graph.tokens_per_call, self.context)
+        _check_room(int(length.reshape(-1)[0]), self.graph.tokens_per_call, self)
         f64 = dict(dtype=torch.float64, device=self.device)
-        frame, logits, k, v, length = self.graph(
+        frame, logits, k_frame, v_frame, slots, passes = self.graph(
             self._tensor([action_id]), self._tensor([position]), k, v, length, self._tensor(previous),
-            torch.as_tensor(np.asarray(uniforms, np.float64), **f64), torch.tensor([float(temperature)], **f64))
-        return frame.cpu().numpy(), logits.float().cpu().numpy(), (k, v, length)
+            self._tensor(guess), torch.as_tensor(np.asarray(uniforms, np.float64), **f64),
+            torch.tensor([float(temperature)], **f64))
+        index = slots[None, None, None, :, None].expand(k_frame.shape)  # (layers, 1, heads, 10, head_dim)
+        state = (k.scatter(3, index, k_frame), v.scatter(3, index, v_frame),
+                 cache_length(length, len(slots), self))
+        return frame.cpu().numpy(), logits.float().cpu().numpy(), state, int(passes)
 
 
 class OrtFrameBackend(OrtBackend):
-    """The frame graph written by `worldmodels.nets.frame_graph.export_frame_onnx` and the prefill graph."""
+    """The frame graph written by `worldmodels.nets.frame_graph.export_frame_onnx` and the prefill graph. The
+    cache arrays are written in place: a frame's 10 rows go into their slots, nothing is reallocated."""
 
-    def __init__(self, frame_session, prefill_session):
-        super().__init__(frame_session, prefill_session)
+    def __init__(self, frame_session, prefill_session, ring: bool = False):
+        super().__init__(frame_session, prefill_session, ring)
         self.frame_session = frame_session
         logits = next(o for o in frame_session.get_outputs() if o.name == "logits")
         self.tokens_per_call = int(logits.shape[0])  # (tokens per frame, vocab)
 
     @classmethod
-    def from_files(cls, frame_path: str | Path, prefill_path: str | Path, threads: int = 1) -> OrtFrameBackend:
-        return super().from_files(frame_path, prefill_path, threads)
+    def from_files(cls, frame_path: str | Path, prefill_path: str | Path, threads: int = 1,
+                   ring: bool = False) -> OrtFrameBackend:
+        return super().from_files(frame_path, prefill_path, threads, ring)
 
     def step(self, token, position, state):
         raise NotImplementedError("the frame graph makes whole frames: use frame()")
 
-    def frame(self, action_id, position, state, previous, uniforms, temperature):
+    def frame(self, action_id, position, state, previous, guess, uniforms, temperature):
         k, v, length = state
-        _check_room(int(np.asarray(length).reshape(-1)[0]), self.tokens_per_call, self.context)
+        _check_room(int(np.asarray(length).reshape(-1)[0]), self.tokens_per_call, self)
         feeds = {"action": np.array([action_id], np.int64), "position": np.array([position], np.int64),
                  "k_cache": k, "v_cache": v, "cache_len": np.asarray(length, np.int64).reshape(1),
                  "previous": np.asarray(previous, np.int64).reshape(-1),
+                 "guess": np.asarray(guess, np.int64).reshape(-1),
                  "uniforms": np.asarray(uniforms, np.float64).reshape(-1),
                  "temperature": np.array([temperature], np.float64)}
-        frame, logits, k, v, length = self.frame_session.run(FRAME_OUTPUTS, feeds)
-        return frame, logits, (k, v, length)
+        frame, logits, k_frame, v_frame, slots, passes = self.frame_session.run(FRAME_OUTPUTS, feeds)
+        k[:, :, :, slots] = k_frame
+        v[:, :, :, slots] = v_frame
+        return frame, logits, (k, v, cache_length(length, len(slots), self)), int(passes[0])
 
 
 class FrameGraphDecoder(FrameDecoder):
     """FrameDecoder's rules with one frame-graph call per frame: the same history, positions, uniforms stream and
-    bookkeeping, the window sliding before a frame that does not fit (`slide_before_frame`). Its frames equal
+    bookkeeping; an ordered window slides before a frame that does not fit (`slide_before_frame`). Its frames equal
     `FrameDecoder(..., slide_before_frame=True)`'s for the same inputs. `frame_logits` (10, vocab) are the last
-    call's logits after each fed token; `logits` the last of them."""
+    call's logits after each fed token; `logits` the last of them; `passes` counts the graph's passes since reset."""
 
     def __init__(self, backend: FrameBackend, spec: TokenSpec = SPEC, slide_frames: int = 4,
                  temperature: float = 1.0, seed: int = 0):
         super().__init__(backend, spec, slide_frames, temperature, seed, slide_before_frame=True)
         self.frame_logits: np.ndarray | None = None
+        self.passes = 0
+
+    def reset(self, context_tokens, start_position: int = 0) -> None:
+        super().reset(context_tokens, start_position)
+        self.passes = 0
 
     def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
         action_id, u = self._begin_frame(action, uniforms)
         previous = self._history[-self.spec.state_tokens_per_frame:]
-        frame, self.frame_logits, self._state = self.backend.frame(action_id, self.position, self._state, previous,
-                                                                   u, self.temperature)
+        frame, self.frame_logits, self._state, passes = self.backend.frame(
+            action_id, self.position, self._state, previous, frame_guess(self._history, self.spec), u,
+            self.temperature)
         frame = np.asarray(frame, np.int64).reshape(-1)
         self._history += [action_id, *frame.tolist()]
+        self._follow_ring()
         self.logits = self.frame_logits[-1]
         self.tokens_generated += len(frame)
+        self.passes += passes
         return frame

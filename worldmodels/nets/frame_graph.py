@@ -1,46 +1,63 @@
-"""A whole Flappy frame per call: the decoding rules of `worldmodels/token_sampling.py` (3-6) inside one graph.
+"""A whole Flappy frame per call: the decoding rules of `worldmodels/token_sampling.py` (3-6) inside one graph,
+solved by fixed-point passes over the frame's 10 tokens.
 
     rules = frame_rules(SPEC)                                    # worldmodels.token_sampling: plain ints from the spec
     graph = FrameGraph(model, rules)
-    state, logits, k, v, cache_len = graph(action_id, position, k, v, cache_len, previous, uniforms, temperature)
+    state, logits, k_frame, v_frame, slots, passes = graph(action_id, position, k, v, cache_len, previous, guess,
+                                                           uniforms, temperature)
     export_frame_onnx(model, rules, "flappy.frame.onnx")
 
-One call feeds the action, then for each of the frame's state slots in order restricts the latest logits to the
-slot's legal ids (its range and the hidden rule), chooses greedily (the lowest id on a tie) or, for the gap_y of a
-pipe that is new in this frame, by inverse CDF in float64 with that pipe slot's uniform, and feeds the choice: 10
-decode steps of the TokenTransformer's fixed-size KV cache, unrolled when traced. It returns the frame's state tokens
-and the updated cache, which the next call takes as input; nothing in it grows.
+A pass feeds the action and a guess of the frame's 9 state tokens as one 10-token chunk (one forward against the
+KV cache) and applies the rules to every slot at once: slot s restricted to its legal ids given the guess before
+it (its range and the hidden rule), greedy (the lowest id on a tie), or for the gap_y of a pipe that is new in this
+frame, inverse CDF in float64 with that pipe slot's uniform. Slot s's choice is the sequential decoder's whenever
+the guess is right before s, so the passes repeat with the choices as the next guess until nothing changes. That
+fixed point is exactly the frame one-token-at-a-time decoding makes: pass k gets at least the first k slots right,
+so it is reached after at most 10 passes, and after 1 when the guess was right. The last pass's keys and values are
+those of the frame's true tokens. The guess only decides how many passes a frame costs (`frame_guess` in
+token_sampling makes a good one from the two previous frames: things keep moving as they moved).
 
-The caller keeps the window: the cache must have room for the whole frame (cache_len + tokens per frame <= context),
-so when it has not, the caller slides BEFORE the call (drops the oldest slide_frames frames and runs the prefill
-graph over the rest at their absolute positions). A frame is therefore never split across a slide; the per-token
-FrameDecoder gives the same frames with `slide_before_frame=True` (or always, when context % 10 == 9).
+Why passes instead of 10 decode steps: per call and per node, onnxruntime-web costs far more than the arithmetic of
+one token, and a pass pays them once for 10 tokens with 10-row matrix products.
+
+The cache is read, never copied: the frame attends to each layer's cached keys through a mask of their ages. The
+outputs are the frame's 10 new key/value rows and the cache slots they belong in, which the caller writes into its
+fixed-size cache in place (returning the whole cache would copy it out on every call). The caller keeps the window:
+with the ordered cache there must be room for the frame (cache_len + 10 <= context; slide BEFORE the call by
+re-prefilling the newest frames: `FrameDecoder(slide_before_frame=True)` gives the same frames one token per call),
+with the ring (`sliding_window`) a frame always fits.
 
 ONNX graph (opset 17, batch fixed at 1, every shape static), `FRAME_INPUTS` -> `FRAME_OUTPUTS`:
     action (1,) int64            the action's token id (action.start + action)
     position (1,) int64          its absolute position; the state tokens follow at position + 1 .. + 9
     k_cache, v_cache             (layers, 1, heads, context, head_dim) float32, cache_len (1,) int64 filled slots
     previous (9,) int64          the previous frame's state tokens (for the new-pipe rule)
+    guess (9,) int64             any ids of the vocabulary: the first pass's guess of this frame
     uniforms (2,) float64        one per pipe slot, in [0, 1), consumed used or not
     temperature (1,) float64     of the gap sampling (> 0)
  -> state (9,) int64, logits (10, vocab) float32 (row i: after the frame's i-th fed token; row 9 goes unused by
-    the rules), k_cache_out, v_cache_out, cache_len_out (1,) = cache_len + 10.
+    the rules), k_frame, v_frame (layers, 1, heads, 10, head_dim) float32, slots (10,) int64 (the cache slot of each
+    fed token), passes (1,) int64.
+The loop-invariant part (RoPE tables, masks, the cache's layers) runs once; the pass is the body of an ONNX Loop
+that runs while a choice changed.
 
 This module knows nothing of the token spec: `FrameRules` carries the ids and slot layout as plain ints.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from worldmodels.nets.transformer import OPSET, KVCache, TokenTransformer
+from worldmodels.nets.transformer import OPSET, ChunkLayout, KVCache, TokenTransformer
 
-FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "uniforms", "temperature"]
-FRAME_OUTPUTS = ["state", "logits", "k_cache_out", "v_cache_out", "cache_len_out"]
+FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms",
+                "temperature"]
+FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes"]
 
 
 @dataclass(frozen=True)
@@ -82,35 +99,44 @@ class FrameRules:
                 raise ValueError(f"frame rules: gap slot {s} must follow its pipe's marker and pipe 0's x")
 
 
-def legal_mask(rules: FrameRules, slot: int, frame: list[torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-    """bool (vocab,): the ids allowed at `slot` given the frame's tokens so far ((1,) int64 each), as
-    TokenSpec.legal_mask: the slot's range, narrowed by its pipe's marker to the bins (visible) or the hidden id."""
-    rule = rules.slots[slot]
-    if rule.marker_slot < 0:
-        return (ids >= rule.start) & (ids < rule.stop)
-    bins = (ids >= rule.start) & (ids < rule.start + rule.bins)
-    hidden = frame[rule.marker_slot] == rules.hidden  # (1,); And/Or, not Where: onnxruntime has no bool Where
-    return (hidden & (ids == rule.start + rule.bins)) | (~hidden & bins)
+def rule_tables(rules: FrameRules, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """The per-slot numbers `legal_masks` reads, as tensors (slots,): id range, bins, hideable, marker position."""
+    long = dict(dtype=torch.long, device=device)
+    return {"start": torch.tensor([r.start for r in rules.slots], **long),
+            "stop": torch.tensor([r.stop for r in rules.slots], **long),
+            "bins": torch.tensor([r.bins for r in rules.slots], **long),
+            "hideable": torch.tensor([r.marker_slot >= 0 for r in rules.slots], dtype=torch.bool, device=device),
+            "marker": torch.tensor([max(r.marker_slot, 0) for r in rules.slots], **long)}
 
 
-def pipe_is_new(rules: FrameRules, pipe: int, frame: list[torch.Tensor], previous: torch.Tensor) -> torch.Tensor:
-    """bool (1,): token_sampling.pipe_is_new on tensors. Pipe slot `pipe` is visible now and the pipe it holds
-    (slot pipe + 1 of `previous` after a respawn, else slot pipe) was not visible in `previous` (9,)."""
+def legal_masks(rules: FrameRules, frame: torch.Tensor, ids: torch.Tensor,
+                tables: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """bool (slots, vocab): the ids allowed at every slot given the frame's tokens before it (`frame` (slots,)
+    int64, only the markers are read), as TokenSpec.legal_mask: the slot's range, narrowed by its pipe's marker to
+    the bins (visible) or the hidden id. `tables`: rule_tables(rules), made once by the caller."""
+    t = tables if tables is not None else rule_tables(rules, frame.device)
+    hidden = (frame[t["marker"]] == rules.hidden) & t["hideable"]  # (slots,): only the hidden id is legal
+    low = t["start"] + hidden.long() * t["bins"]
+    high = torch.where(t["hideable"], t["start"] + t["bins"] + hidden.long(), t["stop"])
+    return (ids[None, :] >= low[:, None]) & (ids[None, :] < high[:, None])
+
+
+def pipe_is_new(rules: FrameRules, pipe: int, frame: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """bool (1,): token_sampling.pipe_is_new on tensors. Pipe slot `pipe` is visible in `frame` (slots,) and the
+    pipe it holds (slot pipe + 1 of `previous` after a respawn, else slot pipe) was not visible in `previous`."""
     marker, x0 = rules.marker_slots, rules.x0_slot
 
-    def shown(k: int) -> torch.Tensor:
-        return previous[marker[k]:marker[k] + 1] == rules.visible
+    def at(tokens: torch.Tensor, i: int) -> torch.Tensor:
+        return tokens[i:i + 1]
 
-    respawn = ((frame[marker[0]] == rules.visible) & shown(0)
-               & (frame[x0] - previous[x0:x0 + 1] >= rules.respawn_dx))
+    def shown(k: int) -> torch.Tensor:
+        return at(previous, marker[k]) == rules.visible
+
+    respawn = ((at(frame, marker[0]) == rules.visible) & shown(0)
+               & (at(frame, x0) - at(previous, x0) >= rules.respawn_dx))
     same = shown(pipe)
     following = shown(pipe + 1) if pipe + 1 < len(marker) else torch.zeros_like(same)
-    return (frame[marker[pipe]] == rules.visible) & ~((respawn & following) | (~respawn & same))
-
-
-def greedy(logits: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
-    """(1,) int64: the legal id with the largest logit, the lowest on a tie (ArgMax keeps the first maximum)."""
-    return logits.masked_fill(~legal, float("-inf")).argmax(0, keepdim=True)
+    return (at(frame, marker[pipe]) == rules.visible) & ~((respawn & following) | (~respawn & same))
 
 
 def sample_bins(logits: torch.Tensor, start: int, bins: int, u: torch.Tensor,
@@ -123,6 +149,31 @@ def sample_bins(logits: torch.Tensor, start: int, bins: int, u: torch.Tensor,
     return start + torch.minimum(below, torch.full_like(below, bins - 1))
 
 
+def choose(rules: FrameRules, logits: torch.Tensor, guess: torch.Tensor, previous: torch.Tensor,
+           uniforms: torch.Tensor, temperature: torch.Tensor, ids: torch.Tensor,
+           tables: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """Rules 3-6 at every slot at once: logits (slots, vocab), row s after the guess's tokens before slot s ->
+    the choices (slots,) int64, each made as if the guess were the frame so far."""
+    legal = legal_masks(rules, guess, ids, tables)
+    choice = logits.masked_fill(~legal, float("-inf")).argmax(1)  # ArgMax keeps the first maximum: the lowest id
+    slot_ids = torch.arange(len(rules.slots), device=guess.device)
+    for s, rule in enumerate(rules.slots):
+        if rule.gap_pipe >= 0:
+            pipe = rule.gap_pipe
+            sampled = sample_bins(logits[s], rule.start, rule.bins, uniforms[pipe:pipe + 1], temperature)
+            new = pipe_is_new(rules, pipe, guess, previous)
+            choice = torch.where((slot_ids == s) & new, sampled, choice)
+    return choice
+
+
+@dataclass
+class FramePrep:
+    """The part of a frame call that no pass changes: the chunk's layout and the cache's layers."""
+
+    layout: ChunkLayout
+    cached: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v), each (1, heads, context, head_dim)
+
+
 class FrameGraph(nn.Module):
     """One Flappy frame per call over a TokenTransformer's fixed-size KV cache (inputs/outputs: module docstring)."""
 
@@ -132,27 +183,34 @@ class FrameGraph(nn.Module):
         if rules.vocab_size != model.cfg.vocab_size:
             raise ValueError(f"frame rules: vocab {rules.vocab_size} but the model has {model.cfg.vocab_size}")
         self.model, self.rules = model, rules
-        self.register_buffer("ids", torch.arange(rules.vocab_size, device=model.embed.weight.device),
-                             persistent=False)
+        device = model.embed.weight.device
+        self.register_buffer("ids", torch.arange(rules.vocab_size, device=device), persistent=False)
+        self.tables = rule_tables(rules, device)
 
     @property
     def tokens_per_call(self) -> int:
         return len(self.rules.slots) + 1
 
-    def forward(self, action, position, k_cache, v_cache, cache_len, previous, uniforms, temperature):
-        logits, k, v = self.model.decode_step(action.reshape(1, 1), position, k_cache, v_cache, cache_len)
-        rows, frame = [logits], []
-        for s, rule in enumerate(self.rules.slots):
-            last = logits[0]
-            token = greedy(last, legal_mask(self.rules, s, frame, self.ids))
-            if rule.gap_pipe >= 0:
-                pipe = rule.gap_pipe
-                sampled = sample_bins(last, rule.start, rule.bins, uniforms[pipe:pipe + 1], temperature)
-                token = torch.where(pipe_is_new(self.rules, pipe, frame, previous), sampled, token)
-            frame.append(token)
-            logits, k, v = self.model.decode_step(token.reshape(1, 1), position + (s + 1), k, v, cache_len + (s + 1))
-            rows.append(logits)
-        return torch.cat(frame), torch.cat(rows), k, v, cache_len + self.tokens_per_call
+    def prepare(self, position, k_cache, v_cache, cache_len) -> FramePrep:
+        positions = (position.reshape(1, 1) + torch.arange(self.tokens_per_call, device=position.device))  # (1, 10)
+        return FramePrep(self.model.layout(positions, cache_len.reshape(1)),
+                         list(zip(k_cache.unbind(0), v_cache.unbind(0), strict=True)))
+
+    def frame_pass(self, guess, action, prep: FramePrep, previous, uniforms, temperature):
+        """One pass: (choices (9,), logits (10, vocab), k_frame, v_frame (layers, 1, heads, 10, head_dim),
+        changed () bool)."""
+        tokens = torch.cat([action.reshape(1), guess])[None]  # (1, 10)
+        logits, k, v = self.model.run(tokens, prep.layout, prep.cached)
+        state = choose(self.rules, logits[0, :-1], guess, previous, uniforms, temperature, self.ids, self.tables)
+        return state, logits[0], k, v, (state != guess).any().reshape(())
+
+    def forward(self, action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature):
+        prep = self.prepare(position, k_cache, v_cache, cache_len)
+        passes, changed = 0, True
+        while changed:  # the fixed point comes by pass 10 (module docstring)
+            state, logits, k, v, changed = self.frame_pass(guess, action, prep, previous, uniforms, temperature)
+            passes, guess = passes + 1, state
+        return state, logits, k, v, prep.layout.slots[0], torch.tensor([passes], device=action.device)
 
 
 def frame_graph_example(model: TokenTransformer, rules: FrameRules) -> tuple[torch.Tensor, ...]:
@@ -160,15 +218,123 @@ def frame_graph_example(model: TokenTransformer, rules: FrameRules) -> tuple[tor
     device = model.embed.weight.device
     cache = KVCache.empty(model.cfg, 1, device)
     long = dict(dtype=torch.long, device=device)
-    return (torch.zeros(1, **long), torch.zeros(1, **long), cache.k, cache.v, cache.length,
-            torch.tensor([rules.slots[i].start for i in range(len(rules.slots))], **long),
+    starts = torch.tensor([rule.start for rule in rules.slots], **long)
+    return (torch.zeros(1, **long), torch.zeros(1, **long), cache.k, cache.v, cache.length, starts, starts,
             torch.full((len(rules.marker_slots),), 0.5, dtype=torch.float64, device=device),
             torch.ones(1, dtype=torch.float64, device=device))
 
 
+# ---- ONNX: the prepare part, then a Loop whose body is one pass ------------------------------------------------
+
+class _Prepare(nn.Module):
+    def __init__(self, graph: FrameGraph):
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, position, k_cache, v_cache, cache_len):
+        prep = self.graph.prepare(position, k_cache, v_cache, cache_len)
+        layout = prep.layout
+        return (layout.cos, layout.sin, layout.new_mask, layout.old_mask, layout.slots[0],
+                *[kv[0] for kv in prep.cached], *[kv[1] for kv in prep.cached])
+
+
+class _Pass(nn.Module):
+    def __init__(self, graph: FrameGraph):
+        super().__init__()
+        self.graph = graph
+
+    def forward(self, guess, action, previous, uniforms, temperature, cos, sin, new_mask, old_mask, *cached):
+        layers = len(cached) // 2
+        prep = FramePrep(ChunkLayout(cos, sin, new_mask, old_mask),
+                         list(zip(cached[:layers], cached[layers:], strict=True)))
+        return self.graph.frame_pass(guess, action, prep, previous, uniforms, temperature)
+
+
+def _renamed(graph, prefix: str, keep: set[str]) -> None:
+    """Prefix every value name of an ONNX graph except those in `keep` (nodes, initializers, inputs, outputs)."""
+    def name(n: str) -> str:
+        return n if not n or n in keep else prefix + n
+
+    for node in graph.node:
+        node.input[:] = [name(n) for n in node.input]
+        node.output[:] = [name(n) for n in node.output]
+        node.name = prefix + node.name
+    for collection in (graph.initializer, graph.input, graph.output, graph.value_info):
+        for item in collection:
+            item.name = name(item.name)
+
+
 def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Path) -> None:
-    """Write the frame graph (TorchScript exporter, opset 17, batch 1, static shapes; names at the top)."""
+    """Write the frame graph (TorchScript exporter, opset 17, batch 1, static shapes; names at the top): the
+    prepare part and one pass are traced separately and joined into a graph whose ONNX Loop repeats the pass."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     graph = FrameGraph(model.eval(), rules).eval()
-    with torch.no_grad():
-        torch.onnx.export(graph, frame_graph_example(model, rules), str(path), input_names=FRAME_INPUTS,
-                          output_names=FRAME_OUTPUTS, opset_version=OPSET, dynamo=False)
+    example = frame_graph_example(model, rules)
+    action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature = example
+    layers = model.cfg.layers
+    cached_names = [f"{kv}_layer{i}" for kv in "kv" for i in range(layers)]
+    prep_names = ["cos", "sin", "new_mask", "old_mask", "slots", *cached_names]
+    pass_inputs = ["guess", "action", "previous", "uniforms", "temperature", *prep_names[:4], *cached_names]
+    pass_outputs = ["state", "logits", "k_frame", "v_frame", "changed"]
+    with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
+        prep_out = _Prepare(graph)(position, k_cache, v_cache, cache_len)
+        torch.onnx.export(_Prepare(graph), (position, k_cache, v_cache, cache_len), f"{tmp}/prepare.onnx",
+                          input_names=["position", "k_cache", "v_cache", "cache_len"], output_names=prep_names,
+                          opset_version=OPSET, dynamo=False)
+        pass_args = (guess, action, previous, uniforms, temperature, *prep_out[:4], *prep_out[5:])
+        torch.onnx.export(_Pass(graph), pass_args, f"{tmp}/pass.onnx", input_names=pass_inputs,
+                          output_names=pass_outputs, opset_version=OPSET, dynamo=False)
+        prepare, body = onnx.load(f"{tmp}/prepare.onnx"), onnx.load(f"{tmp}/pass.onnx")
+        state, logits, k_frame, v_frame, _ = _Pass(graph)(*pass_args)
+
+    outer = set(FRAME_INPUTS) | set(prep_names)
+    _renamed(prepare.graph, "prepare/", outer)
+    _renamed(body.graph, "pass/", outer - {"guess"})
+    weights = list(body.graph.initializer)  # the body reads the weights from the outer scope
+    del body.graph.initializer[:]
+    carried = [("pass/guess", TensorProto.INT64, [len(rules.slots)]),
+               ("pass/logits_in", TensorProto.FLOAT, list(logits.shape)),
+               ("pass/k_in", TensorProto.FLOAT, list(k_frame.shape)),
+               ("pass/v_in", TensorProto.FLOAT, list(v_frame.shape)),
+               ("pass/passes_in", TensorProto.INT64, [1])]
+    del body.graph.input[:]
+    body.graph.input.extend([helper.make_tensor_value_info("pass/iteration", TensorProto.INT64, []),
+                             helper.make_tensor_value_info("pass/condition", TensorProto.BOOL, []),
+                             *[helper.make_tensor_value_info(n, t, s) for n, t, s in carried]])
+    body.graph.node.extend([helper.make_node("Add", ["pass/passes_in", "frame/one"], ["pass/passes_out"])])
+    del body.graph.output[:]
+    body.graph.output.extend([
+        helper.make_tensor_value_info("pass/changed", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("pass/state", TensorProto.INT64, list(state.shape)),
+        helper.make_tensor_value_info("pass/logits", TensorProto.FLOAT, list(logits.shape)),
+        helper.make_tensor_value_info("pass/k_frame", TensorProto.FLOAT, list(k_frame.shape)),
+        helper.make_tensor_value_info("pass/v_frame", TensorProto.FLOAT, list(v_frame.shape)),
+        helper.make_tensor_value_info("pass/passes_out", TensorProto.INT64, [1])])
+    constants = [
+        numpy_helper.from_array(torch.tensor(graph.tokens_per_call).numpy(), "frame/max_passes"),
+        numpy_helper.from_array(torch.tensor(True).numpy(), "frame/true"),
+        numpy_helper.from_array(torch.ones(1, dtype=torch.long).numpy(), "frame/one"),
+        numpy_helper.from_array(torch.zeros(1, dtype=torch.long).numpy(), "frame/no_passes"),
+        numpy_helper.from_array(torch.zeros_like(logits).numpy(), "frame/no_logits"),
+        numpy_helper.from_array(torch.zeros_like(k_frame).numpy(), "frame/no_rows")]
+    loop = helper.make_node(
+        "Loop", ["frame/max_passes", "frame/true", "guess", "frame/no_logits", "frame/no_rows", "frame/no_rows",
+                 "frame/no_passes"], ["state", "logits", "k_frame", "v_frame", "passes"], name="frame/passes",
+        body=body.graph)
+    shapes = {"state": state.shape, "logits": logits.shape, "k_frame": k_frame.shape, "v_frame": v_frame.shape,
+              "slots": (graph.tokens_per_call,), "passes": (1,)}
+    types = {"state": TensorProto.INT64, "slots": TensorProto.INT64, "passes": TensorProto.INT64}
+    dtypes = {torch.long: TensorProto.INT64, torch.float32: TensorProto.FLOAT, torch.float64: TensorProto.DOUBLE}
+    joined = helper.make_graph(
+        [*prepare.graph.node, loop], "frame",
+        [helper.make_tensor_value_info(n, dtypes[t.dtype], list(t.shape))
+         for n, t in zip(FRAME_INPUTS, example, strict=True)],
+        [helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), list(shapes[n])) for n in FRAME_OUTPUTS],
+        [*prepare.graph.initializer, *weights, *constants])
+    out = helper.make_model(joined, opset_imports=[helper.make_opsetid("", OPSET)],
+                            producer_name="worldmodels.frame_graph")
+    out.ir_version = prepare.ir_version
+    onnx.checker.check_model(out)
+    onnx.save(out, str(path))
