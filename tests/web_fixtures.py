@@ -91,9 +91,12 @@ def write_breakout(out: Path) -> None:
 # Flappy cases: a small model whose window slides every couple of frames, and the default shape (conf/model).
 FLAPPY_CASES = {
     "small": {"overrides": ["model.layers=2", "model.heads=2", "model.width=32", "model.context=80",
-                            "module.decoding.slide_frames=2"],
+                            "data.window_frames=8", "module.decoding.slide_frames=2"],
               "context_frames": 12, "start_position": 1230, "frames": 120, "weight_std": 0.3},
     "default": {"overrides": [], "context_frames": 38, "start_position": 0, "frames": 100, "weight_std": 0.1},
+    "ring": {"overrides": ["model.layers=2", "model.heads=2", "model.width=32", "model.context=80",
+                           "model.sliding_window=true", "data.window_frames=16"],
+             "context_frames": 12, "start_position": 1230, "frames": 120, "weight_std": 0.3},
 }
 FLAPPY_MIN_MARGIN = 1e-4  # a greedy choice closer than this to a tie could flip between onnxruntime builds
 
@@ -134,6 +137,7 @@ class _StepRecorder:
 
     def __init__(self, backend):
         self.backend, self.context, self.logits = backend, backend.context, []
+        self.ring = getattr(backend, "ring", False)
 
     def prefill(self, tokens, positions):
         return self.backend.prefill(tokens, positions)
@@ -150,6 +154,9 @@ class _HashBackend:
     computes the same formula."""
 
     context = 60
+
+    def __init__(self, ring: bool = False):
+        self.ring = ring  # a ring never slides: the same logits, other bookkeeping
 
     @staticmethod
     def logits(token: int, position: int):
@@ -197,30 +204,39 @@ def _choice_margins(frames, histories, step_logits, uniforms, temperature) -> di
 
 
 def _reference_decode(backend, context, start: int, slide_frames: int, temperature: float, frames: int,
-                      seed: int) -> dict:
-    """The reference FrameDecoder over `backend` for `frames` frames with random actions and given uniforms."""
+                      seed: int, frame_graph: bool = False) -> dict:
+    """The reference decoder over `backend` for `frames` frames with random actions and given uniforms: FrameDecoder
+    (one call per token), or with `frame_graph` FrameGraphDecoder over a frame backend (its passes per frame too)."""
     import numpy as np
 
     from worldmodels.data.flappy_tokens import SPEC
-    from worldmodels.token_sampling import FrameDecoder
+    from worldmodels.token_sampling import FrameDecoder, FrameGraphDecoder
 
-    recorder = _StepRecorder(backend)
-    decoder = FrameDecoder(recorder, slide_frames=slide_frames, temperature=temperature)
+    if frame_graph:
+        recorder = None
+        decoder = FrameGraphDecoder(backend, slide_frames=slide_frames, temperature=temperature)
+    else:
+        recorder = _StepRecorder(backend)
+        decoder = FrameDecoder(recorder, slide_frames=slide_frames, temperature=temperature)
     decoder.reset(context, start_position=start)
     rng = np.random.default_rng(seed)
     actions, uniforms = rng.integers(0, 2, frames), rng.random((frames, 2))
-    made, done, slides, previous = [], [], [], []
+    made, done, slides, previous, passes, logits = [], [], [], [], [], []
     for action, u in zip(actions, uniforms, strict=True):
         previous.append(decoder.history[-SPEC.state_tokens_per_frame:])
         made.append(decoder.step(int(action), u).tolist())
         done.append(decoder.done)
         slides.append(decoder.slides)
+        if frame_graph:
+            passes.append(decoder.passes - sum(passes))
+            logits += list(decoder.frame_logits)
     window_tokens, window_positions = decoder.window
     return {"context": context, "start_position": start, "slide_frames": slide_frames, "temperature": temperature,
             "actions": actions, "uniforms": uniforms, "frames": made, "done": done, "slides": slides,
-            "history": decoder.history, "final_position": decoder.position,
+            "passes": passes, "history": decoder.history, "final_position": decoder.position,
             "window_start_position": int(window_positions[0]), "window_length": len(window_tokens),
-            "margins": _choice_margins(made, previous, recorder.logits, uniforms, temperature)}
+            "margins": _choice_margins(made, previous, logits if frame_graph else recorder.logits, uniforms,
+                                       temperature)}
 
 
 def _write_flappy_case(out: Path, case: dict, seed: int) -> dict:
@@ -234,7 +250,7 @@ def _write_flappy_case(out: Path, case: dict, seed: int) -> dict:
     from worldmodels.data.flappy_tokens import SPEC
     from worldmodels.export import export_flappy
     from worldmodels.nets.transformer import TokenTransformer
-    from worldmodels.token_sampling import OrtBackend
+    from worldmodels.token_sampling import OrtBackend, OrtFrameBackend
 
     cfg = compose_config(["task=flappy", *case["overrides"]], output_dir=str(out))
     run = validate(cfg)
@@ -249,22 +265,31 @@ def _write_flappy_case(out: Path, case: dict, seed: int) -> dict:
     onnx_path, manifest_path, _ = export_flappy(net.eval(), run, OmegaConf.to_container(cfg, resolve=True), out,
                                                 start_contexts=[o.tolist() for o in openings])
     manifest = json.loads(manifest_path.read_text())
-    backend = OrtBackend.from_files(onnx_path, out / manifest["prefill_onnx"])
-    reference = _reference_decode(backend, openings[1], case["start_position"], manifest["decoding"]["slide_frames"],
-                                  manifest["decoding"]["temperature"], case["frames"], seed)
-    margins = reference["margins"]
-    if margins["min_greedy_margin"] < FLAPPY_MIN_MARGIN or margins["min_cdf_margin"] < 1e-6:
-        raise RuntimeError(f"flappy fixture: a near-tie choice ({margins}); pick another seed")
-    _flappy_json(out / "decoder.json", {"manifest": manifest_path.name, **reference})
-    return {"frames": case["frames"], "slides": reference["slides"][-1], **margins}
+    decoding, prefill = manifest["decoding"], out / manifest["prefill_onnx"]
+    ring = decoding["sliding_window"]
+    summary = {}
+    for name, backend, frame_graph in (
+            ("decoder", OrtBackend.from_files(onnx_path, prefill, ring=ring), False),
+            ("frame_decoder", OrtFrameBackend.from_files(out / manifest["frame_onnx"], prefill, ring=ring), True)):
+        reference = _reference_decode(backend, openings[1], case["start_position"], decoding["slide_frames"],
+                                      decoding["temperature"], case["frames"], seed, frame_graph)
+        margins = reference["margins"]
+        if margins["min_greedy_margin"] < FLAPPY_MIN_MARGIN or margins["min_cdf_margin"] < 1e-6:
+            raise RuntimeError(f"flappy fixture: a near-tie choice in {name} ({margins}); pick another seed")
+        _flappy_json(out / f"{name}.json", {"manifest": manifest_path.name, **reference})
+        summary[name] = {"frames": case["frames"], "slides": reference["slides"][-1],
+                         "passes": sum(reference["passes"]), **margins}
+    return summary
 
 
-def _write_hash_case(out: Path, context, seed: int) -> dict:
+def _write_hash_case(out: Path, context, seed: int, ring: bool = False) -> dict:
     """The reference decoder over _HashBackend (exact ties, frequent new pipes), for the model-free TS test."""
-    reference = _reference_decode(_HashBackend(), context, 70, slide_frames=3, temperature=0.7, frames=200, seed=seed)
+    reference = _reference_decode(_HashBackend(ring), context, 70, slide_frames=3, temperature=0.7, frames=200,
+                                  seed=seed)
     if reference["margins"]["min_cdf_margin"] < 1e-6:
         raise RuntimeError(f"flappy fixture: a near-tie sample ({reference['margins']}); pick another seed")
-    _flappy_json(out / "decoder.json", {"backend": "hash", "context_size": _HashBackend.context, **reference})
+    _flappy_json(out / "decoder.json", {"backend": "hash", "context_size": _HashBackend.context, "ring": ring,
+                                        **reference})
     return {"frames": 200, "slides": reference["slides"][-1], **reference["margins"]}
 
 
@@ -278,7 +303,7 @@ def _flappy_spec_checks(out: Path) -> None:
     from worldmodels.data.flappy_tokens import SPEC
     from worldmodels.games.flappy import FlappyGame, FlappyState, HeuristicPolicy, record_episode
     from worldmodels.games.flappy_render import render_frame
-    from worldmodels.token_sampling import pipe_is_new, sample_inverse_cdf
+    from worldmodels.token_sampling import frame_guess, pipe_is_new, sample_inverse_cdf
 
     states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=200)
     frames = SPEC.encode_episode(states, actions).reshape(-1, SPEC.tokens_per_frame)
@@ -309,6 +334,9 @@ def _flappy_spec_checks(out: Path) -> None:
         for pipe, slot in ((0, 3), (1, 6)):
             new_pipe.append({"pipe": pipe, "prefix": frames[t][:slot], "previous": frames[t - 1][:9],
                              "new": pipe_is_new(pipe, list(frames[t][:slot]), frames[t - 1][:9])})
+    guesses = [{"history": frames[max(0, t - 2):t].reshape(-1)[:-1], "guess": frame_guess(frames[max(0, t - 2):t]
+                                                                                        .reshape(-1)[:-1])}
+               for t in range(1, len(frames))]
     rng = np.random.default_rng(7)
     sampling = []
     for temperature in (1.0, 0.5, 2.0):
@@ -323,15 +351,17 @@ def _flappy_spec_checks(out: Path) -> None:
         render.append({"tokens": frame, "scale": 0.5, "shape": image.shape,
                        "rgb_b64": base64.b64encode(image.tobytes()).decode()})
     _flappy_json(out / "spec.json", {"token_spec": SPEC.to_json(), "legal": legal, "decoded": decoded,
-                                    "well_formed": well_formed, "pipe_is_new": new_pipe, "sampling": sampling,
+                                    "well_formed": well_formed, "pipe_is_new": new_pipe, "guesses": guesses,
+                                    "sampling": sampling,
                                     "sampling_slot": 3, "sampling_prefix": examples[2][:3], "render": render})
 
 
 def write_flappy(out: Path) -> None:
-    """Flappy exports (a small model whose window slides often, and the default shape; random init) with the
-    reference FrameDecoder's frames on onnxruntime: `<case>/decoder.json` next to `<case>/flappy.json`,
-    `flappy.onnx`, `flappy.prefill.onnx`; `hash/decoder.json` (the decoder over _HashBackend); `spec.json` (token
-    spec checks, choice rules, rendered frames); `cases.json`. Read by web/tests/flappy_*.test.ts."""
+    """Flappy exports (a small model whose window slides often, the default shape, a small sliding-window model;
+    random init) with the reference decoders' frames on onnxruntime: `<case>/decoder.json` (FrameDecoder, one call
+    per token) and `<case>/frame_decoder.json` (FrameGraphDecoder) next to `<case>/flappy.json` and its graphs;
+    `hash/decoder.json`, `hash_ring/decoder.json` (the decoder over _HashBackend, ordered window and ring);
+    `spec.json` (token spec checks, choice rules, rendered frames); `cases.json`. Read by web/tests/flappy_*.test.ts."""
     import torch
 
     out = Path(out)
@@ -341,9 +371,11 @@ def write_flappy(out: Path) -> None:
         _flappy_spec_checks(out)
         summary = {name: _write_flappy_case(out / name, case, seed=1) for name, case in FLAPPY_CASES.items()}
         summary["hash"] = _write_hash_case(out / "hash", _flappy_openings(1, 4)[0], seed=2)
+        summary["hash_ring"] = _write_hash_case(out / "hash_ring", _flappy_openings(1, 4)[0], seed=2, ring=True)
     finally:
         torch.set_num_threads(threads)
-    _flappy_json(out / "cases.json", {"onnx_cases": list(FLAPPY_CASES), "hash_case": "hash", "summary": summary})
+    _flappy_json(out / "cases.json", {"onnx_cases": list(FLAPPY_CASES), "hash_cases": ["hash", "hash_ring"],
+                                      "summary": summary})
 
 
 def write_all(out: Path) -> Path:

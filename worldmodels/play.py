@@ -86,7 +86,7 @@ def model_from_manifest(path: Path, source: str) -> Model | None:
     data = read_manifest(path)
     if data is None:
         return None
-    names = [path.name] + [data[k] for k in ("onnx", "prefill_onnx") if isinstance(data.get(k), str)]
+    names = [path.name] + [data[k] for k in ("onnx", "prefill_onnx", "frame_onnx") if isinstance(data.get(k), str)]
     # a manifest naming a path (not a bare file name) in the same folder is not served
     if any(Path(n).name != n or n in ("", ".", "..") for n in names):
         return None

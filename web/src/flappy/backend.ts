@@ -1,13 +1,17 @@
-// The onnxruntime-web Backend for the Flappy decoder: the decode graph <name>.onnx (tokens (1,1), position (1,),
-// k_cache, v_cache (layers,1,heads,context,head_dim), cache_len (1,) -> logits, k_cache_out, v_cache_out) and the
-// prefill graph <name>.prefill.onnx (tokens, positions (1,T) -> logits (1,T,vocab), k_cache, v_cache, cache_len).
-// Names and semantics: worldmodels/nets/transformer.py. The cache tensors keep their fixed size from call to call: a
-// step's outputs are the next step's inputs, and the small int64 inputs are reused buffers.
-// Tested through web/tests/flappy_decoder.test.ts (token-for-token parity with Python's OrtBackend).
+// The onnxruntime-web backends of the Flappy decoders. Names and semantics: worldmodels/nets/transformer.py and
+// worldmodels/nets/frame_graph.py.
+//  * OrtFlappyBackend, one call per token: the decode graph <name>.onnx (tokens (1,1), position (1,), k_cache,
+//    v_cache (layers,1,heads,context,head_dim), cache_len (1,) -> logits, k_cache_out, v_cache_out) and the prefill
+//    graph <name>.prefill.onnx (tokens, positions (1,T) -> logits (1,T,vocab), k_cache, v_cache, cache_len). A
+//    step's cache outputs are the next step's inputs.
+//  * OrtFrameBackend, one call per frame: the frame graph <name>.frame.onnx and the prefill graph. It owns the cache
+//    as two Float32Arrays and writes each frame's 10 key/value rows into their slots in place.
+// The cache never changes size and the small int64 inputs are reused buffers. Tested through
+// web/tests/flappy_decoder.test.ts (token-for-token parity with Python's OrtBackend and OrtFrameBackend).
 import { createSession, ort } from "../shell/ort";
-import type { FlappyManifest } from "../shell/manifest";
+import { cacheShape, type FlappyManifest } from "../shell/manifest";
 import type { RuntimeChoice } from "../shell/types";
-import type { Backend, BackendResult } from "./decoder";
+import type { Backend, BackendResult, FrameBackend, FrameResult } from "./decoder";
 
 export interface CacheState {
   k: ort.Tensor;
@@ -17,6 +21,7 @@ export interface CacheState {
 
 export class OrtFlappyBackend implements Backend<CacheState> {
   readonly context: number;
+  readonly ring: boolean;
   private readonly vocab: number;
   private readonly token = new BigInt64Array(1);
   private readonly position = new BigInt64Array(1);
@@ -26,6 +31,7 @@ export class OrtFlappyBackend implements Backend<CacheState> {
   constructor(private readonly decode: ort.InferenceSession, private readonly prefillSession: ort.InferenceSession,
     manifest: FlappyManifest) {
     this.context = manifest.decoding.context;
+    this.ring = manifest.decoding.sliding_window ?? false;
     this.vocab = manifest.token_spec.vocab_size;
     for (const [session, names] of [[decode, ["tokens", "position", "k_cache", "v_cache", "cache_len"]],
       [prefillSession, manifest.prefill.inputs]] as const) {
@@ -63,7 +69,7 @@ export class OrtFlappyBackend implements Backend<CacheState> {
   }
 
   async step(token: number, position: number, state: CacheState): Promise<BackendResult<CacheState>> {
-    if (state.length >= this.context) throw new Error(`step: the window is full (${state.length} of ${this.context})`);
+    if (!this.ring && state.length >= this.context) throw new Error(`step: the window is full (${state.length} of ${this.context})`);
     this.token[0] = BigInt(token);
     this.position[0] = BigInt(position);
     this.cacheLen[0] = BigInt(state.length);
@@ -72,11 +78,125 @@ export class OrtFlappyBackend implements Backend<CacheState> {
     const out = await this.decode.run(this.feeds);
     return {
       logits: out.logits.data as Float32Array,
-      state: { k: out.k_cache_out, v: out.v_cache_out, length: state.length + 1 },
+      state: { k: out.k_cache_out, v: out.v_cache_out, length: Math.min(state.length + 1, this.ring ? this.context : Infinity) },
     };
   }
 
   async release(): Promise<void> {
     await Promise.all([this.decode.release(), this.prefillSession.release()]);
+  }
+}
+
+export interface FrameCache {
+  k: Float32Array; // (layers, 1, heads, context, head_dim), written in place
+  v: Float32Array;
+  length: number; // filled slots
+}
+
+const FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms", "temperature"];
+
+export class OrtFrameBackend implements FrameBackend<FrameCache> {
+  readonly context: number;
+  readonly ring: boolean;
+  readonly tokensPerCall: number;
+  private readonly vocab: number;
+  private readonly dims: number[];
+  private readonly action = new BigInt64Array(1);
+  private readonly position = new BigInt64Array(1);
+  private readonly cacheLen = new BigInt64Array(1);
+  private readonly previous: BigInt64Array;
+  private readonly guess: BigInt64Array;
+  private readonly uniforms: Float64Array;
+  private readonly temperature = new Float64Array(1);
+
+  constructor(private readonly frameSession: ort.InferenceSession, private readonly prefillSession: ort.InferenceSession,
+    manifest: FlappyManifest) {
+    this.context = manifest.decoding.context;
+    this.ring = manifest.decoding.sliding_window ?? false;
+    this.vocab = manifest.token_spec.vocab_size;
+    this.tokensPerCall = manifest.token_spec.tokens_per_frame;
+    this.dims = cacheShape(manifest) as number[];
+    const missing = FRAME_INPUTS.filter((n) => !frameSession.inputNames.includes(n));
+    if (missing.length) throw new Error(`Flappy frame graph lacks input(s) ${missing.join(", ")} (has ${frameSession.inputNames.join(", ")}): re-export the model`);
+    this.previous = new BigInt64Array(this.tokensPerCall - 1);
+    this.guess = new BigInt64Array(this.tokensPerCall - 1);
+    this.uniforms = new Float64Array(manifest.token_spec.slots.filter((s: any) => s.field === "gap_y").length);
+  }
+
+  /** Sessions for the manifest's frame and prefill graphs on the chosen runtime. */
+  static async create(manifest: FlappyManifest, frame: Uint8Array, prefill: Uint8Array,
+    runtime: RuntimeChoice): Promise<OrtFrameBackend> {
+    const [frameSession, prefillSession] = await Promise.all([createSession(frame, runtime), createSession(prefill, runtime)]);
+    return new OrtFrameBackend(frameSession, prefillSession, manifest);
+  }
+
+  async prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<FrameCache>> {
+    const t = tokens.length;
+    if (t < 1 || t > this.context || positions.length !== t) {
+      throw new Error(`prefill: ${t} tokens at ${positions.length} positions (1..${this.context} needed)`);
+    }
+    const out = await this.prefillSession.run({
+      tokens: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
+      positions: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
+    });
+    const logits = out.logits.data as Float32Array;
+    return {
+      logits: logits.slice((t - 1) * this.vocab, t * this.vocab),
+      state: { k: out.k_cache.data as Float32Array, v: out.v_cache.data as Float32Array, length: t },
+    };
+  }
+
+  async frame(actionId: number, position: number, state: FrameCache, previous: ArrayLike<number>,
+    guess: ArrayLike<number>, uniforms: ArrayLike<number>, temperature: number): Promise<FrameResult<FrameCache>> {
+    if (!this.ring && state.length + this.tokensPerCall > this.context) {
+      throw new Error(`frame graph: the window holds ${state.length} of ${this.context} tokens, no room for a ` +
+        `${this.tokensPerCall}-token frame (slide first)`);
+    }
+    this.action[0] = BigInt(actionId);
+    this.position[0] = BigInt(position);
+    this.cacheLen[0] = BigInt(state.length);
+    for (let i = 0; i < this.previous.length; i++) {
+      this.previous[i] = BigInt(previous[i]);
+      this.guess[i] = BigInt(guess[i]);
+    }
+    this.uniforms.set(Array.from(uniforms));
+    this.temperature[0] = temperature;
+    const out = await this.frameSession.run({
+      action: new ort.Tensor("int64", this.action, [1]),
+      position: new ort.Tensor("int64", this.position, [1]),
+      k_cache: new ort.Tensor("float32", state.k, this.dims),
+      v_cache: new ort.Tensor("float32", state.v, this.dims),
+      cache_len: new ort.Tensor("int64", this.cacheLen, [1]),
+      previous: new ort.Tensor("int64", this.previous, [this.previous.length]),
+      guess: new ort.Tensor("int64", this.guess, [this.guess.length]),
+      uniforms: new ort.Tensor("float64", this.uniforms, [this.uniforms.length]),
+      temperature: new ort.Tensor("float64", this.temperature, [1]),
+    });
+    const slots = Array.from(out.slots.data as BigInt64Array, Number);
+    this.writeRows(state.k, out.k_frame.data as Float32Array, slots);
+    this.writeRows(state.v, out.v_frame.data as Float32Array, slots);
+    state.length = Math.min(state.length + slots.length, this.ring ? this.context : Infinity);
+    return {
+      tokens: Array.from(out.state.data as BigInt64Array, Number),
+      logits: out.logits.data as Float32Array,
+      state,
+      passes: Number((out.passes.data as BigInt64Array)[0]),
+    };
+  }
+
+  /** cache[l, 0, h, slots[i], :] = rows[l, 0, h, i, :] for every layer and head. */
+  private writeRows(cache: Float32Array, rows: Float32Array, slots: number[]): void {
+    const [layers, , heads, context, headDim] = this.dims;
+    const n = slots.length;
+    for (let lh = 0; lh < layers * heads; lh++) {
+      for (let i = 0; i < n; i++) {
+        const from = (lh * n + i) * headDim;
+        cache.set(rows.subarray(from, from + headDim), (lh * context + slots[i]) * headDim);
+      }
+    }
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.frameSession.release(), this.prefillSession.release()]);
   }
 }

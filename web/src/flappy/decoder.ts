@@ -1,7 +1,8 @@
-// The Flappy frame decoder: the TypeScript port of worldmodels/token_sampling.py (FrameDecoder and the choice rules
-// 1-6 of its module docstring), over any Backend holding a fixed-size KV-cache window (backend.ts: onnxruntime-web).
-// Tested token for token against the Python reference on the same ONNX graphs and uniforms, and on a model-free hash
-// backend: web/tests/flappy_decoder.test.ts (fixtures from tests/web_fixtures.py write_flappy).
+// The Flappy frame decoders: the TypeScript port of worldmodels/token_sampling.py (FrameDecoder, FrameGraphDecoder,
+// frame_guess and the choice rules 1-6 of its module docstring), over a backend holding a fixed-size KV cache
+// (backend.ts: onnxruntime-web, one decode call per token or one frame-graph call per frame). Tested token for
+// token against the Python reference on the same ONNX graphs and uniforms, and on a model-free hash backend:
+// web/tests/flappy_decoder.test.ts (fixtures from tests/web_fixtures.py write_flappy).
 import type { TokenSpec } from "./spec";
 
 export interface BackendResult<S> {
@@ -9,13 +10,32 @@ export interface BackendResult<S> {
   state: S;
 }
 
-/** One model behind a fixed-size KV cache of `context` tokens, batch 1 (Python's token_sampling.Backend). */
-export interface Backend<S = unknown> {
+/** A model behind a fixed-size KV cache of `context` tokens, batch 1. `ring`: the model's sliding-window attention
+ * keeps the cache as a ring that never slides; otherwise the decoder slides a frame-aligned window. */
+export interface CacheBackend<S = unknown> {
   readonly context: number;
+  readonly ring?: boolean;
   /** A fresh cache holding `tokens` (T <= context) at `positions`; the logits after the last of them. */
   prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<S>>;
-  /** Append one token (the window must have room); the logits after it. */
+}
+
+/** One decode call per token (Python's token_sampling.Backend). */
+export interface Backend<S = unknown> extends CacheBackend<S> {
+  /** Append one token (an ordered window must have room); the logits after it. */
   step(token: number, position: number, state: S): Promise<BackendResult<S>>;
+}
+
+export interface FrameResult<S> {
+  tokens: number[]; // the frame's state tokens
+  logits: Float32Array; // (tokens per frame, vocab): after each fed token
+  state: S;
+  passes: number; // the frame graph's fixed-point passes
+}
+
+/** One frame-graph call per frame (Python's token_sampling.FrameBackend). */
+export interface FrameBackend<S = unknown> extends CacheBackend<S> {
+  frame(actionId: number, position: number, state: S, previous: ArrayLike<number>, guess: ArrayLike<number>,
+    uniforms: ArrayLike<number>, temperature: number): Promise<FrameResult<S>>;
 }
 
 /** Rule 4: the id in [start, stop) with the largest logit, the lowest such id on a tie. */
@@ -73,22 +93,23 @@ export interface DecoderOptions {
   seed?: number; // for uniformStream when step() gets no uniforms
 }
 
-/** Plays the world model frame by frame (rules 1-6). `history` is append-only, context first; positions are never
- * renumbered; the window slides by `slideFrames` whole frames when full. */
-export class FrameDecoder<S = unknown> {
+/** The bookkeeping both decoders share (rules 1-2): `history` is append-only, context first; positions are never
+ * renumbered; an ordered window slides by `slideFrames` whole frames, a ring's is the newest `context` tokens. */
+abstract class WindowedDecoder<S, B extends CacheBackend<S>> {
   readonly slideFrames: number;
   readonly temperature: number;
   logits: Float32Array | null = null;
   tokensGenerated = 0;
   slides = 0;
-  private history_: number[] = [];
-  private start = 0;
-  private window = 0; // history index of the oldest token in the cache
-  private state: S | null = null;
-  private readonly random: () => number;
-  private readonly gapPipe: Map<number, number>; // frame position of a gap_y -> its pipe slot
+  readonly ring: boolean;
+  protected history_: number[] = [];
+  protected start = 0;
+  protected window = 0; // history index of the oldest token in the cache
+  protected state: S | null = null;
+  protected readonly random: () => number;
+  protected readonly gapPipe: Map<number, number>; // frame position of a gap_y -> its pipe slot
 
-  constructor(readonly backend: Backend<S>, readonly spec: TokenSpec, opts: DecoderOptions) {
+  constructor(readonly backend: B, readonly spec: TokenSpec, opts: DecoderOptions, readonly slideBeforeFrame = false) {
     const n = spec.tokensPerFrame;
     if (!(Number.isInteger(opts.slideFrames) && opts.slideFrames * n > 0 && opts.slideFrames * n < backend.context)) {
       throw new Error(`slide_frames=${opts.slideFrames}: must drop at least one frame and fewer tokens than the ` +
@@ -97,6 +118,7 @@ export class FrameDecoder<S = unknown> {
     this.temperature = opts.temperature ?? 1;
     if (!(this.temperature > 0)) throw new Error(`temperature must be > 0 (got ${this.temperature})`);
     this.slideFrames = opts.slideFrames;
+    this.ring = backend.ring ?? false;
     this.random = uniformStream(opts.seed ?? 0);
     this.gapPipe = new Map([...spec.gapSlot].map(([pipe, slot]) => [slot, pipe]));
   }
@@ -127,27 +149,30 @@ export class FrameDecoder<S = unknown> {
   }
 
   /** Feed `action`, generate and commit the next frame's state tokens (one uniform per pipe slot, used or not). */
-  async step(action: number, uniforms?: ArrayLike<number>): Promise<number[]> {
-    if (this.history_.length === 0) throw new Error("FrameDecoder.step before reset(context)");
+  abstract step(action: number, uniforms?: ArrayLike<number>): Promise<number[]>;
+
+  /** Check the action, take this frame's uniforms, slide first under `slideBeforeFrame`: the action's id and u. */
+  protected async beginFrame(action: number, uniforms?: ArrayLike<number>): Promise<[number, number[]]> {
+    if (this.history_.length === 0) throw new Error(`${this.constructor.name}.step before reset(context)`);
     const actions = this.spec.field("action").labels.length;
     if (!(Number.isInteger(action) && action >= 0 && action < actions)) {
       throw new Error(`action must be an int in 0..${actions - 1}, got ${action}`);
     }
     const u = this.uniforms(uniforms);
-    const previous = this.history_.slice(-this.spec.stateTokensPerFrame);
-    let logits = await this.feed(this.spec.field("action").start + action);
-    const frame: number[] = [];
-    for (let s = 0; s < this.spec.stateTokensPerFrame; s++) {
-      const legal = this.spec.legalRange(s, frame);
-      const pipe = this.gapPipe.get(s);
-      const token = pipe !== undefined && pipeIsNew(this.spec, pipe, frame, previous)
-        ? sampleInverseCdf(logits, legal, u[pipe], this.temperature)
-        : greedy(logits, legal);
-      frame.push(token);
-      logits = await this.feed(token);
-    }
-    this.tokensGenerated += frame.length;
-    return frame;
+    if (this.slideBeforeFrame && !this.ring &&
+      this.history_.length - this.window + this.spec.tokensPerFrame > this.backend.context) await this.slide();
+    return [this.spec.field("action").start + action, u];
+  }
+
+  protected async slide(): Promise<void> {
+    this.window += this.slideFrames * this.spec.tokensPerFrame;
+    this.state = (await this.backend.prefill(this.history_.slice(this.window), this.positions(this.window))).state;
+    this.slides += 1;
+  }
+
+  /** The ring's window is the newest `context` tokens. */
+  protected followRing(): void {
+    if (this.ring) this.window = Math.max(this.window, this.history_.length - this.backend.context);
   }
 
   /** Every committed token, context first (a copy). */
@@ -171,7 +196,7 @@ export class FrameDecoder<S = unknown> {
     return this.spec.isDone(this.history_.slice(-this.spec.stateTokensPerFrame));
   }
 
-  private uniforms(given?: ArrayLike<number>): number[] {
+  protected uniforms(given?: ArrayLike<number>): number[] {
     const count = this.gapPipe.size;
     if (given === undefined) return Array.from({ length: count }, () => this.random());
     const u = Array.from(given);
@@ -181,20 +206,93 @@ export class FrameDecoder<S = unknown> {
     return u;
   }
 
-  private async feed(token: number): Promise<Float32Array> {
-    if (this.history_.length - this.window === this.backend.context) {
-      this.window += this.slideFrames * this.spec.tokensPerFrame;
-      this.state = (await this.backend.prefill(this.history_.slice(this.window), this.positions(this.window))).state;
-      this.slides += 1;
+  protected positions(first: number): number[] {
+    return Array.from({ length: this.history_.length - first }, (_, i) => this.start + first + i);
+  }
+}
+
+/** One decode call per token (Python's FrameDecoder); `slideBeforeFrame` as there. */
+export class FrameDecoder<S = unknown> extends WindowedDecoder<S, Backend<S>> {
+  async step(action: number, uniforms?: ArrayLike<number>): Promise<number[]> {
+    const [actionId, u] = await this.beginFrame(action, uniforms);
+    const previous = this.history_.slice(-this.spec.stateTokensPerFrame);
+    let logits = await this.feed(actionId);
+    const frame: number[] = [];
+    for (let s = 0; s < this.spec.stateTokensPerFrame; s++) {
+      const legal = this.spec.legalRange(s, frame);
+      const pipe = this.gapPipe.get(s);
+      const token = pipe !== undefined && pipeIsNew(this.spec, pipe, frame, previous)
+        ? sampleInverseCdf(logits, legal, u[pipe], this.temperature)
+        : greedy(logits, legal);
+      frame.push(token);
+      logits = await this.feed(token);
     }
+    this.tokensGenerated += frame.length;
+    return frame;
+  }
+
+  private async feed(token: number): Promise<Float32Array> {
+    if (!this.ring && this.history_.length - this.window === this.backend.context) await this.slide();
     const { logits, state } = await this.backend.step(token, this.position, this.state as S);
     this.logits = logits;
     this.state = state;
     this.history_.push(token);
+    this.followRing();
     return logits;
   }
+}
 
-  private positions(first: number): number[] {
-    return Array.from({ length: this.history_.length - first }, (_, i) => this.start + first + i);
+/** Python's frame_guess: the next state frame guessed from the two newest in `history` (whole frames ending with a
+ * state frame): the bird and every pipe seen in both keep moving by as many bins as they just did (within their
+ * bins), every other token repeats. Only the frame graph's pass count depends on it. */
+export function frameGuess(spec: TokenSpec, history: ArrayLike<number>): number[] {
+  const n = spec.tokensPerFrame;
+  const per = spec.stateTokensPerFrame;
+  const h = Array.from(history);
+  const previous = h.slice(-per);
+  const before = h.length >= per + n ? h.slice(-per - n, -n) : previous;
+  const guess = previous.slice();
+  const visible = spec.labelId("marker", "visible");
+  const moving: [number, string, boolean][] = [[spec.positionOf("bird_y"), "bird_y", true]];
+  for (const [pipe, slot] of spec.pipeXSlot) {
+    const marker = spec.markerSlot.get(pipe)!;
+    moving.push([slot, "pipe_x", previous[marker] === visible && before[marker] === visible]);
+  }
+  for (const [slot, name, seen] of moving) {
+    if (!seen) continue;
+    const f = spec.field(name);
+    guess[slot] = Math.min(Math.max(2 * previous[slot] - before[slot], f.start), f.start + f.bins - 1);
+  }
+  return guess;
+}
+
+/** One frame-graph call per frame (Python's FrameGraphDecoder): the same frames as FrameDecoder with
+ * slideBeforeFrame. `frameLogits` (tokens per frame x vocab) are the last call's; `passes` counts since reset. */
+export class FrameGraphDecoder<S = unknown> extends WindowedDecoder<S, FrameBackend<S>> {
+  frameLogits: Float32Array | null = null;
+  passes = 0;
+
+  constructor(backend: FrameBackend<S>, spec: TokenSpec, opts: DecoderOptions) {
+    super(backend, spec, opts, true);
+  }
+
+  async reset(context: ArrayLike<number>, startPosition = 0): Promise<void> {
+    await super.reset(context, startPosition);
+    this.passes = 0;
+  }
+
+  async step(action: number, uniforms?: ArrayLike<number>): Promise<number[]> {
+    const [actionId, u] = await this.beginFrame(action, uniforms);
+    const previous = this.history_.slice(-this.spec.stateTokensPerFrame);
+    const result = await this.backend.frame(actionId, this.position, this.state as S, previous,
+      frameGuess(this.spec, this.history_), u, this.temperature);
+    this.state = result.state;
+    this.frameLogits = result.logits;
+    this.logits = result.logits.subarray(result.logits.length - this.spec.vocabSize);
+    this.history_.push(actionId, ...result.tokens);
+    this.followRing();
+    this.tokensGenerated += result.tokens.length;
+    this.passes += result.passes;
+    return result.tokens;
   }
 }

@@ -18,6 +18,7 @@ interface FlappyProbe {
   done(): boolean;
   restarts(): number;
   contextIndex(): number;
+  decoder(): string; // "frame graph" or "per token"
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
@@ -43,19 +44,23 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
     "background:rgba(0,0,0,.7);color:#fff;font-weight:600;";
   const tps = el("span", { id: "flappy-tps", className: "readout", textContent: "–" });
   const fpsOut = el("span", { id: "flappy-fps", className: "readout", textContent: "–" });
+  const passesOut = el("span", { id: "flappy-passes", className: "readout", textContent: "–" });
   const status = el("div", { id: "flappy-status", textContent: "starting the model…" });
   const stream = el("div", { id: "token-stream", className: "tokens" });
   const stage = el("div", {}, canvas, overlay);
   stage.style.position = "relative";
   const panel = el("div", { className: "panel" },
-    el("label", {}, "tokens/s", tps), el("label", {}, "frames/s", fpsOut), status,
+    el("label", {}, "tokens/s", tps), el("label", {}, "frames/s", fpsOut),
+    el("label", { title: "model calls a frame: the frame graph's fixed-point passes, or one per token" }, "calls/frame", passesOut),
+    status,
     el("div", { textContent: "Space / click: flap · R: restart" }), stream);
   const root = el("div", { className: "game flappy" }, stage, panel);
   host.root.append(root);
   const ctx = canvas.getContext("2d");
   if (!ctx) throw new Error("this browser gives no 2D canvas context");
 
-  let frames = 0, birdY = NaN, done = false, starts = 0, contextIndex = -1;
+  let frames = 0, birdY = NaN, done = false, starts = 0, contextIndex = -1, decoder = "";
+  let passes = 0, passFrames = 0;
   let latest: number[] | null = null;
   let recent: string[] = [];
   let drawPending = 0;
@@ -120,7 +125,8 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
     const msg = event.data;
     switch (msg.type) {
       case "ready":
-        setStatus(`model loaded (${msg.backend}, ${msg.contexts} start context(s))`);
+        decoder = msg.decoder;
+        setStatus(`model loaded (${msg.backend}, ${msg.decoder}, ${msg.contexts} start context(s))`);
         send({ type: "reset" });
         return;
       case "started":
@@ -138,6 +144,9 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
         show(msg.tokens, `#${msg.frameIndex}`);
         tps.textContent = msg.tokensPerSec.toFixed(0);
         fpsOut.textContent = msg.framesPerSec.toFixed(1);
+        passes += msg.passes;
+        passFrames += 1;
+        passesOut.textContent = `${(passes / passFrames).toFixed(2)} (${decoder})`;
         return;
       case "done":
         done = true;
@@ -160,6 +169,7 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
     done: () => done,
     restarts: () => Math.max(0, starts - 1),
     contextIndex: () => contextIndex,
+    decoder: () => decoder,
   };
   (window as any).__flappy = probe;
   window.addEventListener("keydown", onKey);
@@ -168,7 +178,9 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
   // Copies, so that the LoadedModel stays usable; the copies' buffers move to the worker.
   const onnx = model.onnx.slice();
   const prefill = model.prefill.slice();
-  send({ type: "init", runtime: host.runtime, manifest, onnx, prefill }, [onnx.buffer, prefill.buffer]);
+  const frame = model.frame?.slice();
+  send({ type: "init", runtime: host.runtime, manifest, onnx, prefill, frame },
+    [onnx.buffer, prefill.buffer, ...(frame ? [frame.buffer] : [])]);
   try {
     await started;
   } catch (err) {

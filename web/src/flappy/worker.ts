@@ -4,8 +4,8 @@
 // The decoding itself is tested in web/tests/flappy_decoder.test.ts; the worker end to end by web/e2e/browser.mjs.
 import { configureOrt } from "../shell/ort";
 import type { FlappyManifest } from "../shell/manifest";
-import { type CacheState, OrtFlappyBackend } from "./backend";
-import { FrameDecoder } from "./decoder";
+import { OrtFlappyBackend, OrtFrameBackend } from "./backend";
+import { FrameDecoder, FrameGraphDecoder } from "./decoder";
 import type { FromWorker, ToWorker } from "./protocol";
 import { TokenSpec } from "./spec";
 
@@ -14,7 +14,7 @@ const SMOOTHING = 0.1; // weight of the newest frame in the tokens/s and frames/
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 let manifest: FlappyManifest | null = null;
-let decoder: FrameDecoder<CacheState> | null = null;
+let decoder: FrameDecoder | FrameGraphDecoder | null = null;
 let fps = DEFAULT_FPS;
 let game = 0; // bumped by every reset and error: a loop whose game is no longer current stops
 let lastContext = -1;
@@ -47,14 +47,18 @@ const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, m
 
 async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
   configureOrt(msg.runtime);
-  const backend = await OrtFlappyBackend.create(msg.manifest, msg.onnx, msg.prefill, msg.runtime);
   const seed = crypto.getRandomValues(new Uint32Array(1))[0];
-  decoder = new FrameDecoder(backend, new TokenSpec(msg.manifest.token_spec),
-    { slideFrames: msg.manifest.decoding.slide_frames, temperature: msg.manifest.decoding.temperature, seed });
+  const spec = new TokenSpec(msg.manifest.token_spec);
+  const opts = { slideFrames: msg.manifest.decoding.slide_frames, temperature: msg.manifest.decoding.temperature, seed };
+  // The frame graph when the export has one (one call per frame), else one decode call per token.
+  decoder = msg.frame
+    ? new FrameGraphDecoder(await OrtFrameBackend.create(msg.manifest, msg.frame, msg.prefill, msg.runtime), spec, opts)
+    : new FrameDecoder(await OrtFlappyBackend.create(msg.manifest, msg.onnx, msg.prefill, msg.runtime), spec, opts);
   manifest = msg.manifest;
   fps = msg.fps ?? DEFAULT_FPS;
   lastContext = Math.floor(Math.random() * manifest.start_contexts.length) - 1;
-  post({ type: "ready", contexts: manifest.start_contexts.length, backend: msg.runtime.backend });
+  post({ type: "ready", contexts: manifest.start_contexts.length, backend: msg.runtime.backend,
+    decoder: msg.frame ? "frame graph" : "per token" });
 }
 
 async function reset(contextIndex?: number): Promise<void> {
@@ -78,7 +82,7 @@ async function reset(contextIndex?: number): Promise<void> {
 
 async function play(id: number): Promise<void> {
   const d = decoder!;
-  const tokensPerFrame = d.spec.tokensPerFrame; // the action and the state tokens, one decode call each
+  const tokensPerFrame = d.spec.tokensPerFrame; // the action and the state tokens
   let frameIndex = 0;
   let due = performance.now();
   let last = due;
@@ -92,7 +96,9 @@ async function play(id: number): Promise<void> {
       const action = flapQueued ? 1 : 0;
       flapQueued = false;
       const start = performance.now();
+      const passesBefore = d instanceof FrameGraphDecoder ? d.passes : 0;
       const tokens = await d.step(action);
+      const passes = d instanceof FrameGraphDecoder ? d.passes - passesBefore : tokensPerFrame;
       const now = performance.now();
       const speed = (tokensPerFrame * 1000) / Math.max(now - start, 1e-3);
       const rate = 1000 / Math.max(now - last, 1e-3);
@@ -101,7 +107,7 @@ async function play(id: number): Promise<void> {
       last = now;
       frameIndex += 1;
       const over = d.done;
-      post({ type: "frame", tokens, frameIndex, done: over, tokensPerSec, framesPerSec });
+      post({ type: "frame", tokens, frameIndex, done: over, tokensPerSec, framesPerSec, passes });
       if (over) post({ type: "done", frameIndex });
       return over;
     });

@@ -60,9 +60,14 @@ export async function loadModel(entry: ModelEntry, onProgress?: Progress): Promi
   const onnx = await fetchBytes(base + manifest.onnx, manifest.onnx, onProgress);
   checkOnnxBytes(onnx, manifest.onnx);
   let prefill: Uint8Array | undefined;
+  let frame: Uint8Array | undefined;
   if (manifest.task === "flappy") {
     prefill = await fetchBytes(base + manifest.prefill_onnx, manifest.prefill_onnx, onProgress);
     checkOnnxBytes(prefill, manifest.prefill_onnx);
+    if (manifest.frame_onnx) {
+      frame = await fetchBytes(base + manifest.frame_onnx, manifest.frame_onnx, onProgress);
+      checkOnnxBytes(frame, manifest.frame_onnx);
+    }
   }
-  return { entry, manifest, onnx, prefill };
+  return { entry, manifest, onnx, prefill, frame };
 }

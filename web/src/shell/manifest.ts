@@ -47,8 +47,11 @@ export interface FlappyManifest extends ManifestBase {
   prefill_onnx: string;
   prefill: { inputs: string[]; outputs: string[] };
   token_spec: Record<string, any>; // TokenSpec.to_json(): read by src/flappy/spec.ts
-  decoding: { context: number; slide_frames: number; temperature: number };
+  decoding: { context: number; sliding_window?: boolean; slide_frames: number; temperature: number };
   start_contexts: number[][];
+  // The frame graph (one call per frame, worldmodels/nets/frame_graph.py); exports before it have none.
+  frame_onnx?: string;
+  frame_graph?: { inputs: TensorSpec[]; outputs: TensorSpec[]; tokens_per_call: number };
 }
 
 export type Manifest = BreakoutManifest | FlappyManifest;
@@ -121,6 +124,18 @@ export function validateManifest(raw: unknown, label = "manifest", expectTask?: 
     checkTensor(m.inputs, "k_cache", cache, "inputs", label);
     checkTensor(m.inputs, "v_cache", cache, "inputs", label);
     checkTensor(m.outputs, "logits", ["batch", spec.vocab_size], "outputs", label);
+    need(d.sliding_window === undefined || typeof d.sliding_window === "boolean",
+      `${label}: "decoding.sliding_window" must be true or false`);
+    if (m.frame_onnx !== undefined) {
+      need(typeof m.frame_onnx === "string" && m.frame_onnx.endsWith(".onnx"), `${label}: "frame_onnx" must name the frame .onnx file`);
+      const g = m.frame_graph;
+      need(isObject(g) && g.tokens_per_call === spec.tokens_per_frame,
+        `${label}: "frame_graph" must give tokens_per_call = tokens_per_frame (${spec.tokens_per_frame})`);
+      checkTensor(g.inputs, "k_cache", cacheShape(m as FlappyManifest), "inputs", label);
+      checkTensor(g.inputs, "guess", [spec.tokens_per_frame - 1], "inputs", label);
+      checkTensor(g.outputs, "k_frame", frameRowsShape(m as FlappyManifest), "outputs", label);
+      checkTensor(g.outputs, "slots", [spec.tokens_per_frame], "outputs", label);
+    }
     need(Array.isArray(m.start_contexts) && m.start_contexts.length > 0 &&
       m.start_contexts.every((c: unknown) => Array.isArray(c) && c.length % spec.tokens_per_frame === spec.tokens_per_frame - 1),
       `${label}: "start_contexts" must hold at least one context of whole frames ending with a state frame`);
@@ -132,4 +147,10 @@ export function validateManifest(raw: unknown, label = "manifest", expectTask?: 
 export function cacheShape(m: FlappyManifest, batch: number | string = 1): (number | string)[] {
   const cfg = m.model as Record<string, number>;
   return [cfg.layers, batch, cfg.heads, m.decoding.context, cfg.width / cfg.heads];
+}
+
+/** The frame graph's new cache rows: (layers, 1, heads, tokens per frame, head_dim). */
+export function frameRowsShape(m: FlappyManifest): number[] {
+  const cfg = m.model as Record<string, number>;
+  return [cfg.layers, 1, cfg.heads, m.token_spec.tokens_per_frame, cfg.width / cfg.heads];
 }

@@ -17,6 +17,7 @@ export interface LoadedModel<M extends Manifest = Manifest> {
   manifest: M;
   onnx: Uint8Array; // manifest.onnx
   prefill?: Uint8Array; // manifest.prefill_onnx (Flappy)
+  frame?: Uint8Array; // manifest.frame_onnx (Flappy, when the export has a frame graph)
 }
 
 export interface RuntimeChoice {
