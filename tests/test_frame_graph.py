@@ -155,11 +155,17 @@ def test_frame_guess_continues_the_motion():
                 PIPE_X + x1 if shown1 else SPEC.hidden_id("pipe_x"), GAP_Y + 9 if shown1 else SPEC.hidden_id("gap_y"),
                 NO_RESPAWN, NOT_DONE]
 
-    before, previous = frame(40, 60, 110, shown1=False), frame(37, 58, 108)
-    guess = frame_guess([*before, 360, *previous]).tolist()
-    assert guess == frame(34, 56, 108)  # pipe 1 was hidden before: it repeats
-    assert frame_guess([*frame(2, 1, 90), 360, *frame(0, 0, 88)]).tolist() == frame(0, 0, 86)  # clamped at bin 0
-    assert frame_guess(previous).tolist() == previous  # one frame of history: repeat it
+    def history(*frames):
+        return [t for f in frames for t in (*f, 360)][:-1]
+
+    # Pipes repeat the step before last (1, 2, 1, ...); the bird moves by its mean last step, rounded half up.
+    guess = frame_guess(history(frame(40, 60, 110), frame(37, 58, 108), frame(35, 57, 107))).tolist()
+    assert guess == frame(33, 55, 105)  # bird: 35 + (35 - 40) / 2 = 32.5, half up: 33
+    hidden = frame_guess(history(frame(40, 60, 110, False), frame(37, 58, 108), frame(35, 57, 107))).tolist()
+    assert hidden == frame(33, 55, 107)  # pipe 1 was not seen three times: it repeats
+    assert frame_guess(history(frame(4, 3, 90), frame(2, 1, 88), frame(0, 0, 87)))[:3].tolist() == [
+        0, VISIBLE, PIPE_X]  # clamped at bin 0
+    assert frame_guess(history(frame(37, 58, 108), frame(35, 57, 107))).tolist() == frame(35, 57, 107)  # 2 frames
 
 
 # ---- frames against the per-token decoder ---------------------------------------------------------------------

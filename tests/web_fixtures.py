@@ -334,9 +334,8 @@ def _flappy_spec_checks(out: Path) -> None:
         for pipe, slot in ((0, 3), (1, 6)):
             new_pipe.append({"pipe": pipe, "prefix": frames[t][:slot], "previous": frames[t - 1][:9],
                              "new": pipe_is_new(pipe, list(frames[t][:slot]), frames[t - 1][:9])})
-    guesses = [{"history": frames[max(0, t - 2):t].reshape(-1)[:-1], "guess": frame_guess(frames[max(0, t - 2):t]
-                                                                                        .reshape(-1)[:-1])}
-               for t in range(1, len(frames))]
+    guesses = [{"history": history, "guess": frame_guess(history)}
+               for history in (frames[max(0, t - 3):t].reshape(-1)[:-1] for t in range(1, len(frames)))]
     rng = np.random.default_rng(7)
     sampling = []
     for temperature in (1.0, 0.5, 2.0):

@@ -242,26 +242,29 @@ export class FrameDecoder<S = unknown> extends WindowedDecoder<S, Backend<S>> {
   }
 }
 
-/** Python's frame_guess: the next state frame guessed from the two newest in `history` (whole frames ending with a
- * state frame): the bird and every pipe seen in both keep moving by as many bins as they just did (within their
- * bins), every other token repeats. Only the frame graph's pass count depends on it. */
+/** Python's frame_guess: the next state frame guessed from the three newest in `history` (whole frames ending with
+ * a state frame): every token repeats except a pipe shown in all three, which moves by the step it took two frames
+ * ago, and the bird, which moves by the mean of its last two steps rounded half up (within their bins). Only the
+ * frame graph's pass count depends on it. */
 export function frameGuess(spec: TokenSpec, history: ArrayLike<number>): number[] {
   const n = spec.tokensPerFrame;
   const per = spec.stateTokensPerFrame;
   const h = Array.from(history);
-  const previous = h.slice(-per);
-  const before = h.length >= per + n ? h.slice(-per - n, -n) : previous;
-  const guess = previous.slice();
+  const frames: number[][] = []; // the newest first
+  for (let k = 0; k < 3 && h.length >= per + k * n; k++) frames.push(h.slice(h.length - per - k * n, h.length - k * n));
+  const guess = frames[0].slice();
+  if (frames.length < 3) return guess;
+  const [x, x1, x2] = frames;
   const visible = spec.labelId("marker", "visible");
-  const moving: [number, string, boolean][] = [[spec.positionOf("bird_y"), "bird_y", true]];
+  const bird = spec.positionOf("bird_y");
+  const steps = new Map<number, number>([[bird, Math.floor((x[bird] - x2[bird]) / 2 + 0.5)]]);
   for (const [pipe, slot] of spec.pipeXSlot) {
-    const marker = spec.markerSlot.get(pipe)!;
-    moving.push([slot, "pipe_x", previous[marker] === visible && before[marker] === visible]);
+    const m = spec.markerSlot.get(pipe)!;
+    if (x[m] === visible && x1[m] === visible && x2[m] === visible) steps.set(slot, x1[slot] - x2[slot]);
   }
-  for (const [slot, name, seen] of moving) {
-    if (!seen) continue;
-    const f = spec.field(name);
-    guess[slot] = Math.min(Math.max(2 * previous[slot] - before[slot], f.start), f.start + f.bins - 1);
+  for (const [slot, step] of steps) {
+    const f = spec.field(spec.slots[slot].field);
+    guess[slot] = Math.min(Math.max(x[slot] + step, f.start), f.start + f.bins - 1);
   }
   return guess;
 }
