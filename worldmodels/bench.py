@@ -9,12 +9,13 @@
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
 the training loop spent waiting for the next batch, with rows made in the main process and in a worker process.
-`decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context: the frame graph (one call
-per frame) and the KV-cache decode graph (one call per token) against a full recompute (the prefill graph over the
-whole window for every token), and the cost per token over the first and the last 1,000 of `--decode-tokens`
-(default 10,000; 100000 for the 100k-vs-1k claim) decoded tokens (the window slides; the cost must not grow).
-Without `--flappy-onnx` a randomly initialised default-size model is exported first (speed does not depend on
-weights).
+`decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context, one game played by a
+scripted pilot: the frame graph (one call per frame, when the export has one) and the KV-cache decode graph (one
+call per token) against a full recompute (the prefill graph over the whole window for every token), the frame
+graph's passes per frame, and the cost per token over the first and the last 1,000 of `--decode-tokens` (default
+10,000; 100000 for the 100k-vs-1k claim) decoded tokens (the cost must not grow). Without `--flappy-onnx` a
+randomly initialised default-size model is exported first: its per-token speed is a trained model's, its passes
+per frame are not.
 `denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, with its
 convolution GFLOP, for the seed-scale TinyDenoiser (width 96, 14 blocks, exported here with random weights: the
 baseline) and each `--breakout-onnx` (repeatable; default the shipped models/breakout), each with its speed-up
@@ -110,9 +111,9 @@ def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float
 
 
 def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
-    """The decode, prefill and frame graphs of an exported model (plus a start context), or of a fresh default-size
-    one. An export without a frame graph gets one from a random model of its shape (speed does not depend on the
-    weights; its frames then differ from the per-token run's)."""
+    """The decode, prefill and frame graphs of an exported model (plus a start context and its cache kind), or of
+    a fresh default-size one with random weights. The frame graph's speed depends on the weights (how many passes
+    a frame takes), so an export without one gets no frame-graph rows."""
     import json
 
     from worldmodels.data.flappy_tokens import SPEC
@@ -124,48 +125,73 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
     if onnx_path:
         onnx_path = Path(onnx_path)
         manifest = json.loads(onnx_path.with_suffix(".json").read_text())
-        graphs = {"decode": onnx_path, "prefill": onnx_path.with_name(manifest["prefill_onnx"]),
-                  "context": np.asarray(manifest["start_contexts"][0]), "same_weights": True}
-        if manifest.get("frame_onnx"):
-            return {**graphs, "frame": onnx_path.with_name(manifest["frame_onnx"])}
-        cfg = {k: v for k, v in manifest["model"].items() if k != "parameters"}
-        export_frame_onnx(TokenTransformer(TransformerConfig(**cfg)), frame_rules(SPEC), out / "frame.onnx")
-        return {**graphs, "frame": out / "frame.onnx", "same_weights": False}
+        frame = manifest.get("frame_onnx")
+        return {"decode": onnx_path, "prefill": onnx_path.with_name(manifest["prefill_onnx"]),
+                "frame": onnx_path.with_name(frame) if frame else None,
+                "context": np.asarray(manifest["start_contexts"][0]),
+                "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path)}
     from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
 
-    model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size))
+    model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, sliding_window=True))
     export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
     export_frame_onnx(model, frame_rules(SPEC), out / "frame.onnx")
     states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=38)
     return {"decode": out / "decode.onnx", "prefill": out / "prefill.onnx", "frame": out / "frame.onnx",
-            "context": SPEC.encode_episode(states, actions)[:-1], "same_weights": True}
+            "context": SPEC.encode_episode(states, actions)[:-1], "ring": True,
+            "weights": "random (default shape, sliding window): pass counts are not a trained model's"}
 
 
-def _timed_rollout(decoder, context: np.ndarray, actions: np.ndarray, tokens_per_frame: int) -> dict:
-    """Tokens/s of every 1,000 decoded tokens (the frame decoder feeds 10 per frame: action + state)."""
-    decoder.reset(context)
-    chunk = 1000 // tokens_per_frame  # frames per 1,000 tokens
-    rates, start = [], time.perf_counter()
-    for i, action in enumerate(actions):
-        decoder.step(int(action))
+def dream_pilot(state_tokens) -> int:
+    """The decode benchmarks' player: flap when the dreamed bird's centre is more than 10 px below the centre of
+    the gap of the first visible pipe it has not passed (HeuristicPolicy's rule, read off the decoded tokens)."""
+    from worldmodels.data.flappy_tokens import SPEC
+    from worldmodels.games.flappy import GEOMETRY
+
+    state, _ = SPEC.decode_frame(state_tokens)
+    ahead = [(x, gap) for x, gap, shown in zip(state.pipe_x, state.gap_y, state.visible, strict=True)
+             if shown and x + GEOMETRY["pipe_width"] > GEOMETRY["bird_x"]]
+    if not ahead:
+        return 0
+    return int(state.bird_y + GEOMETRY["bird_height"] / 2 > min(ahead)[1] + 10)
+
+
+def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 50) -> dict:
+    """Tokens/s of every 1,000 tokens (100 frames: action + state) of one game played by the dream pilot from
+    `context`, after `warmup_frames` untimed frames of another (a runtime's first calls run slower). The pilot plays
+    on after the model's own done token: this times decoding, not the game."""
+    def play(frames: int, report) -> None:
+        decoder.reset(context)
+        action = 0
+        for i in range(frames):
+            action = dream_pilot(decoder.step(action))
+            report(i)
+
+    play(warmup_frames, lambda i: None)
+    chunk, rates, passes = 100, [], [getattr(decoder, "passes", 0)]
+    start = [time.perf_counter()]
+
+    def report(i: int) -> None:
         if (i + 1) % chunk == 0:
             now = time.perf_counter()
-            rates.append(chunk * tokens_per_frame / (now - start))
-            start = now
+            rates.append(chunk * 10 / (now - start[0]))
+            passes.append(getattr(decoder, "passes", 0))
+            start[0] = now
+
+    play(tokens // 1000 * chunk, report)
     return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
-            "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history}
+            "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history,
+            "passes_per_frame": (passes[-1] - passes[0]) / (len(rates) * chunk)}
 
 
 def bench_decode(onnx_path: str | None, tokens: int) -> dict:
     """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
-    a full recompute, and the per-token cost early vs late in a long run of each."""
-    from worldmodels.data.flappy_tokens import SPEC
+    a full recompute, and the per-token cost of the first vs the last 1,000 tokens of a long game of each."""
     from worldmodels.token_sampling import FrameDecoder, FrameGraphDecoder, OrtBackend, OrtFrameBackend
 
     with tempfile.TemporaryDirectory() as tmp:
         graphs = flappy_graphs(onnx_path, Path(tmp))
-        backend = OrtBackend.from_files(graphs["decode"], graphs["prefill"], threads=1)
-        frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1)
+        ring = graphs["ring"]
+        backend = OrtBackend.from_files(graphs["decode"], graphs["prefill"], threads=1, ring=ring)
         window, context = backend.context, graphs["context"]
         # Full recompute: every token re-runs the whole window through the prefill graph.
         ids = np.resize(context, window).astype(np.int64)
@@ -175,16 +201,16 @@ def bench_decode(onnx_path: str | None, tokens: int) -> dict:
         for _ in range(recompute_tokens):
             backend.prefill(ids, positions)
         recompute = recompute_tokens / (time.perf_counter() - start)
-        # Cached: the frame decoders (slot masks, choices, window slides) over a long game with random actions,
-        # both sliding before a frame that does not fit, so that with the same weights they make the same frames.
-        actions = np.random.default_rng(0).integers(0, 2, max(1000, tokens) // SPEC.tokens_per_frame)
-        per_token = _timed_rollout(FrameDecoder(backend, seed=0, slide_before_frame=True), context, actions,
-                                   SPEC.tokens_per_frame)
-        per_frame = _timed_rollout(FrameGraphDecoder(frame_backend, seed=0), context, actions,
-                                   SPEC.tokens_per_frame)
-    identical = per_token.pop("history") == per_frame.pop("history") if graphs["same_weights"] else None
-    return {"context": window, "recompute": recompute, "per_token": per_token, "per_frame": per_frame,
-            "identical": identical}
+        # Cached: the frame decoders (slot masks, choices, window) over one long game, both sliding an ordered
+        # window before a frame that does not fit, so that they make the same frames.
+        per_token = _timed_game(FrameDecoder(backend, seed=0, slide_before_frame=True), context, tokens)
+        per_frame = None
+        if graphs["frame"] is not None:
+            frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1, ring=ring)
+            per_frame = _timed_game(FrameGraphDecoder(frame_backend, seed=0), context, tokens)
+    identical = per_frame is not None and per_token.pop("history") == per_frame.pop("history")
+    return {"context": window, "ring": ring, "weights": graphs["weights"], "recompute": recompute,
+            "per_token": per_token, "per_frame": per_frame, "identical": identical}
 
 
 def time_ms(call, calls: int) -> float:
@@ -297,20 +323,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "decode"):
         r = bench_decode(args.flappy_onnx, args.decode_tokens)
         token, frame = r["per_token"], r["per_frame"]
-        print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token context, {token['tokens']:,} tokens per "
-              f"run ({token['slides']} window slides)")
-        print(f"{'':<48}{'tokens/s':>12}{'vs recompute':>14}")
+        cache = "ring cache (sliding window)" if r["ring"] else "ordered window"
+        print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token {cache}, {token['tokens']:,} tokens per "
+              f"game ({token['slides']} window slides), weights: {r['weights']}")
+        print(f"{'':<48}{'tokens/s':>12}{'frames/s':>10}{'vs recompute':>14}")
         rows = [("full recompute (prefill graph per token)", r["recompute"])]
-        for label, run in (("KV cache, 1 call per token", token), ("frame graph, 1 call per frame", frame)):
+        runs = [("KV cache, 1 call per token", token)] + ([("frame graph, 1 call per frame", frame)] if frame else [])
+        for label, run in runs:
             rows += [(f"{label}: first 1,000", run["first"]), (f"{label}: last 1,000", run["last"]),
                      (f"{label}: mean", run["mean"])]
         for name, rate in rows:
-            print(f"{name:<48}{rate:>12,.0f}{rate / r['recompute']:>13.1f}x")
-        same = {True: "identical", False: "DIFFERENT", None: "not compared (frame graph has random weights)"}
-        print(f"frame graph vs 1 call per token (mean): {frame['mean'] / token['mean']:.2f}x; frames: "
-              f"{same[r['identical']]}")
-        print(f"cost per token, last / first 1,000: 1 call per token {token['first'] / token['last']:.2f}, "
-              f"frame graph {frame['first'] / frame['last']:.2f}")
+            print(f"{name:<48}{rate:>12,.0f}{rate / 10:>10,.0f}{rate / r['recompute']:>13.1f}x")
+        if frame:
+            print(f"frame graph vs 1 call per token (mean): {frame['mean'] / token['mean']:.2f}x; "
+                  f"{frame['passes_per_frame']:.2f} passes a frame; frames: "
+                  f"{'identical' if r['identical'] else 'DIFFERENT'}")
+        print("cost per token, last / first 1,000: " + ", ".join(
+            f"{label} {run['first'] / run['last']:.2f}" for label, run in runs))
         print()
     if args.only in (None, "denoiser"):
         rows = bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)

@@ -1,6 +1,7 @@
 // Runs the browser benchmark page (/bench?auto=1) in headless Chromium and prints its Markdown table.
 //   python -m worldmodels.play --port 8000 &      then:
-//   node e2e/bench.mjs --url http://127.0.0.1:8000 [--calls 20] [--tokens 2000] [--recompute 50]
+//   node e2e/bench.mjs --url http://127.0.0.1:8000 [--calls 20] [--tokens 2000] [--long 100000] [--warmup 5]
+//                      [--recompute 50]
 //                      [--breakout M,M] [--flappy M]
 // M: a model id from /models/index.json or a piece of its label (e.g. its folder, "models/breakout_tiny" or
 // "breakout_fast/export"), matching one model of the task. The first model of a task is the baseline of the others.
@@ -11,6 +12,7 @@ import { parseArgs } from "node:util";
 const { values: args } = parseArgs({
   options: {
     url: { type: "string" }, calls: { type: "string", default: "20" }, tokens: { type: "string", default: "2000" },
+    long: { type: "string", default: "100000" }, warmup: { type: "string", default: "5" },
     recompute: { type: "string", default: "50" }, timeout: { type: "string", default: "900" },
     breakout: { type: "string" }, flappy: { type: "string" },
   },
@@ -21,7 +23,8 @@ const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", hea
 try {
   const page = await browser.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
-  const query = new URLSearchParams({ auto: "1", calls: args.calls, tokens: args.tokens, recompute: args.recompute });
+  const query = new URLSearchParams({ auto: "1", calls: args.calls, tokens: args.tokens, long: args.long,
+    warmup: args.warmup, recompute: args.recompute });
   const { models } = await (await fetch(`${args.url.replace(/\/$/, "")}/models/index.json`)).json();
   for (const task of ["breakout", "flappy"]) {
     if (args[task] === undefined) continue;

@@ -97,6 +97,10 @@ try {
   await page.goto(`${base}/?model=${flappy.id}`);
   check(await until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 5,
     flappy.id, 60_000, "Flappy frames"), "Flappy loads and frames advance");
+  const hasFrameGraph = Boolean((await (await fetch(`${base}${flappy.manifest}`)).json()).frame_onnx);
+  const decoder = await page.evaluate(() => window.__flappy.decoder());
+  check(decoder === (hasFrameGraph ? "frame graph" : "per token"),
+    `the worker decodes with ${hasFrameGraph ? "the export's frame graph" : "one call per token"} (${decoder})`);
   const ys = async (n) => {
     const out = [];
     let last = await page.evaluate(() => window.__flappy.frames());
@@ -163,7 +167,7 @@ try {
   // --- The benchmark page measures the chosen models, the first of a task being the baseline of the others
   const breakouts = index.models.filter((m) => m.task === "breakout" && m.source === "shipped");
   const chosen = `breakout=${breakouts.map((m) => m.id).join(",")}&flappy=${flappy.id}`;
-  await page.goto(`${base}/bench?auto=1&calls=2&tokens=100&recompute=2&${chosen}`);
+  await page.goto(`${base}/bench?auto=1&calls=2&tokens=1000&long=1000&warmup=0.2&recompute=2&${chosen}`);
   const benched = await until(page, () => window.__bench, null, 240_000, "the benchmark page");
   const bench = benched ? await page.evaluate(() => window.__bench) : { error: "timed out" };
   const rows = (bench.markdown ?? "").split("\n").filter((l) => l.startsWith("| ") && !l.startsWith("| model"));

@@ -2,7 +2,9 @@
 // the page is cross-origin isolated, WebGPU when the browser has an adapter) for the chosen models and shows one
 // table, which "Copy table" puts on the clipboard as Markdown. Several models of a task can be chosen: the first is
 // the baseline, and every other one gets ratio rows against it measured in the same run (speed-up for ms, rate
-// ratio for frames/s and tokens/s). ?auto=1&calls=N&tokens=N&recompute=N runs at load, ?breakout=ID,ID&flappy=ID
+// ratio for frames/s and tokens/s). ?auto=1&calls=N&tokens=N&long=N&recompute=N runs at load (&warmup=S: seconds of
+// untimed running before each measurement, default 5: the browser optimises WASM only after a while),
+// ?breakout=ID,ID&flappy=ID
 // picks the models (the browser tests use it; the result is also left in window.__bench).
 import type { BenchRequest, BenchRow } from "./bench-worker";
 import { chooseRuntime, WASM_PATHS } from "./shell/ort";
@@ -102,12 +104,14 @@ function render(cols: Column[], table: Table): void {
   el.replaceChildren(head, ...rows);
 }
 
-async function run(models: LoadedModel[]): Promise<string> {
+async function run(models: LoadedModel[], params: URLSearchParams): Promise<string> {
   const cols = await columns();
   const table: Table = new Map();
   const settings = {
     calls: Number($<HTMLInputElement>("bench-calls").value),
     tokens: Number($<HTMLInputElement>("bench-tokens").value),
+    longTokens: Number($<HTMLInputElement>("bench-long").value),
+    warmupSeconds: Number(params.get("warmup") ?? 5),
     recomputeTokens: Number($<HTMLInputElement>("bench-recompute").value),
   };
   for (const model of models) {
@@ -115,7 +119,7 @@ async function run(models: LoadedModel[]): Promise<string> {
       status(`${model.entry.label}: ${col.label}...`);
       const rows = await runInWorker({
         runtime: col.runtime, task: model.manifest.task, manifest: model.manifest,
-        onnx: model.onnx, prefill: model.prefill, ...settings,
+        onnx: model.onnx, prefill: model.prefill, frame: model.frame, ...settings,
       });
       for (const r of rows) {
         const key = `${model.entry.label}${SEP}${r.metric.replace(/, \d+ tokens/, "").replace(/ \(\d+ slides\)/, "")}`;
@@ -134,7 +138,8 @@ async function run(models: LoadedModel[]): Promise<string> {
 
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.search);
-  for (const [param, id] of [["calls", "bench-calls"], ["tokens", "bench-tokens"], ["recompute", "bench-recompute"]]) {
+  for (const [param, id] of [["calls", "bench-calls"], ["tokens", "bench-tokens"], ["long", "bench-long"],
+    ["recompute", "bench-recompute"]]) {
     if (params.has(param)) $<HTMLInputElement>(id).value = params.get(param)!;
   }
   let entries: ModelEntry[] = [];
@@ -174,7 +179,7 @@ async function main(): Promise<void> {
       });
       const models = [];
       for (const e of chosen) models.push(await loadModel(e, (l, t, what) => status(`loading ${what}: ${(l / 1e6).toFixed(1)} MB`)));
-      const md = await run(models);
+      const md = await run(models, params);
       const area = $<HTMLTextAreaElement>("bench-markdown");
       area.value = md;
       area.hidden = false;
