@@ -13,6 +13,20 @@ import { cacheShape, type FlappyManifest } from "../shell/manifest";
 import type { RuntimeChoice } from "../shell/types";
 import type { Backend, BackendResult, FrameBackend, FrameResult } from "./decoder";
 
+/** The prefill graph over T <= context tokens: its outputs and the logits after the last token. */
+async function runPrefill(session: ort.InferenceSession, tokens: ArrayLike<number>, positions: ArrayLike<number>,
+  context: number, vocab: number): Promise<{ logits: Float32Array; out: ort.InferenceSession.OnnxValueMapType }> {
+  const t = tokens.length;
+  if (t < 1 || t > context || positions.length !== t) {
+    throw new Error(`prefill: ${t} tokens at ${positions.length} positions (1..${context} needed)`);
+  }
+  const out = await session.run({
+    tokens: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
+    positions: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
+  });
+  return { logits: (out.logits.data as Float32Array).slice((t - 1) * vocab, t * vocab), out };
+}
+
 export interface CacheState {
   k: ort.Tensor;
   v: ort.Tensor;
@@ -53,19 +67,8 @@ export class OrtFlappyBackend implements Backend<CacheState> {
   }
 
   async prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<CacheState>> {
-    const t = tokens.length;
-    if (t < 1 || t > this.context || positions.length !== t) {
-      throw new Error(`prefill: ${t} tokens at ${positions.length} positions (1..${this.context} needed)`);
-    }
-    const out = await this.prefillSession.run({
-      tokens: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
-      positions: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
-    });
-    const logits = out.logits.data as Float32Array;
-    return {
-      logits: logits.slice((t - 1) * this.vocab, t * this.vocab),
-      state: { k: out.k_cache, v: out.v_cache, length: Number((out.cache_len.data as BigInt64Array)[0]) },
-    };
+    const { logits, out } = await runPrefill(this.prefillSession, tokens, positions, this.context, this.vocab);
+    return { logits, state: { k: out.k_cache, v: out.v_cache, length: Number((out.cache_len.data as BigInt64Array)[0]) } };
   }
 
   async step(token: number, position: number, state: CacheState): Promise<BackendResult<CacheState>> {
@@ -131,19 +134,8 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
   }
 
   async prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<FrameCache>> {
-    const t = tokens.length;
-    if (t < 1 || t > this.context || positions.length !== t) {
-      throw new Error(`prefill: ${t} tokens at ${positions.length} positions (1..${this.context} needed)`);
-    }
-    const out = await this.prefillSession.run({
-      tokens: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
-      positions: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
-    });
-    const logits = out.logits.data as Float32Array;
-    return {
-      logits: logits.slice((t - 1) * this.vocab, t * this.vocab),
-      state: { k: out.k_cache.data as Float32Array, v: out.v_cache.data as Float32Array, length: t },
-    };
+    const { logits, out } = await runPrefill(this.prefillSession, tokens, positions, this.context, this.vocab);
+    return { logits, state: { k: out.k_cache.data as Float32Array, v: out.v_cache.data as Float32Array, length: tokens.length } };
   }
 
   async frame(actionId: number, position: number, state: FrameCache, previous: ArrayLike<number>,
