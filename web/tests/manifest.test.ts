@@ -60,6 +60,23 @@ describe("manifest validation", () => {
     expect(bad({ ...manifest("flappy"), prefill_onnx: undefined })).toThrow(/prefill_onnx/);
   });
 
+  it("checks the frame graph's declared shapes and the window kind when an export has them", () => {
+    const f = manifest("flappy");
+    expect(f.frame_onnx).toBe("flappy.frame.onnx");
+    const rows = f.frame_graph.outputs.find((o: any) => o.name === "k_frame");
+    rows.shape = [rows.shape[0], 1, rows.shape[2], 9, rows.shape[4]];
+    expect(bad(f)).toThrow(/output "k_frame" has shape/);
+    expect(bad({ ...manifest("flappy"), frame_onnx: "frame.txt" })).toThrow(/frame_onnx/);
+    const g = manifest("flappy");
+    g.frame_graph.tokens_per_call = 9;
+    expect(bad(g)).toThrow(/tokens_per_call/);
+    expect(bad({ ...manifest("flappy"), decoding: { ...manifest("flappy").decoding, sliding_window: "yes" } }))
+      .toThrow(/sliding_window/);
+    const { frame_onnx, frame_graph, ...older } = manifest("flappy"); // an export from before the frame graph
+    expect(validateManifest(older, "old.json", "flappy").task).toBe("flappy");
+    expect(frame_onnx && frame_graph).toBeTruthy();
+  });
+
   it("tells a corrupt ONNX file from a real one", () => {
     const root = process.env.WM_FIXTURES!;
     const real = new Uint8Array(readFileSync(join(root, "breakout", "breakout.onnx")));
