@@ -6,6 +6,7 @@
         state_tokens = decoder.step(action)                  # (9,) the next frame; render it, read the next action
 
     decoder = FrameGraphDecoder(OrtFrameBackend.from_files("frame.onnx", "prefill.onnx"))  # one call per frame
+                                                                 # (ring=True for a sliding-window export)
 
 The same `FrameDecoder` drives PyTorch (`TorchBackend`) and the exported ONNX graphs (`OrtBackend`), so a test can
 pin one to the other; `decode_full_recompute` is the no-cache reference (a full forward per token) that pins the
@@ -17,8 +18,9 @@ The rules, which the TypeScript port follows exactly (ids, bin counts and slot o
 
 1. Positions. Token i of the history has absolute position `start_position + i` (start_position a multiple of 10, so
    `position % 10` is the slot). Positions are never renumbered, not even when the window slides.
-2. Window. The KV cache holds a window of at most `context` tokens that always starts on a frame boundary. `reset`
-   keeps the newest whole frames of the context that fit and prefills them. Before a token is fed, if the window is
+2. Window. `reset` keeps the newest whole frames of the context that fit in `context` tokens and prefills them.
+   A model with sliding-window attention (a `ring` backend) then never slides: its cache always holds the newest
+   `context` tokens. Otherwise the window always starts on a frame boundary: before a token is fed, if the window is
    full, the oldest `slide_frames` frames are dropped and the rest is prefilled again at the same positions (the
    model's prefill graph), then the token is fed with one decode step. With `slide_before_frame=True` (the rule of
    the frame graph, `FrameGraphDecoder`, which feeds a whole frame per call) the check is made once per frame,
