@@ -200,17 +200,30 @@ def test_frame_graph_makes_the_per_token_decoders_frames_across_slides(model):
 
 
 def test_frames_do_not_depend_on_the_guess(model, monkeypatch):
-    from worldmodels import token_sampling
-
     actions, uniforms = inputs(40, seed=5)
     decoder = FrameGraphDecoder(TorchFrameBackend(model), slide_frames=2)
     expected = rollout(decoder, opening(), actions, uniforms)
     truth = iter(expected)  # an oracle guess: the frame itself, which one pass confirms
-    monkeypatch.setattr(token_sampling, "frame_guess", lambda history, spec: next(truth))
+    monkeypatch.setattr(FrameGraphDecoder, "first_guess", lambda self, action_id: next(truth))
     assert np.array_equal(rollout(decoder, opening(), actions, uniforms), expected) and decoder.passes == 40
-    monkeypatch.setattr(token_sampling, "frame_guess", lambda history, spec: np.zeros(9, np.int64))
+    monkeypatch.setattr(FrameGraphDecoder, "first_guess", lambda self, action_id: np.zeros(9, np.int64))
     assert np.array_equal(rollout(decoder, opening(), actions, uniforms), expected)
     assert 40 < decoder.passes <= 400  # more passes, never more than one per token
+
+
+def test_the_graph_predicts_the_next_frames_first_slot_after_a_noop():
+    model = sharp_model(context=60, sliding_window=True)  # a ring: the next frame sees what the graph saw
+    decoder = FrameGraphDecoder(TorchFrameBackend(model), slide_frames=2)
+    decoder.reset(opening())
+    actions, uniforms = inputs(60, seed=7)
+    hits = noops = 0
+    for a, u in zip(actions, uniforms, strict=True):
+        predicted = decoder.next_first
+        frame = decoder.step(int(a), u)
+        if predicted is not None and a == 0:
+            noops += 1
+            hits += int(frame[0] == predicted)
+    assert noops >= 20 and hits == noops
 
 
 def test_ring_cache_frames_match_the_per_token_decoder_and_never_slide():
@@ -253,7 +266,7 @@ def test_onnx_frame_graph_matches_pytorch(tmp_path, sliding_window):
     assert [i.name for i in session.get_inputs()] == FRAME_INPUTS == [
         "action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms", "temperature"]
     assert [o.name for o in session.get_outputs()] == FRAME_OUTPUTS == [
-        "state", "logits", "k_frame", "v_frame", "slots", "passes"]
+        "state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
     assert [i.type for i in session.get_inputs()][-4:] == [
         "tensor(int64)", "tensor(int64)", "tensor(double)", "tensor(double)"]
     assert [n.op_type for n in onnx.load(str(paths["frame"])).graph.node].count("Loop") == 1
@@ -277,6 +290,7 @@ def test_onnx_frame_graph_matches_pytorch(tmp_path, sliding_window):
     assert np.abs(got[3] - expected[3]).max() <= 1e-4
     first = len(context) if not sliding_window else (positions[-1] + 1) % 60
     assert got[4].tolist() == [(first + i) % 60 for i in range(10)] and got[5] == expected[5] >= 2
+    assert got[6] == expected[6] and SPEC.id_range("bird_y")[0] <= int(got[6][0]) < SPEC.id_range("bird_y")[1]
 
     # A whole game on onnxruntime: frame graph vs decode graph, same actions and uniforms.
     actions, uniforms = inputs(60, seed=4)

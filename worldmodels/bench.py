@@ -252,8 +252,8 @@ def seed_denoiser_onnx(out: Path, like: dict) -> Path:
     x = torch.from_numpy(denoiser_input(like))
     torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=17,
                       dynamo=False)
-    path.with_suffix(".json").write_text(json.dumps({**like, "model": {**vars(DenoiserConfig()),
-                                                                       "parameters": net.num_parameters()}}))
+    model = {**vars(DenoiserConfig()), "parameters": net.num_parameters()}
+    path.with_suffix(".json").write_text(json.dumps({**like, "name": path.stem, "onnx": path.name, "model": model}))
     return path
 
 

@@ -319,8 +319,8 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                 strict=True)],
             "outputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_OUTPUTS, (
                 [per_frame], [SPEC.tokens_per_frame, SPEC.vocab_size], frame_rows, frame_rows,
-                [SPEC.tokens_per_frame], [1]), ("int64", "float32", "float32", "float32", "int64", "int64"),
-                strict=True)],
+                [SPEC.tokens_per_frame], [1], [1]), ("int64", "float32", "float32", "float32", "int64", "int64",
+                                                     "int64"), strict=True)],
             "tokens_per_call": SPEC.tokens_per_frame,
             "cache": "after each call write k_frame/v_frame row i (axis 3) into cache slot slots[i] and set "
                      "cache_len to min(cache_len + tokens_per_call, context) (ring) or cache_len + tokens_per_call; "
@@ -328,7 +328,9 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                      "tokens_per_call > context: drop the oldest slide_frames frames and run the prefill graph "
                      "over the rest at their positions (FrameDecoder with slide_before_frame=True makes the same "
                      "frames one token per call)",
-            "guess": "worldmodels.token_sampling.frame_guess (any ids change only the passes, never the frame)",
+            "guess": "worldmodels.token_sampling.frame_guess, its first slot replaced by the previous call's "
+                     "next_first when the action is the first label (any ids change only the passes, never the "
+                     "frame)",
             "rules": "worldmodels/nets/frame_graph.py",
             "parity": {**frame_parity, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         },

@@ -395,7 +395,7 @@ def frame_rules(spec: TokenSpec = SPEC) -> FrameRules:
     return FrameRules(vocab_size=spec.vocab_size, slots=tuple(slots),
                       marker_slots=tuple(marker[k] for k in range(len(marker))), x0_slot=_pipe_x_positions(spec)[0],
                       hidden=spec.label_id("marker", "hidden"), visible=spec.label_id("marker", "visible"),
-                      respawn_dx=spec.field_named("pipe_x").bins // 4)
+                      first_action=spec.offsets["action"], respawn_dx=spec.field_named("pipe_x").bins // 4)
 
 
 def frame_guess(history, spec: TokenSpec = SPEC) -> np.ndarray:
@@ -441,10 +441,10 @@ class FrameBackend(Protocol):
         """As Backend.prefill."""
 
     def frame(self, action_id: int, position: int, state: State, previous, guess, uniforms: np.ndarray,
-              temperature: float) -> tuple[np.ndarray, np.ndarray, State, int]:
+              temperature: float) -> tuple[np.ndarray, np.ndarray, State, int, int]:
         """Feed the action at `position` and make the frame (an ordered window must have room for all its
         tokens): (state tokens int64 (9,), logits float32 (10, vocab) after each fed token, the cache with the
-        frame written into it, the passes the frame took)."""
+        frame written into it, the passes the frame took, the next frame's first slot after the first action)."""
 
 
 class TorchFrameBackend(TorchBackend):
@@ -459,14 +459,14 @@ class TorchFrameBackend(TorchBackend):
         k, v, length = state
         _check_room(int(length.reshape(-1)[0]), self.graph.tokens_per_call, self)
         f64 = dict(dtype=torch.float64, device=self.device)
-        frame, logits, k_frame, v_frame, slots, passes = self.graph(
+        frame, logits, k_frame, v_frame, slots, passes, next_first = self.graph(
             self._tensor([action_id]), self._tensor([position]), k, v, length, self._tensor(previous),
             self._tensor(guess), torch.as_tensor(np.asarray(uniforms, np.float64), **f64),
             torch.tensor([float(temperature)], **f64))
         index = slots[None, None, None, :, None].expand(k_frame.shape)  # (layers, 1, heads, 10, head_dim)
         state = (k.scatter(3, index, k_frame), v.scatter(3, index, v_frame),
                  cache_length(length, len(slots), self))
-        return frame.cpu().numpy(), logits.float().cpu().numpy(), state, int(passes)
+        return frame.cpu().numpy(), logits.float().cpu().numpy(), state, int(passes), int(next_first)
 
 
 class OrtFrameBackend(OrtBackend):
@@ -496,34 +496,44 @@ class OrtFrameBackend(OrtBackend):
                  "guess": np.asarray(guess, np.int64).reshape(-1),
                  "uniforms": np.asarray(uniforms, np.float64).reshape(-1),
                  "temperature": np.array([temperature], np.float64)}
-        frame, logits, k_frame, v_frame, slots, passes = self.frame_session.run(FRAME_OUTPUTS, feeds)
+        frame, logits, k_frame, v_frame, slots, passes, next_first = self.frame_session.run(FRAME_OUTPUTS, feeds)
         k[:, :, :, slots] = k_frame
         v[:, :, :, slots] = v_frame
-        return frame, logits, (k, v, cache_length(length, len(slots), self)), int(passes[0])
+        return frame, logits, (k, v, cache_length(length, len(slots), self)), int(passes[0]), int(next_first[0])
 
 
 class FrameGraphDecoder(FrameDecoder):
     """FrameDecoder's rules with one frame-graph call per frame: the same history, positions, uniforms stream and
     bookkeeping; an ordered window slides before a frame that does not fit (`slide_before_frame`). Its frames equal
     `FrameDecoder(..., slide_before_frame=True)`'s for the same inputs. `frame_logits` (10, vocab) are the last
-    call's logits after each fed token; `logits` the last of them; `passes` counts the graph's passes since reset."""
+    call's logits after each fed token; `logits` the last of them; `passes` counts the graph's passes since reset.
+    The first guess is `frame_guess`, its first slot replaced by the graph's own `next_first` when the action is
+    the first label (the graph speculated on it), which most frames need only one pass with."""
 
     def __init__(self, backend: FrameBackend, spec: TokenSpec = SPEC, slide_frames: int = 4,
                  temperature: float = 1.0, seed: int = 0):
         super().__init__(backend, spec, slide_frames, temperature, seed, slide_before_frame=True)
         self.frame_logits: np.ndarray | None = None
         self.passes = 0
+        self.next_first: int | None = None
 
     def reset(self, context_tokens, start_position: int = 0) -> None:
         super().reset(context_tokens, start_position)
         self.passes = 0
+        self.next_first = None
+
+    def first_guess(self, action_id: int) -> np.ndarray:
+        """The first pass's guess of the frame that `action_id` leads to."""
+        guess = frame_guess(self._history, self.spec)
+        if self.next_first is not None and action_id == self.spec.offsets["action"]:
+            guess[0] = self.next_first
+        return guess
 
     def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
         action_id, u = self._begin_frame(action, uniforms)
         previous = self._history[-self.spec.state_tokens_per_frame:]
-        frame, self.frame_logits, self._state, passes = self.backend.frame(
-            action_id, self.position, self._state, previous, frame_guess(self._history, self.spec), u,
-            self.temperature)
+        frame, self.frame_logits, self._state, passes, self.next_first = self.backend.frame(
+            action_id, self.position, self._state, previous, self.first_guess(action_id), u, self.temperature)
         frame = np.asarray(frame, np.int64).reshape(-1)
         self._history += [action_id, *frame.tolist()]
         self._follow_ring()

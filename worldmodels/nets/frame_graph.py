@@ -3,8 +3,8 @@ solved by fixed-point passes over the frame's 10 tokens.
 
     rules = frame_rules(SPEC)                                    # worldmodels.token_sampling: plain ints from the spec
     graph = FrameGraph(model, rules)
-    state, logits, k_frame, v_frame, slots, passes = graph(action_id, position, k, v, cache_len, previous, guess,
-                                                           uniforms, temperature)
+    state, logits, k_frame, v_frame, slots, passes, next_first = graph(action_id, position, k, v, cache_len,
+                                                                       previous, guess, uniforms, temperature)
     export_frame_onnx(model, rules, "flappy.frame.onnx")
 
 A pass feeds the action and a guess of the frame's 9 state tokens as one 10-token chunk (one forward against the
@@ -15,7 +15,10 @@ the guess is right before s, so the passes repeat with the choices as the next g
 fixed point is exactly the frame one-token-at-a-time decoding makes: pass k gets at least the first k slots right,
 so it is reached after at most 10 passes, and after 1 when the guess was right. The last pass's keys and values are
 those of the frame's true tokens. The guess only decides how many passes a frame costs (`frame_guess` in
-token_sampling makes a good one from the two previous frames: things keep moving as they moved).
+token_sampling makes a good one from the previous frames: things keep moving as they moved). Each pass also feeds
+a speculative 11th token, the first action label (noop, what a player does most frames) after the frame: its logits
+give `next_first`, the choice the next frame's first slot (bird_y: always greedy) gets if the next action is that
+one. Nothing of it enters the cache; it only makes the next guess's hardest slot right.
 
 Why passes instead of 10 decode steps: per call and per node, onnxruntime-web costs far more than the arithmetic of
 one token, and a pass pays them once for 10 tokens with 10-row matrix products.
@@ -37,7 +40,7 @@ ONNX graph (opset 17, batch fixed at 1, every shape static), `FRAME_INPUTS` -> `
     temperature (1,) float64     of the gap sampling (> 0)
  -> state (9,) int64, logits (10, vocab) float32 (row i: after the frame's i-th fed token; row 9 goes unused by
     the rules), k_frame, v_frame (layers, 1, heads, 10, head_dim) float32, slots (10,) int64 (the cache slot of each
-    fed token), passes (1,) int64.
+    fed token), passes (1,) int64, next_first (1,) int64 (the next frame's first slot after the first action).
 The loop-invariant part (RoPE tables, masks, the cache's layers) runs once; the pass is the body of an ONNX Loop
 that runs while a choice changed.
 
@@ -57,7 +60,7 @@ from worldmodels.nets.transformer import OPSET, ChunkLayout, KVCache, TokenTrans
 
 FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms",
                 "temperature"]
-FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes"]
+FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class FrameRules:
     x0_slot: int  # frame position of pipe slot 0's pipe_x
     hidden: int  # marker ids
     visible: int
+    first_action: int  # the first action label's id (noop): the speculative next action
     respawn_dx: int  # pipe slot 0's pipe_x bin growing by at least this is a respawn (pipe_x.bins // 4)
 
     def check(self) -> None:
@@ -192,25 +196,32 @@ class FrameGraph(nn.Module):
         return len(self.rules.slots) + 1
 
     def prepare(self, position, k_cache, v_cache, cache_len) -> FramePrep:
-        positions = (position.reshape(1, 1) + torch.arange(self.tokens_per_call, device=position.device))  # (1, 10)
+        n = self.tokens_per_call + 1  # the frame and the speculative next action
+        positions = (position.reshape(1, 1) + torch.arange(n, device=position.device))  # (1, 11)
         return FramePrep(self.model.layout(positions, cache_len.reshape(1)),
                          list(zip(k_cache.unbind(0), v_cache.unbind(0), strict=True)))
 
     def frame_pass(self, guess, action, prep: FramePrep, previous, uniforms, temperature):
         """One pass: (choices (9,), logits (10, vocab), k_frame, v_frame (layers, 1, heads, 10, head_dim),
-        changed () bool)."""
-        tokens = torch.cat([action.reshape(1), guess])[None]  # (1, 10)
+        changed () bool, next_first (1,))."""
+        first_action = torch.full_like(action.reshape(1), self.rules.first_action)
+        tokens = torch.cat([action.reshape(1), guess, first_action])[None]  # (1, 11)
         logits, k, v = self.model.run(tokens, prep.layout, prep.cached)
-        state = choose(self.rules, logits[0, :-1], guess, previous, uniforms, temperature, self.ids, self.tables)
-        return state, logits[0], k, v, (state != guess).any().reshape(())
+        n = self.tokens_per_call
+        state = choose(self.rules, logits[0, :n - 1], guess, previous, uniforms, temperature, self.ids, self.tables)
+        first = self.rules.slots[0]  # a slot without a marker: greedy over its range
+        next_first = first.start + logits[0, n, first.start:first.stop].argmax(0, keepdim=True)
+        return state, logits[0, :n], k[..., :n, :], v[..., :n, :], (state != guess).any().reshape(()), next_first
 
     def forward(self, action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature):
         prep = self.prepare(position, k_cache, v_cache, cache_len)
         passes, changed = 0, True
         while changed:  # the fixed point comes by pass 10 (module docstring)
-            state, logits, k, v, changed = self.frame_pass(guess, action, prep, previous, uniforms, temperature)
+            state, logits, k, v, changed, next_first = self.frame_pass(guess, action, prep, previous, uniforms,
+                                                                       temperature)
             passes, guess = passes + 1, state
-        return state, logits, k, v, prep.layout.slots[0], torch.tensor([passes], device=action.device)
+        slots = prep.layout.slots[0, :self.tokens_per_call]
+        return state, logits, k, v, slots, torch.tensor([passes], device=action.device), next_first
 
 
 def frame_graph_example(model: TokenTransformer, rules: FrameRules) -> tuple[torch.Tensor, ...]:
@@ -234,7 +245,7 @@ class _Prepare(nn.Module):
     def forward(self, position, k_cache, v_cache, cache_len):
         prep = self.graph.prepare(position, k_cache, v_cache, cache_len)
         layout = prep.layout
-        return (layout.cos, layout.sin, layout.new_mask, layout.old_mask, layout.slots[0],
+        return (layout.cos, layout.sin, layout.new_mask, layout.old_mask, layout.slots[0, :self.graph.tokens_per_call],
                 *[kv[0] for kv in prep.cached], *[kv[1] for kv in prep.cached])
 
 
@@ -277,7 +288,7 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
     cached_names = [f"{kv}_layer{i}" for kv in "kv" for i in range(layers)]
     prep_names = ["cos", "sin", "new_mask", "old_mask", "slots", *cached_names]
     pass_inputs = ["guess", "action", "previous", "uniforms", "temperature", *prep_names[:4], *cached_names]
-    pass_outputs = ["state", "logits", "k_frame", "v_frame", "changed"]
+    pass_outputs = ["state", "logits", "k_frame", "v_frame", "changed", "next_first"]
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         prep_out = _Prepare(graph)(position, k_cache, v_cache, cache_len)
         torch.onnx.export(_Prepare(graph), (position, k_cache, v_cache, cache_len), f"{tmp}/prepare.onnx",
@@ -287,7 +298,7 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
         torch.onnx.export(_Pass(graph), pass_args, f"{tmp}/pass.onnx", input_names=pass_inputs,
                           output_names=pass_outputs, opset_version=OPSET, dynamo=False)
         prepare, body = onnx.load(f"{tmp}/prepare.onnx"), onnx.load(f"{tmp}/pass.onnx")
-        state, logits, k_frame, v_frame, _ = _Pass(graph)(*pass_args)
+        state, logits, k_frame, v_frame, _, _ = _Pass(graph)(*pass_args)
 
     outer = set(FRAME_INPUTS) | set(prep_names)
     _renamed(prepare.graph, "prepare/", outer)
@@ -298,7 +309,8 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
                ("pass/logits_in", TensorProto.FLOAT, list(logits.shape)),
                ("pass/k_in", TensorProto.FLOAT, list(k_frame.shape)),
                ("pass/v_in", TensorProto.FLOAT, list(v_frame.shape)),
-               ("pass/passes_in", TensorProto.INT64, [1])]
+               ("pass/passes_in", TensorProto.INT64, [1]),
+               ("pass/next_first_in", TensorProto.INT64, [1])]
     del body.graph.input[:]
     body.graph.input.extend([helper.make_tensor_value_info("pass/iteration", TensorProto.INT64, []),
                              helper.make_tensor_value_info("pass/condition", TensorProto.BOOL, []),
@@ -311,7 +323,8 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
         helper.make_tensor_value_info("pass/logits", TensorProto.FLOAT, list(logits.shape)),
         helper.make_tensor_value_info("pass/k_frame", TensorProto.FLOAT, list(k_frame.shape)),
         helper.make_tensor_value_info("pass/v_frame", TensorProto.FLOAT, list(v_frame.shape)),
-        helper.make_tensor_value_info("pass/passes_out", TensorProto.INT64, [1])])
+        helper.make_tensor_value_info("pass/passes_out", TensorProto.INT64, [1]),
+        helper.make_tensor_value_info("pass/next_first", TensorProto.INT64, [1])])
     constants = [
         numpy_helper.from_array(torch.tensor(graph.tokens_per_call).numpy(), "frame/max_passes"),
         numpy_helper.from_array(torch.tensor(True).numpy(), "frame/true"),
@@ -321,11 +334,12 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
         numpy_helper.from_array(torch.zeros_like(k_frame).numpy(), "frame/no_rows")]
     loop = helper.make_node(
         "Loop", ["frame/max_passes", "frame/true", "guess", "frame/no_logits", "frame/no_rows", "frame/no_rows",
-                 "frame/no_passes"], ["state", "logits", "k_frame", "v_frame", "passes"], name="frame/passes",
+                 "frame/no_passes", "frame/no_passes"], ["state", "logits", "k_frame", "v_frame", "passes",
+                                                         "next_first"], name="frame/passes",
         body=body.graph)
     shapes = {"state": state.shape, "logits": logits.shape, "k_frame": k_frame.shape, "v_frame": v_frame.shape,
-              "slots": (graph.tokens_per_call,), "passes": (1,)}
-    types = {"state": TensorProto.INT64, "slots": TensorProto.INT64, "passes": TensorProto.INT64}
+              "slots": (graph.tokens_per_call,), "passes": (1,), "next_first": (1,)}
+    types = {n: TensorProto.INT64 for n in ("state", "slots", "passes", "next_first")}
     dtypes = {torch.long: TensorProto.INT64, torch.float32: TensorProto.FLOAT, torch.float64: TensorProto.DOUBLE}
     joined = helper.make_graph(
         [*prepare.graph.node, loop], "frame",

@@ -173,6 +173,7 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
       logits: out.logits.data as Float32Array,
       state,
       passes: Number((out.passes.data as BigInt64Array)[0]),
+      nextFirst: Number((out.next_first.data as BigInt64Array)[0]),
     };
   }
 

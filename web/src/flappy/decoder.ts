@@ -30,6 +30,7 @@ export interface FrameResult<S> {
   logits: Float32Array; // (tokens per frame, vocab): after each fed token
   state: S;
   passes: number; // the frame graph's fixed-point passes
+  nextFirst: number; // the next frame's first slot if the next action is the first label (the graph speculated)
 }
 
 /** One frame-graph call per frame (Python's token_sampling.FrameBackend). */
@@ -270,10 +271,13 @@ export function frameGuess(spec: TokenSpec, history: ArrayLike<number>): number[
 }
 
 /** One frame-graph call per frame (Python's FrameGraphDecoder): the same frames as FrameDecoder with
- * slideBeforeFrame. `frameLogits` (tokens per frame x vocab) are the last call's; `passes` counts since reset. */
+ * slideBeforeFrame. `frameLogits` (tokens per frame x vocab) are the last call's; `passes` counts since reset. The
+ * first guess is frameGuess, its first slot replaced by the last call's nextFirst when the action is the first
+ * label. */
 export class FrameGraphDecoder<S = unknown> extends WindowedDecoder<S, FrameBackend<S>> {
   frameLogits: Float32Array | null = null;
   passes = 0;
+  nextFirst: number | null = null;
 
   constructor(backend: FrameBackend<S>, spec: TokenSpec, opts: DecoderOptions) {
     super(backend, spec, opts, true);
@@ -282,13 +286,17 @@ export class FrameGraphDecoder<S = unknown> extends WindowedDecoder<S, FrameBack
   async reset(context: ArrayLike<number>, startPosition = 0): Promise<void> {
     await super.reset(context, startPosition);
     this.passes = 0;
+    this.nextFirst = null;
   }
 
   async step(action: number, uniforms?: ArrayLike<number>): Promise<number[]> {
     const [actionId, u] = await this.beginFrame(action, uniforms);
     const previous = this.history_.slice(-this.spec.stateTokensPerFrame);
-    const result = await this.backend.frame(actionId, this.position, this.state as S, previous,
-      frameGuess(this.spec, this.history_), u, this.temperature);
+    const guess = frameGuess(this.spec, this.history_);
+    if (this.nextFirst !== null && actionId === this.spec.field("action").start) guess[0] = this.nextFirst;
+    const result = await this.backend.frame(actionId, this.position, this.state as S, previous, guess, u,
+      this.temperature);
+    this.nextFirst = result.nextFirst;
     this.state = result.state;
     this.frameLogits = result.logits;
     this.logits = result.logits.subarray(result.logits.length - this.spec.vocabSize);
