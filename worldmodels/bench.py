@@ -159,28 +159,35 @@ def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 
     """Tokens/s of every 1,000 tokens (100 frames: action + state) of one game played by the dream pilot from
     `context`, after `warmup_frames` untimed frames of another (a runtime's first calls run slower). The pilot plays
     on after the model's own done token: this times decoding, not the game."""
+    start = [0.0]
+
     def play(frames: int, report) -> None:
         decoder.reset(context)
+        start[0] = time.perf_counter()  # the clock starts after the reset's prefill
         action = 0
         for i in range(frames):
             action = dream_pilot(decoder.step(action))
             report(i)
 
+    def calls() -> int:  # model calls so far: frame-graph passes, or one per token
+        return getattr(decoder, "passes", decoder.tokens_generated // 9 * 10)
+
     play(warmup_frames, lambda i: None)
-    chunk, rates, passes = 100, [], [getattr(decoder, "passes", 0)]
-    start = [time.perf_counter()]
+    chunk, rates, passes = 100, [], [0]
 
     def report(i: int) -> None:
         if (i + 1) % chunk == 0:
             now = time.perf_counter()
             rates.append(chunk * 10 / (now - start[0]))
-            passes.append(getattr(decoder, "passes", 0))
+            passes.append(calls())
             start[0] = now
 
     play(tokens // 1000 * chunk, report)
+    per_chunk = np.diff(passes)
     return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
             "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history,
-            "passes_per_frame": (passes[-1] - passes[0]) / (len(rates) * chunk)}
+            "passes_per_frame": passes[-1] / (len(rates) * chunk),
+            "call_cost_ratio": float(rates[0] * per_chunk[0] / (rates[-1] * per_chunk[-1]))}
 
 
 def bench_decode(onnx_path: str | None, tokens: int) -> dict:
@@ -340,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"{'identical' if r['identical'] else 'DIFFERENT'}")
         print("cost per token, last / first 1,000: " + ", ".join(
             f"{label} {run['first'] / run['last']:.2f}" for label, run in runs))
+        print("cost per model call, last / first 1,000: " + ", ".join(
+            f"{label} {run['call_cost_ratio']:.2f}" for label, run in runs))
         print()
     if args.only in (None, "denoiser"):
         rows = bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)

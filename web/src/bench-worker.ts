@@ -88,7 +88,7 @@ type AnyDecoder = FrameDecoder<any> | FrameGraphDecoder<any>;
 /** One game from `context` by the pilot: tokens/s of every 1,000 tokens (100 frames), after `warmupSeconds` of
  * untimed play. The pilot plays on after the model's done token: this times decoding, not the game. */
 async function timedGame(decoder: AnyDecoder, context: number[], tokens: number, warmupSeconds: number,
-  progress: (text: string) => void): Promise<{ rates: number[]; passes: number; frames: number }> {
+  progress: (text: string) => void): Promise<{ rates: number[]; chunkPasses: number[]; passes: number; frames: number }> {
   const n = decoder.spec.tokensPerFrame;
   const chunk = Math.floor(1000 / n);
   let start = 0;
@@ -105,14 +105,20 @@ async function timedGame(decoder: AnyDecoder, context: number[], tokens: number,
   await play(Infinity, () => now() < until);
   const frames = Math.max(1, Math.round(tokens / 1000)) * chunk;
   const rates: number[] = [];
+  const chunkPasses: number[] = []; // model calls per chunk: frame-graph passes, or one per token
+  const calls = () => (decoder instanceof FrameGraphDecoder ? decoder.passes : decoder.tokensGenerated / (n - 1) * n);
+  let callsBefore = 0;
   await play(frames, (f) => {
+    if (f === 0) callsBefore = 0;
     if ((f + 1) % chunk) return;
     const t = now();
     rates.push((chunk * n) / ((t - start) / 1000));
+    chunkPasses.push(calls() - callsBefore);
+    callsBefore = calls();
     start = t;
     if (rates.length % 5 === 0) progress(`${rates.length * 1000} / ${frames * n} tokens`);
   });
-  return { rates, passes: decoder instanceof FrameGraphDecoder ? decoder.passes : frames * n, frames };
+  return { rates, chunkPasses, passes: decoder instanceof FrameGraphDecoder ? decoder.passes : frames * n, frames };
 }
 
 const harmonic = (rates: number[]) => rates.length / rates.reduce((a, r) => a + 1 / r, 0);
@@ -151,8 +157,12 @@ async function benchFlappy(req: BenchRequest): Promise<BenchRow[]> {
   } else if (req.longTokens > req.tokens) {
     long = await timedGame(perToken, context, req.longTokens, warmup, progress("long game"));
   }
-  row(`${longLabel}: cost per token, last / first 1,000 of ${long.rates.length * 1000}`,
-    long.rates[0] / long.rates[long.rates.length - 1], "x");
+  // Cost per token, and per model call (a frame-graph pass costs the same wherever it is; how many a frame needs
+  // depends on what the game shows then).
+  const last = long.rates.length - 1;
+  row(`${longLabel}: cost per token, last / first 1,000 of ${long.rates.length * 1000}`, long.rates[0] / long.rates[last], "x");
+  row(`${longLabel}: cost per model call, last / first 1,000 tokens`,
+    (long.rates[0] * long.chunkPasses[0]) / (long.rates[last] * long.chunkPasses[last]), "x");
   const window = perToken.windowTokens;
   const full = window.tokens.concat(Array(backend.context).fill(window.tokens[0])).slice(0, backend.context);
   const positions = Array.from({ length: backend.context }, (_, i) => i);
