@@ -115,3 +115,14 @@ def test_cli_without_a_build_says_how(tmp_path, monkeypatch):
 
     with pytest.raises(UserError, match="no built player"):
         make_server(0, [], dist=Path(tmp_path / "nodist"))
+
+
+def test_a_flappy_manifest_serves_its_three_graphs(tmp_path):
+    folder = tmp_path / "flappy"
+    folder.mkdir()
+    names = {"onnx": "f.onnx", "prefill_onnx": "f.prefill.onnx", "frame_onnx": "f.frame.onnx"}
+    (folder / "f.json").write_text(json.dumps({**MANIFEST, "task": "flappy", "name": "f", **names}))
+    for name in [*names.values(), "f.other.onnx"]:
+        (folder / name).write_bytes(b"\x08\x07onnx-bytes")
+    (model,) = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
+    assert set(model.files) == {"f.json", *names.values()}  # not f.other.onnx
