@@ -1,6 +1,6 @@
 """Study: Breakout denoising steps K x warm-start noise sigma_max, against one-step and rollout fidelity and latency.
 
-    .venv/bin/python experiments/breakout_sampler/run.py [--model models/breakout/breakout.onnx] [--games 32]
+    .venv/bin/python experiments/breakout_sampler/run.py [--model models/breakout_tiny/breakout.onnx] [--games 32]
     .venv/bin/python experiments/breakout_sampler/run.py --latency-only   # re-time the frames, keep the fidelity
 
 For every (K, sigma_max) it runs `worldmodels.evaluate.evaluate` (the same code as `python -m worldmodels.evaluate
@@ -31,7 +31,7 @@ def frame_ms(path: Path, steps: int, calls: int = 20) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/breakout/breakout.onnx"))
+    parser.add_argument("--model", type=Path, default=Path("models/breakout_tiny/breakout.onnx"))
     parser.add_argument("--games", type=int, default=32)
     parser.add_argument("--latency-only", action="store_true",
                         help="only re-time ms/frame (on an idle machine) into the existing results.json")
