@@ -17,7 +17,7 @@ import torch
 from worldmodels.data.flappy_tokens import SPEC
 from worldmodels.games.flappy import FlappyGame, FlappyState, HeuristicPolicy, record_episode
 from worldmodels.nets import frame_graph as fg
-from worldmodels.nets.frame_graph import FRAME_INPUTS, FRAME_OUTPUTS, export_frame_onnx, frame_graph_example
+from worldmodels.nets.frame_graph import FRAME_OUTPUTS, export_frame_onnx, frame_graph_example, frame_inputs
 from worldmodels.nets.transformer import TokenTransformer, TransformerConfig, export_onnx
 from worldmodels.token_sampling import (
     FrameDecoder,
@@ -263,8 +263,10 @@ def test_onnx_frame_graph_matches_pytorch(tmp_path, sliding_window):
     export_frame_onnx(model, RULES, paths["frame"])
     session = ort.InferenceSession(str(paths["frame"]), providers=["CPUExecutionProvider"])
     # The web player binds these names: spelled out so that renaming a constant fails loudly.
-    assert [i.name for i in session.get_inputs()] == FRAME_INPUTS == [
-        "action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms", "temperature"]
+    assert [i.name for i in session.get_inputs()] == frame_inputs(2) == [
+        "action", "position", "k_cache_0", "k_cache_1", "v_cache_0", "v_cache_1", "cache_len", "previous", "guess",
+        "uniforms", "temperature"]
+    assert session.get_inputs()[2].shape == [1, 2, 60, 16]  # (1, heads, context, head_dim): one input per layer
     assert [o.name for o in session.get_outputs()] == FRAME_OUTPUTS == [
         "state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
     assert [i.type for i in session.get_inputs()][-4:] == [
@@ -283,7 +285,9 @@ def test_onnx_frame_graph_matches_pytorch(tmp_path, sliding_window):
                 torch.tensor([0.2, 0.7], dtype=torch.float64), torch.tensor([0.8], dtype=torch.float64))
         assert all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(call, example, strict=True))
         expected = [t.numpy() for t in graph(*call)]
-    got = session.run(FRAME_OUTPUTS, {n: t.numpy() for n, t in zip(FRAME_INPUTS, call, strict=True)})
+    per_layer = [*call[2].unbind(0), *call[3].unbind(0)]
+    feeds = [call[0], call[1], *per_layer, *call[4:]]
+    got = session.run(FRAME_OUTPUTS, {n: t.numpy() for n, t in zip(frame_inputs(2), feeds, strict=True)})
     assert np.array_equal(got[0], expected[0]) and got[0].shape == (9,)
     assert got[1].shape == (10, SPEC.vocab_size) and np.abs(got[1] - expected[1]).max() <= 1e-4
     assert got[2].shape == (2, 1, 2, 10, 16) and np.abs(got[2] - expected[2]).max() <= 1e-4

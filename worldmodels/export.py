@@ -248,7 +248,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
     and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
     `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames."""
     from worldmodels.data.flappy_tokens import SPEC
-    from worldmodels.nets.frame_graph import FRAME_INPUTS, FRAME_OUTPUTS, export_frame_onnx
+    from worldmodels.nets.frame_graph import FRAME_OUTPUTS, export_frame_onnx, frame_inputs
     from worldmodels.nets.transformer import (
         DECODE_INPUTS,
         DECODE_OUTPUTS,
@@ -313,16 +313,18 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
         "frame_onnx": f"{name}.frame.onnx",
         "frame_graph": {
-            "inputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_INPUTS, (
-                [1], [1], cache_shape, cache_shape, [1], [per_frame], [per_frame], [pipes], [1]), (
-                "int64", "int64", "float32", "float32", "int64", "int64", "int64", "float64", "float64"),
+            "inputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(
+                frame_inputs(cfg.layers), ([1], [1], *[cache_shape[1:]] * (2 * cfg.layers), [1], [per_frame],
+                                           [per_frame], [pipes], [1]),
+                ("int64", "int64", *["float32"] * (2 * cfg.layers), "int64", "int64", "int64", "float64", "float64"),
                 strict=True)],
             "outputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(FRAME_OUTPUTS, (
                 [per_frame], [SPEC.tokens_per_frame, SPEC.vocab_size], frame_rows, frame_rows,
                 [SPEC.tokens_per_frame], [1], [1]), ("int64", "float32", "float32", "float32", "int64", "int64",
                                                      "int64"), strict=True)],
             "tokens_per_call": SPEC.tokens_per_frame,
-            "cache": "after each call write k_frame/v_frame row i (axis 3) into cache slot slots[i] and set "
+            "cache": "feed layer l of the cache as k_cache_l/v_cache_l; after each call write k_frame/v_frame row i "
+                     "(axis 3) into cache slot slots[i] and set "
                      "cache_len to min(cache_len + tokens_per_call, context) (ring) or cache_len + tokens_per_call; "
                      "an ordered window (decoding.sliding_window false) slides before a call when cache_len + "
                      "tokens_per_call > context: drop the oldest slide_frames frames and run the prefill graph "

@@ -5,9 +5,10 @@
 
 It builds the player (`web/`, npm) when its sources are newer than `web/dist`, then serves on 127.0.0.1 only:
 the built player's files, `/models/index.json` (the models it found) and, under `/models/<id>/`, exactly the files
-each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the manifest). Nothing else on disk is reachable: a path with
-`..`, a file outside `web/dist` or a file a manifest does not name gets 403/404. Responses carry the cross-origin
-isolation headers (so onnxruntime-web may use two WASM threads) and correct MIME types (`.wasm`, `.mjs`).
+each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the manifest). Nothing else on disk is
+reachable: a path with `..`, a file outside `web/dist` or a file a manifest does not name gets 403/404. Responses
+carry the cross-origin isolation headers (so onnxruntime-web may use two WASM threads) and correct MIME types (`.wasm`,
+`.mjs`).
 
 Models come from `models/` in the repo (shipped, with model cards), the newest exports under `outputs/` and
 `multirun/` (`<run>/export/*.json`), and any `--models` folder.

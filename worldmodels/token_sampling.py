@@ -104,8 +104,10 @@ class OrtBackend:
 
     def __init__(self, decode_session, prefill_session, ring: bool = False):
         self.decode, self.prefill_session, self.ring = decode_session, prefill_session, ring
-        k_cache = next(i for i in decode_session.get_inputs() if i.name == "k_cache")
-        self.context = int(k_cache.shape[3])  # (layers, batch, heads, context, head_dim); only batch is dynamic
+        # The decode graph's k_cache is (layers, batch, heads, context, head_dim), the frame graph's k_cache_0 is
+        # layer 0's (1, heads, context, head_dim); only batch may be dynamic.
+        shapes = {i.name: i.shape for i in decode_session.get_inputs()}
+        self.context = int(shapes["k_cache"][3] if "k_cache" in shapes else shapes["k_cache_0"][2])
 
     @classmethod
     def from_files(cls, decode_path: str | Path, prefill_path: str | Path, threads: int = 1,
@@ -491,7 +493,9 @@ class OrtFrameBackend(OrtBackend):
         k, v, length = state
         _check_room(int(np.asarray(length).reshape(-1)[0]), self.tokens_per_call, self)
         feeds = {"action": np.array([action_id], np.int64), "position": np.array([position], np.int64),
-                 "k_cache": k, "v_cache": v, "cache_len": np.asarray(length, np.int64).reshape(1),
+                 **{f"k_cache_{i}": layer for i, layer in enumerate(k)},
+                 **{f"v_cache_{i}": layer for i, layer in enumerate(v)},
+                 "cache_len": np.asarray(length, np.int64).reshape(1),
                  "previous": np.asarray(previous, np.int64).reshape(-1),
                  "guess": np.asarray(guess, np.int64).reshape(-1),
                  "uniforms": np.asarray(uniforms, np.float64).reshape(-1),

@@ -30,10 +30,12 @@ with the ordered cache there must be room for the frame (cache_len + 10 <= conte
 re-prefilling the newest frames: `FrameDecoder(slide_before_frame=True)` gives the same frames one token per call),
 with the ring (`sliding_window`) a frame always fits.
 
-ONNX graph (opset 17, batch fixed at 1, every shape static), `FRAME_INPUTS` -> `FRAME_OUTPUTS`:
+ONNX graph (opset 17, batch fixed at 1, every shape static), `frame_inputs(layers)` -> `FRAME_OUTPUTS`:
     action (1,) int64            the action's token id (action.start + action)
     position (1,) int64          its absolute position; the state tokens follow at position + 1 .. + 9
-    k_cache, v_cache             (layers, 1, heads, context, head_dim) float32, cache_len (1,) int64 filled slots
+    k_cache_0 .. k_cache_{layers-1}, v_cache_0 ..   each layer's cache (1, heads, context, head_dim) float32 (one
+                                 input per layer: slicing one stacked input would copy the whole cache every call)
+    cache_len (1,) int64         filled slots
     previous (9,) int64          the previous frame's state tokens (for the new-pipe rule)
     guess (9,) int64             any ids of the vocabulary: the first pass's guess of this frame
     uniforms (2,) float64        one per pipe slot, in [0, 1), consumed used or not
@@ -58,8 +60,13 @@ from torch import nn
 
 from worldmodels.nets.transformer import OPSET, ChunkLayout, KVCache, TokenTransformer
 
-FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms",
-                "temperature"]
+
+def frame_inputs(layers: int) -> list[str]:
+    """The frame graph's input names, in order, for a model of `layers` layers."""
+    return ["action", "position", *[f"k_cache_{i}" for i in range(layers)], *[f"v_cache_{i}" for i in range(layers)],
+            "cache_len", "previous", "guess", "uniforms", "temperature"]
+
+
 FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
 
 
@@ -170,14 +177,6 @@ def choose(rules: FrameRules, logits: torch.Tensor, guess: torch.Tensor, previou
     return choice
 
 
-@dataclass
-class FramePrep:
-    """The part of a frame call that no pass changes: the chunk's layout and the cache's layers."""
-
-    layout: ChunkLayout
-    cached: list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v), each (1, heads, context, head_dim)
-
-
 class FrameGraph(nn.Module):
     """One Flappy frame per call over a TokenTransformer's fixed-size KV cache (inputs/outputs: module docstring)."""
 
@@ -195,18 +194,18 @@ class FrameGraph(nn.Module):
     def tokens_per_call(self) -> int:
         return len(self.rules.slots) + 1
 
-    def prepare(self, position, k_cache, v_cache, cache_len) -> FramePrep:
-        n = self.tokens_per_call + 1  # the frame and the speculative next action
+    def prepare(self, position, cache_len) -> ChunkLayout:
+        """What no pass changes: the layout of the frame's tokens and the speculative next action."""
+        n = self.tokens_per_call + 1
         positions = (position.reshape(1, 1) + torch.arange(n, device=position.device))  # (1, 11)
-        return FramePrep(self.model.layout(positions, cache_len.reshape(1)),
-                         list(zip(k_cache.unbind(0), v_cache.unbind(0), strict=True)))
+        return self.model.layout(positions, cache_len.reshape(1))
 
-    def frame_pass(self, guess, action, prep: FramePrep, previous, uniforms, temperature):
-        """One pass: (choices (9,), logits (10, vocab), k_frame, v_frame (layers, 1, heads, 10, head_dim),
-        changed () bool, next_first (1,))."""
+    def frame_pass(self, guess, action, layout: ChunkLayout, cached, previous, uniforms, temperature):
+        """One pass over `cached` (per layer (k, v), each (1, heads, context, head_dim)): (choices (9,), logits
+        (10, vocab), k_frame, v_frame (layers, 1, heads, 10, head_dim), changed () bool, next_first (1,))."""
         first_action = torch.full_like(action.reshape(1), self.rules.first_action)
         tokens = torch.cat([action.reshape(1), guess, first_action])[None]  # (1, 11)
-        logits, k, v = self.model.run(tokens, prep.layout, prep.cached)
+        logits, k, v = self.model.run(tokens, layout, cached)
         n = self.tokens_per_call
         state = choose(self.rules, logits[0, :n - 1], guess, previous, uniforms, temperature, self.ids, self.tables)
         first = self.rules.slots[0]  # a slot without a marker: greedy over its range
@@ -214,13 +213,15 @@ class FrameGraph(nn.Module):
         return state, logits[0, :n], k[..., :n, :], v[..., :n, :], (state != guess).any().reshape(()), next_first
 
     def forward(self, action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature):
-        prep = self.prepare(position, k_cache, v_cache, cache_len)
+        """k_cache, v_cache stacked (layers, 1, heads, context, head_dim); the ONNX graph takes them per layer."""
+        layout = self.prepare(position, cache_len)
+        cached = list(zip(k_cache.unbind(0), v_cache.unbind(0), strict=True))
         passes, changed = 0, True
         while changed:  # the fixed point comes by pass 10 (module docstring)
-            state, logits, k, v, changed, next_first = self.frame_pass(guess, action, prep, previous, uniforms,
-                                                                       temperature)
+            state, logits, k, v, changed, next_first = self.frame_pass(guess, action, layout, cached, previous,
+                                                                       uniforms, temperature)
             passes, guess = passes + 1, state
-        slots = prep.layout.slots[0, :self.tokens_per_call]
+        slots = layout.slots[0, :self.tokens_per_call]
         return state, logits, k, v, slots, torch.tensor([passes], device=action.device), next_first
 
 
@@ -242,11 +243,9 @@ class _Prepare(nn.Module):
         super().__init__()
         self.graph = graph
 
-    def forward(self, position, k_cache, v_cache, cache_len):
-        prep = self.graph.prepare(position, k_cache, v_cache, cache_len)
-        layout = prep.layout
-        return (layout.cos, layout.sin, layout.new_mask, layout.old_mask, layout.slots[0, :self.graph.tokens_per_call],
-                *[kv[0] for kv in prep.cached], *[kv[1] for kv in prep.cached])
+    def forward(self, position, cache_len):
+        layout = self.graph.prepare(position, cache_len)
+        return layout.cos, layout.sin, layout.new_mask, layout.old_mask, layout.slots[0, :self.graph.tokens_per_call]
 
 
 class _Pass(nn.Module):
@@ -256,9 +255,9 @@ class _Pass(nn.Module):
 
     def forward(self, guess, action, previous, uniforms, temperature, cos, sin, new_mask, old_mask, *cached):
         layers = len(cached) // 2
-        prep = FramePrep(ChunkLayout(cos, sin, new_mask, old_mask),
-                         list(zip(cached[:layers], cached[layers:], strict=True)))
-        return self.graph.frame_pass(guess, action, prep, previous, uniforms, temperature)
+        return self.graph.frame_pass(guess, action, ChunkLayout(cos, sin, new_mask, old_mask),
+                                     list(zip(cached[:layers], cached[layers:], strict=True)), previous, uniforms,
+                                     temperature)
 
 
 def _renamed(graph, prefix: str, keep: set[str]) -> None:
@@ -285,22 +284,24 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
     example = frame_graph_example(model, rules)
     action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature = example
     layers = model.cfg.layers
-    cached_names = [f"{kv}_layer{i}" for kv in "kv" for i in range(layers)]
-    prep_names = ["cos", "sin", "new_mask", "old_mask", "slots", *cached_names]
+    inputs = frame_inputs(layers)
+    cached_names = inputs[2:2 + 2 * layers]  # the graph's per-layer cache inputs, read by the body directly
+    cached = [*k_cache.unbind(0), *v_cache.unbind(0)]
+    prep_names = ["cos", "sin", "new_mask", "old_mask", "slots"]
     pass_inputs = ["guess", "action", "previous", "uniforms", "temperature", *prep_names[:4], *cached_names]
     pass_outputs = ["state", "logits", "k_frame", "v_frame", "changed", "next_first"]
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
-        prep_out = _Prepare(graph)(position, k_cache, v_cache, cache_len)
-        torch.onnx.export(_Prepare(graph), (position, k_cache, v_cache, cache_len), f"{tmp}/prepare.onnx",
-                          input_names=["position", "k_cache", "v_cache", "cache_len"], output_names=prep_names,
+        prep_out = _Prepare(graph)(position, cache_len)
+        torch.onnx.export(_Prepare(graph), (position, cache_len), f"{tmp}/prepare.onnx",
+                          input_names=["position", "cache_len"], output_names=prep_names,
                           opset_version=OPSET, dynamo=False)
-        pass_args = (guess, action, previous, uniforms, temperature, *prep_out[:4], *prep_out[5:])
+        pass_args = (guess, action, previous, uniforms, temperature, *prep_out[:4], *cached)
         torch.onnx.export(_Pass(graph), pass_args, f"{tmp}/pass.onnx", input_names=pass_inputs,
                           output_names=pass_outputs, opset_version=OPSET, dynamo=False)
         prepare, body = onnx.load(f"{tmp}/prepare.onnx"), onnx.load(f"{tmp}/pass.onnx")
         state, logits, k_frame, v_frame, _, _ = _Pass(graph)(*pass_args)
 
-    outer = set(FRAME_INPUTS) | set(prep_names)
+    outer = set(inputs) | set(prep_names)
     _renamed(prepare.graph, "prepare/", outer)
     _renamed(body.graph, "pass/", outer - {"guess"})
     weights = list(body.graph.initializer)  # the body reads the weights from the outer scope
@@ -344,7 +345,7 @@ def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Pa
     joined = helper.make_graph(
         [*prepare.graph.node, loop], "frame",
         [helper.make_tensor_value_info(n, dtypes[t.dtype], list(t.shape))
-         for n, t in zip(FRAME_INPUTS, example, strict=True)],
+         for n, t in zip(inputs, [action, position, *cached, *example[4:]], strict=True)],
         [helper.make_tensor_value_info(n, types.get(n, TensorProto.FLOAT), list(shapes[n])) for n in FRAME_OUTPUTS],
         [*prepare.graph.initializer, *weights, *constants])
     out = helper.make_model(joined, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -4,8 +4,9 @@
 //    v_cache (layers,1,heads,context,head_dim), cache_len (1,) -> logits, k_cache_out, v_cache_out) and the prefill
 //    graph <name>.prefill.onnx (tokens, positions (1,T) -> logits (1,T,vocab), k_cache, v_cache, cache_len). A
 //    step's cache outputs are the next step's inputs.
-//  * OrtFrameBackend, one call per frame: the frame graph <name>.frame.onnx and the prefill graph. It owns the cache
-//    as two Float32Arrays and writes each frame's 10 key/value rows into their slots in place.
+//  * OrtFrameBackend, one call per frame: the frame graph <name>.frame.onnx (the cache fed one layer per input) and
+//    the prefill graph. It owns the cache as two Float32Arrays and writes each frame's 10 key/value rows into their
+//    slots in place.
 // The cache never changes size and the small int64 inputs are reused buffers. Tested through
 // web/tests/flappy_decoder.test.ts (token-for-token parity with Python's OrtBackend and OrtFrameBackend).
 import { createSession, ort } from "../shell/ort";
@@ -96,7 +97,11 @@ export interface FrameCache {
   length: number; // filled slots
 }
 
-const FRAME_INPUTS = ["action", "position", "k_cache", "v_cache", "cache_len", "previous", "guess", "uniforms", "temperature"];
+/** worldmodels/nets/frame_graph.py frame_inputs: the frame graph's input names for a model of `layers` layers. */
+export function frameInputs(layers: number): string[] {
+  const layer = (kv: string) => Array.from({ length: layers }, (_, i) => `${kv}_cache_${i}`);
+  return ["action", "position", ...layer("k"), ...layer("v"), "cache_len", "previous", "guess", "uniforms", "temperature"];
+}
 
 export class OrtFrameBackend implements FrameBackend<FrameCache> {
   readonly context: number;
@@ -119,7 +124,7 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
     this.vocab = manifest.token_spec.vocab_size;
     this.tokensPerCall = manifest.token_spec.tokens_per_frame;
     this.dims = cacheShape(manifest) as number[];
-    const missing = FRAME_INPUTS.filter((n) => !frameSession.inputNames.includes(n));
+    const missing = frameInputs(this.dims[0]).filter((n) => !frameSession.inputNames.includes(n));
     if (missing.length) throw new Error(`Flappy frame graph lacks input(s) ${missing.join(", ")} (has ${frameSession.inputNames.join(", ")}): re-export the model`);
     this.previous = new BigInt64Array(this.tokensPerCall - 1);
     this.guess = new BigInt64Array(this.tokensPerCall - 1);
@@ -153,11 +158,18 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
     }
     this.uniforms.set(Array.from(uniforms));
     this.temperature[0] = temperature;
+    const [layers, ...layerDims] = this.dims;
+    const perLayer = layerDims.reduce((a, b) => a * b, 1);
+    const layerFeeds: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < layers; l++) {
+      for (const [kv, cache] of [["k", state.k], ["v", state.v]] as const) {
+        layerFeeds[`${kv}_cache_${l}`] = new ort.Tensor("float32", cache.subarray(l * perLayer, (l + 1) * perLayer), layerDims);
+      }
+    }
     const out = await this.frameSession.run({
       action: new ort.Tensor("int64", this.action, [1]),
       position: new ort.Tensor("int64", this.position, [1]),
-      k_cache: new ort.Tensor("float32", state.k, this.dims),
-      v_cache: new ort.Tensor("float32", state.v, this.dims),
+      ...layerFeeds,
       cache_len: new ort.Tensor("int64", this.cacheLen, [1]),
       previous: new ort.Tensor("int64", this.previous, [this.previous.length]),
       guess: new ort.Tensor("int64", this.guess, [this.guess.length]),

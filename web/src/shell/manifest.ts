@@ -131,7 +131,7 @@ export function validateManifest(raw: unknown, label = "manifest", expectTask?: 
       const g = m.frame_graph;
       need(isObject(g) && g.tokens_per_call === spec.tokens_per_frame,
         `${label}: "frame_graph" must give tokens_per_call = tokens_per_frame (${spec.tokens_per_frame})`);
-      checkTensor(g.inputs, "k_cache", cacheShape(m as FlappyManifest), "inputs", label);
+      checkTensor(g.inputs, "k_cache_0", cacheShape(m as FlappyManifest).slice(1), "inputs", label);
       checkTensor(g.inputs, "guess", [spec.tokens_per_frame - 1], "inputs", label);
       checkTensor(g.outputs, "k_frame", frameRowsShape(m as FlappyManifest), "outputs", label);
       checkTensor(g.outputs, "slots", [spec.tokens_per_frame], "outputs", label);
