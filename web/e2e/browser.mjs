@@ -97,10 +97,6 @@ try {
   await page.goto(`${base}/?model=${flappy.id}`);
   check(await until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 5,
     flappy.id, 60_000, "Flappy frames"), "Flappy loads and frames advance");
-  const hasFrameGraph = Boolean((await (await fetch(`${base}${flappy.manifest}`)).json()).frame_onnx);
-  const decoder = await page.evaluate(() => window.__flappy.decoder());
-  check(decoder === (hasFrameGraph ? "frame graph" : "per token"),
-    `the worker decodes with ${hasFrameGraph ? "the export's frame graph" : "one call per token"} (${decoder})`);
   const ys = async (n) => {
     const out = [];
     let last = await page.evaluate(() => window.__flappy.frames());
@@ -133,6 +129,10 @@ try {
   }
   check(ok, `pressing Space changes the bird's trajectory (last dy without: ${lastDy.toFixed(1)} px/frame, min dy after: ${rise.toFixed(1)})`);
   await page.screenshot({ path: join(args.artifacts, "flappy.png") });
+  const hasFrameGraph = Boolean((await (await fetch(`${base}${flappy.manifest}`)).json()).frame_onnx);
+  const decoder = await page.evaluate(() => window.__flappy.decoder());
+  check(decoder === (hasFrameGraph ? "frame graph" : "per token"),
+    `the worker decodes with ${hasFrameGraph ? "the export's frame graph" : "one call per token"} (${decoder})`);
   const died = await until(page, () => window.__flappy.done(), null, 60_000, "the model's done token");
   check(died, `with no input the game ends on the model's done token (after ${await page.evaluate(() => window.__flappy.frames())} frames)`);
   await page.screenshot({ path: join(args.artifacts, "flappy-game-over.png") });
