@@ -5,6 +5,7 @@
     python -m worldmodels.bench --only train --train-steps 40 experiment=breakout_cpu
     python -m worldmodels.bench --only decode [--flappy-onnx outputs/flappy/<run>/export/flappy.onnx]
     python -m worldmodels.bench --only denoiser [--breakout-onnx models/breakout/breakout.onnx ...]
+    python -m worldmodels.bench --seed-denoiser-out /tmp/seed_scale   # the seed-scale net for the bench page
 
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
 Python loop over N one-game simulators. `train`: training samples/s of a short real fit and the share of wall time
@@ -307,7 +308,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-tokens", type=int, default=10_000, help="tokens decoded in the long run")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
                         help="Hydra overrides for the training benchmark")
+    parser.add_argument("--seed-denoiser-out", type=Path, default=None,
+                        help="write the seed-scale TinyDenoiser (random weights) with a manifest like the shipped "
+                             "Breakout model's into this folder, for the browser's bench page, and exit")
     args = parser.parse_args(argv)
+    if args.seed_denoiser_out:
+        import json
+
+        args.seed_denoiser_out.mkdir(parents=True, exist_ok=True)
+        like = json.loads(Path("models/breakout/breakout.json").read_text())
+        print(f"wrote {seed_denoiser_onnx(args.seed_denoiser_out, like)}")
+        return
     print(f"machine: {machine()}\n")
     if args.only in (None, "sim"):
         rows = bench_sim(args.games, args.steps)
