@@ -13,10 +13,10 @@ the training loop spent waiting for the next batch, with rows made in the main p
 `decode`: Flappy token decoding with onnxruntime (1 thread) at a full 384-token context, one game played by a
 scripted pilot: the frame graph (one call per frame, when the export has one) and the KV-cache decode graph (one
 call per token) against a full recompute (the prefill graph over the whole window for every token), the frame
-graph's passes per frame, and the cost per token over the first and the last 1,000 of `--decode-tokens` (default
-10,000; 100000 for the 100k-vs-1k claim) decoded tokens (the cost must not grow). Without `--flappy-onnx` a
-randomly initialised default-size model is exported first: its per-token speed is a trained model's, its passes
-per frame are not.
+graph's passes per frame over `--decode-tokens` (default 10,000), and the cost per token of a `--long-tokens` game
+(default 100,000) against 1,000-token games (the cost must not grow). Without `--flappy-onnx` a randomly
+initialised default-size model is exported first: its per-token speed is a trained model's, its passes per frame
+are not.
 `denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, with its
 convolution GFLOP, for the seed-scale TinyDenoiser (width 96, 14 blocks, exported here with random weights: the
 baseline) and each `--breakout-onnx` (repeatable; default the shipped models/breakout), each with its speed-up
@@ -174,26 +174,26 @@ def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 
         return getattr(decoder, "passes", decoder.tokens_generated // 9 * 10)
 
     play(warmup_frames, lambda i: None)
-    chunk, rates, passes = 100, [], [0]
+    chunk, rates = 100, []
 
     def report(i: int) -> None:
         if (i + 1) % chunk == 0:
             now = time.perf_counter()
             rates.append(chunk * 10 / (now - start[0]))
-            passes.append(calls())
             start[0] = now
 
     play(tokens // 1000 * chunk, report)
-    per_chunk = np.diff(passes)
+    seconds = float(np.sum(chunk * 10 / np.array(rates)))
     return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
             "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history,
-            "passes_per_frame": passes[-1] / (len(rates) * chunk),
-            "call_cost_ratio": float(rates[0] * per_chunk[0] / (rates[-1] * per_chunk[-1]))}
+            "passes_per_frame": calls() / (len(rates) * chunk),
+            "per_token_s": seconds / (len(rates) * 1000), "per_call_s": seconds / calls()}
 
 
-def bench_decode(onnx_path: str | None, tokens: int) -> dict:
+def bench_decode(onnx_path: str | None, tokens: int, long_tokens: int) -> dict:
     """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
-    a full recompute, and the per-token cost of the first vs the last 1,000 tokens of a long game of each."""
+    a full recompute; then the cost per token (and per model call) of one `long_tokens` game against the median
+    of five 1,000-token games, with the frame graph when the export has one."""
     from worldmodels.token_sampling import FrameDecoder, FrameGraphDecoder, OrtBackend, OrtFrameBackend
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,16 +209,22 @@ def bench_decode(onnx_path: str | None, tokens: int) -> dict:
         for _ in range(recompute_tokens):
             backend.prefill(ids, positions)
         recompute = recompute_tokens / (time.perf_counter() - start)
-        # Cached: the frame decoders (slot masks, choices, window) over one long game, both sliding an ordered
+        # Cached: the frame decoders (slot masks, choices, window) over one game each, both sliding an ordered
         # window before a frame that does not fit, so that they make the same frames.
-        per_token = _timed_game(FrameDecoder(backend, seed=0, slide_before_frame=True), context, tokens)
+        decoder = FrameDecoder(backend, seed=0, slide_before_frame=True)
+        per_token = _timed_game(decoder, context, tokens)
         per_frame = None
         if graphs["frame"] is not None:
             frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1, ring=ring)
-            per_frame = _timed_game(FrameGraphDecoder(frame_backend, seed=0), context, tokens)
+            decoder = FrameGraphDecoder(frame_backend, seed=0)
+            per_frame = _timed_game(decoder, context, tokens)
+        short = [_timed_game(decoder, context, 1000, warmup_frames=1) for _ in range(5)]
+        long = _timed_game(decoder, context, long_tokens, warmup_frames=1)
     identical = per_frame is not None and per_token.pop("history") == per_frame.pop("history")
+    growth = {key: long[key] / float(np.median([s[key] for s in short])) for key in ("per_token_s", "per_call_s")}
     return {"context": window, "ring": ring, "weights": graphs["weights"], "recompute": recompute,
-            "per_token": per_token, "per_frame": per_frame, "identical": identical}
+            "per_token": per_token, "per_frame": per_frame, "identical": identical, "long_tokens": long["tokens"],
+            "growth": growth}
 
 
 def time_ms(call, calls: int) -> float:
@@ -305,7 +311,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="an exported breakout.onnx for the denoiser benchmark (repeat for several; default: "
                              "models/breakout/breakout.onnx)")
     parser.add_argument("--denoiser-calls", type=int, default=30, help="timed denoiser calls per runtime")
-    parser.add_argument("--decode-tokens", type=int, default=10_000, help="tokens decoded in the long run")
+    parser.add_argument("--decode-tokens", type=int, default=10_000, help="timed tokens per decoder")
+    parser.add_argument("--long-tokens", type=int, default=100_000,
+                        help="tokens of the long game whose cost per token is compared with 1,000-token games")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
                         help="Hydra overrides for the training benchmark")
     parser.add_argument("--seed-denoiser-out", type=Path, default=None,
@@ -339,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<36}{rate:>12.1f}{rate / base:>9.2f}x{wait:>11.1%}")
         print()
     if args.only in (None, "decode"):
-        r = bench_decode(args.flappy_onnx, args.decode_tokens)
+        r = bench_decode(args.flappy_onnx, args.decode_tokens, args.long_tokens)
         token, frame = r["per_token"], r["per_frame"]
         cache = "ring cache (sliding window)" if r["ring"] else "ordered window"
         print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token {cache}, {token['tokens']:,} tokens per "
@@ -356,10 +364,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"frame graph vs 1 call per token (mean): {frame['mean'] / token['mean']:.2f}x; "
                   f"{frame['passes_per_frame']:.2f} passes a frame; frames: "
                   f"{'identical' if r['identical'] else 'DIFFERENT'}")
-        print("cost per token, last / first 1,000: " + ", ".join(
-            f"{label} {run['first'] / run['last']:.2f}" for label, run in runs))
-        print("cost per model call, last / first 1,000: " + ", ".join(
-            f"{label} {run['call_cost_ratio']:.2f}" for label, run in runs))
+        label = "frame graph" if frame else "1 call per token"
+        print(f"{label}, a {r['long_tokens']:,}-token game against five 1,000-token games: cost per token "
+              f"{r['growth']['per_token_s']:.2f}x, per model call {r['growth']['per_call_s']:.2f}x")
         print()
     if args.only in (None, "denoiser"):
         rows = bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)

@@ -7,7 +7,9 @@ the true spawn gaps' distribution; a spawn gap is random, so exactness is not th
 Free rollout (the model's own tokens as context, the real episode's actions, from its first `start_frames`
 frames): the drift horizon (frames until |bird_y bin error| > 3), the share of true deaths the model's own done
 token predicts within +-1 frame, the phantom-death rate (the model dies more than one frame before the real bird,
-or in an episode where it did not die), and malformed frames (must be 0: decoding is slot-constrained).
+or in an episode where it did not die), the missed-death rate (the share of true deaths the model never predicts,
+not even a frame late: the other side of phantom deaths, which a model that rarely dies keeps low), and malformed
+frames (must be 0: decoding is slot-constrained).
 Every metric is reported per policy of the data mix and over all of them.
 """
 
@@ -117,6 +119,7 @@ def summarize_rollouts(rows: list[dict]) -> dict:
         "drift_horizon_median": float(np.median([r["drift_horizon"] for r in rows])),
         "deaths_within_1": float(np.mean([r["death_within_1"] for r in deaths])) if deaths else float("nan"),
         "phantom_death_rate": float(np.mean([r["phantom_death"] for r in rows])),
+        "missed_death_rate": float(np.mean([r["model_death"] is None for r in deaths])) if deaths else float("nan"),
         "malformed_frames": int(sum(r["malformed"] for r in rows)),
     }
 

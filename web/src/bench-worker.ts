@@ -140,10 +140,11 @@ async function benchFlappy(req: BenchRequest): Promise<BenchRow[]> {
   const tokenRate = harmonic(token.rates);
   row(`1 call per token, ${backend.context}-token ${backend.ring ? "ring" : "window"}`, tokenRate, "tokens/s");
   let frameRate = 0;
-  let long = token;
+  let longDecoder: AnyDecoder = perToken;
   let longLabel = "1 call per token";
+  let frameBackend: OrtFrameBackend | null = null;
   if (req.frame) {
-    const frameBackend = await OrtFrameBackend.create(m, req.frame, req.prefill!, req.runtime);
+    frameBackend = await OrtFrameBackend.create(m, req.frame, req.prefill!, req.runtime);
     const perFrame = new FrameGraphDecoder(frameBackend, spec, opts);
     const frame = await timedGame(perFrame, context, req.tokens, warmup, progress("frame graph"));
     frameRate = harmonic(frame.rates);
@@ -151,18 +152,24 @@ async function benchFlappy(req: BenchRequest): Promise<BenchRow[]> {
     row("frame graph: frames/s", frameRate / spec.tokensPerFrame, "frames/s");
     row("frame graph: passes per frame", frame.passes / frame.frames, "x");
     row("frame graph vs 1 call per token", frameRate / tokenRate, "x");
-    long = await timedGame(perFrame, context, req.longTokens, warmup, progress("long game"));
+    longDecoder = perFrame;
     longLabel = "frame graph";
-    await frameBackend.release();
-  } else if (req.longTokens > req.tokens) {
-    long = await timedGame(perToken, context, req.longTokens, warmup, progress("long game"));
   }
-  // Cost per token, and per model call (a frame-graph pass costs the same wherever it is; how many a frame needs
-  // depends on what the game shows then).
-  const last = long.rates.length - 1;
-  row(`${longLabel}: cost per token, last / first 1,000 of ${long.rates.length * 1000}`, long.rates[0] / long.rates[last], "x");
-  row(`${longLabel}: cost per model call, last / first 1,000 tokens`,
-    (long.rates[0] * long.chunkPasses[0]) / (long.rates[last] * long.chunkPasses[last]), "x");
+  // Cost does not grow: the cost per token (and per model call: how many passes a frame needs depends on what the
+  // game shows) of one long game against the median of five 1,000-token games.
+  const cost = (g: { rates: number[]; chunkPasses: number[] }) => {
+    const seconds = g.rates.reduce((a, r) => a + 1000 / r, 0);
+    const calls = g.chunkPasses.reduce((a, c) => a + c, 0);
+    return { perToken: seconds / (g.rates.length * 1000), perCall: seconds / calls };
+  };
+  const short = [];
+  for (let i = 0; i < 5; i++) short.push(cost(await timedGame(longDecoder, context, 1000, i ? 0 : warmup, progress("1,000-token games"))));
+  const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const long = cost(await timedGame(longDecoder, context, req.longTokens, 0, progress("long game")));
+  const n = Math.max(1, Math.round(req.longTokens / 1000)) * 1000;
+  row(`${longLabel}: cost per token, a ${n}-token game / 1,000-token games`, long.perToken / median(short.map((c) => c.perToken)), "x");
+  row(`${longLabel}: cost per model call, the same`, long.perCall / median(short.map((c) => c.perCall)), "x");
+  await frameBackend?.release();
   const window = perToken.windowTokens;
   const full = window.tokens.concat(Array(backend.context).fill(window.tokens[0])).slice(0, backend.context);
   const positions = Array.from({ length: backend.context }, (_, i) => i);

@@ -250,7 +250,8 @@ export class FrameDecoder<S = unknown> extends WindowedDecoder<S, Backend<S>> {
 export function frameGuess(spec: TokenSpec, history: ArrayLike<number>): number[] {
   const n = spec.tokensPerFrame;
   const per = spec.stateTokensPerFrame;
-  const h = Array.from(history);
+  const from = Math.max(0, history.length - per - 2 * n); // the tail only: a game's history keeps growing
+  const h = Array.from({ length: history.length - from }, (_, i) => history[from + i]);
   const frames: number[][] = []; // the newest first
   for (let k = 0; k < 3 && h.length >= per + k * n; k++) frames.push(h.slice(h.length - per - k * n, h.length - k * n));
   const guess = frames[0].slice();
