@@ -129,7 +129,7 @@ def test_in_graph_choice_matches_greedy_and_inverse_cdf():
     for temperature in (1.0, 0.5, 2.0):
         for u in (0.0, 0.3, 0.999999, *rng.random(7)):
             logits = (rng.normal(size=SPEC.vocab_size) * 3).astype(np.float32)
-            got = fg.sample_bins(torch.from_numpy(logits), start, bins, torch.tensor([u], dtype=torch.float64),
+            got = fg.sample_bins(torch.from_numpy(logits)[None], start, bins, torch.tensor([u], dtype=torch.float64),
                                  torch.tensor([temperature], dtype=torch.float64))
             assert int(got) == sample_inverse_cdf(logits, legal, u, temperature)
     # All slots at once: a tie at pipe 0's gap (a pipe already shown: greedy) goes to the lowest id; pipe 1 turns

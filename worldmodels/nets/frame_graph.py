@@ -108,16 +108,22 @@ class FrameRules:
                                            and rule.gap_pipe < len(self.marker_slots)
                                            and max(self.marker_slots[:rule.gap_pipe + 1]) < s):
                 raise ValueError(f"frame rules: gap slot {s} must follow its pipe's marker and pipe 0's x")
+        if len({(r.start, r.bins) for r in self.slots if r.gap_pipe >= 0}) > 1:
+            raise ValueError("frame rules: every gap slot must share one id range (they are sampled together)")
 
 
 def rule_tables(rules: FrameRules, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-    """The per-slot numbers `legal_masks` reads, as tensors (slots,): id range, bins, hideable, marker position."""
+    """The rules' numbers as tensors: per slot (slots,) the id range, bins, hideable, marker position (for
+    `legal_masks`); each pipe slot's marker position; the gap slots and their pipes (for `choose`)."""
     long = dict(dtype=torch.long, device=device)
     return {"start": torch.tensor([r.start for r in rules.slots], **long),
             "stop": torch.tensor([r.stop for r in rules.slots], **long),
             "bins": torch.tensor([r.bins for r in rules.slots], **long),
             "hideable": torch.tensor([r.marker_slot >= 0 for r in rules.slots], dtype=torch.bool, device=device),
-            "marker": torch.tensor([max(r.marker_slot, 0) for r in rules.slots], **long)}
+            "marker": torch.tensor([max(r.marker_slot, 0) for r in rules.slots], **long),
+            "pipe_markers": torch.tensor(rules.marker_slots, **long),
+            "gap_slots": torch.tensor([s for s, r in enumerate(rules.slots) if r.gap_pipe >= 0], **long),
+            "gap_pipes": torch.tensor([r.gap_pipe for r in rules.slots if r.gap_pipe >= 0], **long)}
 
 
 def legal_masks(rules: FrameRules, frame: torch.Tensor, ids: torch.Tensor,
@@ -132,31 +138,34 @@ def legal_masks(rules: FrameRules, frame: torch.Tensor, ids: torch.Tensor,
     return (ids[None, :] >= low[:, None]) & (ids[None, :] < high[:, None])
 
 
+def new_pipes(rules: FrameRules, frame: torch.Tensor, previous: torch.Tensor,
+              tables: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """bool (pipes,): token_sampling.pipe_is_new for every pipe slot at once. Slot k is visible in `frame`
+    (slots,) and the pipe it holds (slot k + 1 of `previous` after a respawn, else slot k) was not visible in
+    `previous`."""
+    marker = (tables if tables is not None else rule_tables(rules, frame.device))["pipe_markers"]
+    shown = previous[marker] == rules.visible  # (pipes,) in the previous frame
+    x0, m0 = rules.x0_slot, rules.marker_slots[0]
+    respawn = ((frame[m0:m0 + 1] == rules.visible) & shown[:1]
+               & (frame[x0:x0 + 1] - previous[x0:x0 + 1] >= rules.respawn_dx))  # (1,)
+    following = torch.cat([shown[1:], torch.zeros_like(shown[:1])])  # slot k + 1's; the last slot's pipe is unseen
+    held = (respawn & following) | (~respawn & shown)  # And/Or, not Where: onnxruntime has no bool Where
+    return (frame[marker] == rules.visible) & ~held
+
+
 def pipe_is_new(rules: FrameRules, pipe: int, frame: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """bool (1,): token_sampling.pipe_is_new on tensors. Pipe slot `pipe` is visible in `frame` (slots,) and the
-    pipe it holds (slot pipe + 1 of `previous` after a respawn, else slot pipe) was not visible in `previous`."""
-    marker, x0 = rules.marker_slots, rules.x0_slot
-
-    def at(tokens: torch.Tensor, i: int) -> torch.Tensor:
-        return tokens[i:i + 1]
-
-    def shown(k: int) -> torch.Tensor:
-        return at(previous, marker[k]) == rules.visible
-
-    respawn = ((at(frame, marker[0]) == rules.visible) & shown(0)
-               & (at(frame, x0) - at(previous, x0) >= rules.respawn_dx))
-    same = shown(pipe)
-    following = shown(pipe + 1) if pipe + 1 < len(marker) else torch.zeros_like(same)
-    return (at(frame, marker[pipe]) == rules.visible) & ~((respawn & following) | (~respawn & same))
+    """bool (1,): whether pipe slot `pipe` holds a new pipe (`new_pipes` for one slot)."""
+    return new_pipes(rules, frame, previous)[pipe:pipe + 1]
 
 
 def sample_bins(logits: torch.Tensor, start: int, bins: int, u: torch.Tensor,
                 temperature: torch.Tensor) -> torch.Tensor:
-    """(1,) int64: token_sampling.sample_inverse_cdf over the ids start .. start + bins - 1 (a visible pipe's legal
-    gaps), in float64: the first id whose cumulative softmax exceeds u * total."""
-    z = logits[start:start + bins].to(torch.float64) / temperature
-    cdf = torch.cumsum(torch.exp(z - z.max()), 0)
-    below = (cdf <= u * cdf[-1:]).to(torch.int64).sum(0, keepdim=True)  # numpy's searchsorted(..., side="right")
+    """(rows,) int64: token_sampling.sample_inverse_cdf of each row of `logits` (rows, vocab) with its `u` (rows,)
+    over the ids start .. start + bins - 1 (a visible pipe's legal gaps), in float64: the first id whose cumulative
+    softmax exceeds u * total."""
+    z = logits[:, start:start + bins].to(torch.float64) / temperature
+    cdf = torch.cumsum(torch.exp(z - z.max(1, keepdim=True).values), 1)  # (rows, bins)
+    below = (cdf <= u[:, None] * cdf[:, -1:]).to(torch.int64).sum(1)  # numpy's searchsorted(..., side="right")
     return start + torch.minimum(below, torch.full_like(below, bins - 1))
 
 
@@ -164,17 +173,18 @@ def choose(rules: FrameRules, logits: torch.Tensor, guess: torch.Tensor, previou
            uniforms: torch.Tensor, temperature: torch.Tensor, ids: torch.Tensor,
            tables: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Rules 3-6 at every slot at once: logits (slots, vocab), row s after the guess's tokens before slot s ->
-    the choices (slots,) int64, each made as if the guess were the frame so far."""
+    the choices (slots,) int64, each made as if the guess were the frame so far. All gap slots at once too (they
+    share one id range: FrameRules.check)."""
     legal = legal_masks(rules, guess, ids, tables)
     choice = logits.masked_fill(~legal, float("-inf")).argmax(1)  # ArgMax keeps the first maximum: the lowest id
-    slot_ids = torch.arange(len(rules.slots), device=guess.device)
-    for s, rule in enumerate(rules.slots):
-        if rule.gap_pipe >= 0:
-            pipe = rule.gap_pipe
-            sampled = sample_bins(logits[s], rule.start, rule.bins, uniforms[pipe:pipe + 1], temperature)
-            new = pipe_is_new(rules, pipe, guess, previous)
-            choice = torch.where((slot_ids == s) & new, sampled, choice)
-    return choice
+    gaps = [rule for rule in rules.slots if rule.gap_pipe >= 0]
+    if not gaps:
+        return choice
+    t = tables if tables is not None else rule_tables(rules, guess.device)
+    slots, pipes = t["gap_slots"], t["gap_pipes"]
+    sampled = sample_bins(logits[slots], gaps[0].start, gaps[0].bins, uniforms[pipes], temperature)
+    new = new_pipes(rules, guess, previous, t)[pipes]
+    return choice.scatter(0, slots, torch.where(new, sampled, choice[slots]))
 
 
 class FrameGraph(nn.Module):
