@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUNS = {"full mix (shipped model)": HERE / "full_mix.eval.json", "PPO only": HERE / "ppo_only.eval.json"}
+RUNS = {"full mix (flappy_cpu)": HERE / "full_mix.eval.json", "PPO only": HERE / "ppo_only.eval.json"}
 POLICIES = ("ppo", "noisy_ppo", "give_up", "random", "do_nothing", "all")
 ROWS = (("rollout", "deaths_within_1", "deaths predicted within +-1 frame", "{:.2f}"),
         ("rollout", "phantom_death_rate", "phantom-death rate", "{:.2f}"),
