@@ -43,7 +43,7 @@ test: setup web-setup ## run the test suite (Python, TypeScript unit tests, head
 lint: setup ## ruff over the package and tests
 	$(BIN)/ruff check worldmodels tests
 
-bench: setup ## simulator rows/s vs one game at a time, training samples/s + data-wait share, Flappy decode tokens/s
+bench: setup ## simulator rows/s, training samples/s, denoiser ms/call vs the seed-scale net, Flappy decode (frame graph vs per token)
 	$(BIN)/python -m worldmodels.bench $(ARGS)
 
 golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a deliberate simulator change
