@@ -3,7 +3,7 @@
 //   node e2e/bench.mjs --url http://127.0.0.1:8000 [--calls 20] [--tokens 2000] [--long 100000] [--warmup 5]
 //                      [--recompute 50]
 //                      [--breakout M,M] [--flappy M]
-// M: a model id from /models/index.json or a piece of its label (e.g. its folder, "models/breakout_tiny" or
+// M: a model id from /models/index.json or a piece of its label (e.g. "(shipped, breakout_tiny)" or
 // "breakout_fast/export"), matching one model of the task. The first model of a task is the baseline of the others.
 // An empty list ("") skips the task.
 import { chromium } from "playwright-core";

@@ -44,9 +44,12 @@ function runInWorker(req: BenchRequest): Promise<BenchRow[]> {
   });
 }
 
-/** A result as the table shows it: ms and ratios to 0.1, rates to whole numbers; "-" when not measured. */
+/** A result as the table shows it: ms to 0.1, ratios under 10 to 0.01 (a 10% bound must be readable) and larger
+ * ones to 0.1, rates to whole numbers; "-" when not measured. */
 function cell(r: BenchRow | undefined): string {
-  return r ? `${r.value.toFixed(r.unit === "ms" || r.unit === "x" ? 1 : 0)} ${r.unit}` : "-";
+  if (!r) return "-";
+  const digits = r.unit === "x" ? (r.value < 10 ? 2 : 1) : r.unit === "ms" ? 1 : 0;
+  return `${r.value.toFixed(digits)} ${r.unit}`;
 }
 
 type Table = Map<string, Map<string, BenchRow>>; // "model\0measure" -> column label -> result
