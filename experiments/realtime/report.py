@@ -52,7 +52,8 @@ def breakout_table(results: dict) -> list[str]:
              "|---|---|---|---|---|" + "---|" * (len(HORIZONS) + 1)]
     rows = [(label, r["one_step"]["model"], r["rollout"]["model"]) for label, r in results.items()]
     any_result = next(iter(results.values()))
-    rows.append(("copy last frame", any_result["one_step"]["copy last frame"], any_result["rollout"]["copy last frame"]))
+    copy = "copy last frame"
+    rows.append((copy, any_result["one_step"][copy], any_result["rollout"][copy]))
     for label, one, roll in rows:
         lines.append(f"| {label} | {one['psnr']:.2f} | {one['ball_err_px']:.2f} | {one['paddle_err_px']:.2f} | "
                      f"{one['brick_acc']:.3f} | " + " | ".join(f"{roll[h]['ball_err_px']:.2f}" for h in HORIZONS)
@@ -90,7 +91,7 @@ def main() -> None:
     games = {r["games"] for r in breakout.values()}
     md = [f"## Breakout fidelity (`evaluate`: {games.pop()} held-out games, seed 0, each model's default sampler, K=1)",
           "", *breakout_table(breakout), "",
-          f"## Flappy fidelity (`evaluate --episodes-per-policy 50`: the same held-out episodes for every model)",
+          "## Flappy fidelity (`evaluate --episodes-per-policy 50`: the same held-out episodes for every model)",
           "", *flappy_table(flappy), ""]
     for name, title in (("bench_denoiser.txt", "Breakout denoiser, onnxruntime in Python (`bench --only denoiser`)"),
                         ("bench_decode.txt", "Flappy decoding, onnxruntime in Python (`bench --only decode`)")):
@@ -111,7 +112,8 @@ def main() -> None:
         axes[0].plot([int(h) for h in HORIZONS], [r["rollout"]["model"][h]["ball_err_px"] for h in HORIZONS],
                      marker="o", label=label)
     copy = next(iter(breakout.values()))["rollout"]["copy last frame"]
-    axes[0].plot([int(h) for h in HORIZONS], [copy[h]["ball_err_px"] for h in HORIZONS], "k--", label="copy start frame")
+    axes[0].plot([int(h) for h in HORIZONS], [copy[h]["ball_err_px"] for h in HORIZONS], "k--",
+                 label="copy start frame")
     axes[0].set(xscale="log", xlabel="autonomous rollout frame", ylabel="ball position error (px)",
                 title="Breakout rollout ball error (lower is better)")
     axes[0].set_xticks([int(h) for h in HORIZONS], HORIZONS)
@@ -134,7 +136,8 @@ def main() -> None:
         axes[2].barh(range(len(decode)), [v for _, v in decode], color="tab:blue")
         axes[2].set_yticks(range(len(decode)), [n for n, _ in decode], fontsize=7)
         axes[2].axvline(500, color="k", linestyle="--", label="500 frames/s")
-        axes[2].set(xlabel="Flappy frames/s (tokens/s / 10), WASM 1 thread", title="headless Chromium, 384-token window")
+        axes[2].set(xlabel="Flappy frames/s (tokens/s / 10), WASM 1 thread",
+                    title="headless Chromium, 384-token window")
         axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(HERE / "results.png", dpi=110)
