@@ -97,21 +97,12 @@ try {
   await page.goto(`${base}/?model=${flappy.id}`);
   check(await until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 5,
     flappy.id, 60_000, "Flappy frames"), "Flappy loads and frames advance");
-  const ys = async (n) => {
-    const out = [];
-    let last = await page.evaluate(() => window.__flappy.frames());
-    while (out.length < n) {
-      await page.waitForFunction((f) => window.__flappy.frames() > f || window.__flappy.done(), last, { timeout: 10_000 });
-      if (await page.evaluate(() => window.__flappy.done())) break;
-      last = await page.evaluate(() => window.__flappy.frames());
-      out.push(await page.evaluate(() => window.__flappy.birdY()));
-    }
-    return out;
-  };
   // Not pressing, gravity pulls the bird down ever faster; one Space sends it up. So the frames after the press
-  // must move up clearly faster than the last unpressed frame did (3+ px/frame). A start context may end in a crash
-  // first, or die right after the flap; then restart and try again (at most 3 games).
-  let lastDy = 0, rise = 0, ok = false;
+  // must move up clearly faster than the last unpressed frame did (3+ px/frame). The page records every frame's bird y
+  // and the frame at which the flap was sent (window.__flappy.trace/flaps), so a test process slowed by a busy
+  // machine misses none of them. A start context may end in a crash first, or die right after the flap; then restart
+  // and try again (at most 3 games).
+  let lastDy = NaN, rise = NaN, ok = false;
   for (let attempt = 0; attempt < 3 && !ok; attempt++) {
     if (attempt > 0) {
       const r = await page.evaluate(() => window.__flappy.restarts());
@@ -119,13 +110,21 @@ try {
       await until(page, (n) => window.__flappy.restarts() > n && window.__flappy.frames() > 1, r, 20_000, "a restart");
     }
     const game = await page.evaluate(() => window.__flappy.restarts());
-    const falling = await ys(4);
+    await until(page, () => window.__flappy.trace().length > 4 || window.__flappy.done(), null, 20_000, "4 frames");
     await page.keyboard.press("Space");
-    const flapped = await ys(4);
-    const sameGame = game === (await page.evaluate(() => window.__flappy.restarts()));  // Space may restart a lost game
-    lastDy = falling.length > 1 ? falling.at(-1) - falling.at(-2) : NaN;
-    rise = Math.min(...flapped.map((y, i) => (i ? y - flapped[i - 1] : Infinity)));
-    ok = sameGame && falling.length === 4 && flapped.length === 4 && rise < lastDy - 3;
+    await until(page, (g) => window.__flappy.restarts() !== g || window.__flappy.done()
+      || (window.__flappy.flaps().length > 0 && window.__flappy.trace().length > window.__flappy.flaps()[0] + 5),
+    game, 20_000, "5 frames after the flap");
+    const r = await page.evaluate(() => ({ game: window.__flappy.restarts(), trace: window.__flappy.trace(),
+      flaps: window.__flappy.flaps() }));
+    if (r.game !== game || r.flaps.length === 0) continue;
+    const before = r.trace.slice(0, r.flaps[0] + 1); // made before the flap was sent
+    const after = r.trace.slice(r.flaps[0] + 1, r.flaps[0] + 5);
+    if (before.length < 2 || after.length < 2) continue;
+    lastDy = before.at(-1) - before.at(-2);
+    const ys = [before.at(-1), ...after];
+    rise = Math.min(...ys.slice(1).map((y, i) => y - ys[i]));
+    ok = rise < lastDy - 3;
   }
   check(ok, `pressing Space changes the bird's trajectory (last dy without: ${lastDy.toFixed(1)} px/frame, min dy after: ${rise.toFixed(1)})`);
   await page.screenshot({ path: join(args.artifacts, "flappy.png") });

@@ -11,6 +11,7 @@ import { TokenSpec } from "./spec";
 const WORKER_URL = "/flappy-worker.js";
 const STREAM_FRAMES = 6; // frames listed in the token-stream panel
 const GAME_OVER = "the model says: game over — R to restart";
+const TRACE_FRAMES = 1000; // the probe's per-frame record of a game stops here (the tests need its first frames)
 
 interface FlappyProbe {
   frames(): number; // frames generated since the current start
@@ -18,6 +19,8 @@ interface FlappyProbe {
   done(): boolean;
   restarts(): number;
   contextIndex(): number;
+  trace(): number[]; // the current game's bird y per frame, [0] = its start, while it is under TRACE_FRAMES frames
+  flaps(): number[]; // frames() at each flap sent in the current game (its effect shows from the next frame on)
   decoder(): string; // "frame graph" or "per token"
 }
 
@@ -62,6 +65,8 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
   let frames = 0, birdY = NaN, done = false, starts = 0, contextIndex = -1, decoder = "";
   let passes = 0, passFrames = 0;
   let latest: number[] | null = null;
+  let trace: number[] = [];
+  let flapsAt: number[] = [];
   let recent: string[] = [];
   let drawPending = 0;
   const setStatus = (text: string) => {
@@ -86,7 +91,9 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
     if (starts > 0) send({ type: "reset" }); // before the first start the worker is still loading
   };
   const flap = () => {
-    if (!done) send({ type: "input", flap: true });
+    if (done) return;
+    send({ type: "input", flap: true });
+    flapsAt.push(frames);
   };
   const onKey = (e: KeyboardEvent) => {
     if (isTyping(e.target) || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -136,12 +143,15 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
         contextIndex = msg.contextIndex;
         overlay.hidden = true;
         show(msg.tokens, "start");
+        trace = [birdY];
+        flapsAt = [];
         setStatus(`playing from start context ${msg.contextIndex + 1} of ${manifest.start_contexts.length}`);
         ready();
         return;
       case "frame":
         frames = msg.frameIndex;
         show(msg.tokens, `#${msg.frameIndex}`);
+        if (msg.frameIndex === trace.length && trace.length < TRACE_FRAMES) trace.push(birdY);
         tps.textContent = msg.tokensPerSec.toFixed(0);
         fpsOut.textContent = msg.framesPerSec.toFixed(1);
         passes += msg.passes;
@@ -170,6 +180,8 @@ export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedMode
     restarts: () => Math.max(0, starts - 1),
     contextIndex: () => contextIndex,
     decoder: () => decoder,
+    trace: () => trace.slice(),
+    flaps: () => flapsAt.slice(),
   };
   (window as any).__flappy = probe;
   window.addEventListener("keydown", onKey);
