@@ -15,7 +15,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-COLUMNS = (  # (part, key, header, format), all on the "all" row (every held-out policy together)
+COLUMNS = (  # (part, key, header, format): evaluate's "all" row (every held-out policy together), or the job's summary
+    ("summary", "val/done_recall", "done recall (teacher-forced, val)", "{:.2f}"),
     ("rollout", "deaths_within_1", "deaths within +-1 frame", "{:.2f}"),
     ("rollout", "phantom_death_rate", "phantom deaths", "{:.2f}"),
     ("rollout", "missed_death_rate", "missed deaths", "{:.2f}"),
@@ -61,8 +62,8 @@ def main() -> None:
             continue
         r = evaluate(job)
         summary = json.loads((job / "summary.json").read_text())["metrics"]
-        rows.append({**swept(job), "job": job.name, "val/loss": summary.get("val/loss"),
-                     **{key: r[part]["all"][key] for part, key, _, _ in COLUMNS}})
+        metrics = {key: summary[key] if part == "summary" else r[part]["all"][key] for part, key, _, _ in COLUMNS}
+        rows.append({**swept(job), "job": job.name, "val/loss": summary.get("val/loss"), **metrics})
     rows.sort(key=lambda r: (r["module.done_weight"], r["module.soft_bin_width"]))
     head = "| kernel width (bins) | done/respawn weight | " + " | ".join(c[2] for c in COLUMNS) + " |"
     lines = [head, "|---|---|" + "---|" * len(COLUMNS)]
@@ -79,8 +80,9 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if "error" not in r]
-    shown = (COLUMNS[0], COLUMNS[1], COLUMNS[2], COLUMNS[3])
-    fig, axes = plt.subplots(1, len(shown), figsize=(15, 3.6))
+    shown = [c for c in COLUMNS if c[1] in ("val/done_recall", "missed_death_rate", "drift_horizon_mean", "acc_bird_y",
+                                            "stable_gap_exact")]
+    fig, axes = plt.subplots(1, len(shown), figsize=(18, 3.6))
     for ax, (_, key, header, _) in zip(axes, shown, strict=True):
         for weight in sorted({r["module.done_weight"] for r in ok}):
             mine = [r for r in ok if r["module.done_weight"] == weight]
