@@ -15,7 +15,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BREAKOUT = {  # eval file stem -> label
-    "breakout_seed_budget": "seed-scale TinyDenoiser (2.34M), same wall-clock budget",
+    "breakout_seed_budget": "seed-scale TinyDenoiser (2.34M), 72 steps",
+    "breakout_seed_budget80": "seed-scale TinyDenoiser (2.34M), 80 steps (the same wall-clock budget)",
     "breakout_cpu": "TinyDenoiser w32 (breakout_cpu, the previous default)",
     "breakout_fast": "FastDenoiser (breakout_fast, shipped)",
 }
