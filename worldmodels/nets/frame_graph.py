@@ -153,11 +153,6 @@ def new_pipes(rules: FrameRules, frame: torch.Tensor, previous: torch.Tensor,
     return (frame[marker] == rules.visible) & ~held
 
 
-def pipe_is_new(rules: FrameRules, pipe: int, frame: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
-    """bool (1,): whether pipe slot `pipe` holds a new pipe (`new_pipes` for one slot)."""
-    return new_pipes(rules, frame, previous)[pipe:pipe + 1]
-
-
 def sample_bins(logits: torch.Tensor, start: int, bins: int, u: torch.Tensor,
                 temperature: torch.Tensor) -> torch.Tensor:
     """(rows,) int64: token_sampling.sample_inverse_cdf of each row of `logits` (rows, vocab) with its `u` (rows,)
