@@ -47,7 +47,7 @@ bench: setup ## simulator rows/s, training samples/s, denoiser ms/call vs the se
 	$(BIN)/python -m worldmodels.bench $(ARGS)
 
 golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a deliberate simulator change
-	$(BIN)/python -m worldmodels.games.golden
+	$(BIN)/python -m worldmodels.breakout.golden
 
 export: setup ## export a checkpoint to ONNX + manifest: make export ARGS=path/to/last.ckpt
 	$(BIN)/python -m worldmodels.export $(ARGS)

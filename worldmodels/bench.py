@@ -43,7 +43,7 @@ def machine() -> str:
 
 
 def bench_sim(games: int, steps: int) -> list[tuple[str, float]]:
-    from worldmodels.games.breakout import BreakoutSim
+    from worldmodels.breakout.sim import BreakoutSim
 
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 3, size=(steps, games))
@@ -91,8 +91,8 @@ class StepTiming(L.Callback):
 
 
 def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float, float]]:
-    from worldmodels.config import compose_config, validate
-    from worldmodels.tasks import build_datamodule, build_module
+    from worldmodels.core.config import compose_config
+    from worldmodels.tasks import build_datamodule, build_module, validate
 
     rows = []
     for workers in (0, 1):
@@ -117,10 +117,10 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
     a frame takes), so an export without one gets no frame-graph rows."""
     import json
 
-    from worldmodels.data.flappy_tokens import SPEC
-    from worldmodels.nets.frame_graph import export_frame_onnx
-    from worldmodels.nets.transformer import TokenTransformer, TransformerConfig, export_onnx
-    from worldmodels.token_sampling import frame_rules
+    from worldmodels.flappy.decoding.rules import frame_rules
+    from worldmodels.flappy.frame_graph import export_frame_onnx
+    from worldmodels.flappy.tokens import SPEC
+    from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig, export_onnx
 
     torch.manual_seed(0)
     if onnx_path:
@@ -131,7 +131,7 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
                 "frame": onnx_path.with_name(frame) if frame else None,
                 "context": np.asarray(manifest["start_contexts"][0]),
                 "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path)}
-    from worldmodels.games.flappy import FlappyGame, HeuristicPolicy, record_episode
+    from worldmodels.flappy.game import FlappyGame, HeuristicPolicy, record_episode
 
     model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, sliding_window=True))
     export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
@@ -145,8 +145,8 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
 def dream_pilot(state_tokens) -> int:
     """The decode benchmarks' player: flap when the dreamed bird's centre is more than 10 px below the centre of
     the gap of the first visible pipe it has not passed (HeuristicPolicy's rule, read off the decoded tokens)."""
-    from worldmodels.data.flappy_tokens import SPEC
-    from worldmodels.games.flappy import GEOMETRY
+    from worldmodels.flappy.game import GEOMETRY
+    from worldmodels.flappy.tokens import SPEC
 
     state, _ = SPEC.decode_frame(state_tokens)
     ahead = [(x, gap) for x, gap, shown in zip(state.pipe_x, state.gap_y, state.visible, strict=True)
@@ -194,7 +194,8 @@ def bench_decode(onnx_path: str | None, tokens: int, long_tokens: int) -> dict:
     """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
     a full recompute; then the cost per token (and per model call) of one `long_tokens` game against the median
     of five 1,000-token games, with the frame graph when the export has one."""
-    from worldmodels.token_sampling import FrameDecoder, FrameGraphDecoder, OrtBackend, OrtFrameBackend
+    from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
+    from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
 
     with tempfile.TemporaryDirectory() as tmp:
         graphs = flappy_graphs(onnx_path, Path(tmp))
@@ -247,7 +248,7 @@ def ort_session(onnx_path: str | Path, threads: int):
 
 def denoiser_input(manifest: dict) -> np.ndarray:
     """A random batch-1 input of the shape the Breakout manifest declares."""
-    from worldmodels.nets.denoiser import INPUT_CHANNELS
+    from worldmodels.breakout.denoiser import INPUT_CHANNELS
 
     frame = manifest["frame"]
     x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
@@ -259,7 +260,7 @@ def seed_denoiser_onnx(out: Path, like: dict) -> Path:
     with a manifest copied from `like` so it samples the same way."""
     import json
 
-    from worldmodels.nets.denoiser import INPUT_NAME, OUTPUT_NAME, DenoiserConfig, TinyDenoiser
+    from worldmodels.breakout.denoiser import INPUT_NAME, OUTPUT_NAME, DenoiserConfig, TinyDenoiser
 
     net = TinyDenoiser(DenoiserConfig()).eval()
     path = out / "seed_tiny_denoiser.onnx"
@@ -277,7 +278,7 @@ def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
     with the convolutions' GFLOP per call."""
     import json
 
-    from worldmodels.nets.denoiser import build_denoiser, conv_flops
+    from worldmodels.breakout.denoiser import build_denoiser, conv_flops
 
     with tempfile.TemporaryDirectory() as tmp:
         like = json.loads(Path(onnx_paths[0]).with_suffix(".json").read_text())

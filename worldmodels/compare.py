@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worldmodels.errors import UserError, one_line_errors
-from worldmodels.sweep import FAILED, read_failure
+from worldmodels.core.errors import UserError, one_line_errors
+from worldmodels.core.sweep import FAILED, read_failure
 
 SUMMARY, OVERRIDES = "summary.json", ".hydra/overrides.yaml"
 MISSING = "-"
@@ -84,7 +84,7 @@ def read_run(path: Path) -> Run:
     if overrides.is_file():
         from omegaconf import OmegaConf
 
-        from worldmodels.run_identity import overrides_dict
+        from worldmodels.core.run_identity import overrides_dict
 
         try:
             run.overrides = overrides_dict(OmegaConf.to_container(OmegaConf.load(overrides)) or [])

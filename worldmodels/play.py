@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from worldmodels.errors import UserError, one_line_errors
+from worldmodels.core.errors import UserError, one_line_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = ROOT / "web"

@@ -1,83 +1,75 @@
-"""What each task is made of: its net, DataModule, LightningModule and media callbacks, built from a RunConfig.
+"""The task registry: task name -> the record its folder declares (`worldmodels.core.task.Task`), and what needs
+the whole run: validating a composed config, building a run's parts, exporting, loading a checkpoint.
 
-train.py, export.py and evaluate.py go through here, so adding a task means adding one branch per builder.
-Checkpoints carry their resolved config, so `load_checkpoint` rebuilds the module with no Hydra composition.
+train.py, export.py and evaluate.py go through here, so adding a task means adding its folder and one line to
+`TASKS`. Checkpoints carry their resolved config, so `load_checkpoint` rebuilds the module with no Hydra composition.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch import nn
+from omegaconf import DictConfig, OmegaConf
 
-from worldmodels.config import RunConfig, validate
-from worldmodels.errors import UserError
-from worldmodels.modules.core import CHECKPOINT_KEY, WorldModelModule
+from worldmodels.core.config import RunConfig
+from worldmodels.core.errors import UserError
+from worldmodels.core.module import CHECKPOINT_KEY, WorldModelModule
+from worldmodels.core.schema import ConfigError, build
+from worldmodels.core.task import Task
+
+# name -> the module holding its `TASK`; imported on first use, so a run loads only its own task's code.
+TASKS = {
+    "breakout": "worldmodels.breakout.task",
+    "flappy": "worldmodels.flappy.task",
+}
 
 
-def build_net(run: RunConfig) -> nn.Module:
-    if run.model.name in ("tiny_denoiser", "fast_denoiser"):
-        from worldmodels.nets.denoiser import build_denoiser
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ConfigError(f"task_name: unknown task {name!r} (known: {', '.join(TASKS)})")
+    return importlib.import_module(TASKS[name]).TASK
 
-        return build_denoiser(run.model)
-    if run.model.name == "token_transformer":
-        from worldmodels.data.flappy_tokens import SPEC
-        from worldmodels.nets.transformer import TokenTransformer
 
-        if run.model.vocab_size == 0:
-            run.model.vocab_size = SPEC.vocab_size
-        return TokenTransformer(run.model)
-    raise UserError(f"model.name: no builder for {run.model.name!r}")
+def validate(cfg: DictConfig | dict) -> RunConfig:
+    """The composed config as typed dataclasses, or a ConfigError naming the first bad key."""
+    raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    raw.pop("hydra", None)
+    run = build(raw, RunConfig, "")
+    task = get_task(run.task_name)
+    for group, schemas in (("model", task.models), ("data", task.data), ("module", task.modules)):
+        section = getattr(run, group)
+        if not isinstance(section, dict):
+            raise ConfigError(f"{group}: missing; pick one with {group}=<{'|'.join(schemas)}>")
+        name = section.get("name")
+        if name not in schemas:
+            raise ConfigError(f"{group}.name: unknown {group} {name!r} for task {task.name} "
+                              f"(known: {', '.join(schemas)})")
+        setattr(run, group, build(section, schemas[name], group))
+    task.check(run)
+    return run
 
 
 def build_datamodule(run: RunConfig) -> L.LightningDataModule:
-    if run.data.name == "breakout":
-        from worldmodels.data.breakout import BreakoutDataModule
-
-        return BreakoutDataModule(run.data, seed=run.seed)
-    if run.data.name == "flappy":
-        from worldmodels.data.flappy import FlappyDataModule
-
-        return FlappyDataModule(run.data, seed=run.seed)
-    raise UserError(f"data.name: no builder for {run.data.name!r}")
+    return get_task(run.task_name).build_datamodule(run)
 
 
 def build_module(run: RunConfig, run_config: dict) -> WorldModelModule:
-    net = build_net(run)
-    if run.module.name == "diffusion":
-        from worldmodels.modules.diffusion import DiffusionModule
-
-        return DiffusionModule(net, run.module, run_config)
-    if run.module.name == "tokens":
-        from worldmodels.modules.tokens import TokenModule
-
-        return TokenModule(net, run.module, run_config)
-    raise UserError(f"module.name: no builder for {run.module.name!r}")
+    task = get_task(run.task_name)
+    return task.build_module(run, task.build_net(run), run_config)
 
 
 def task_callbacks(run: RunConfig) -> list[L.Callback]:
-    """What the task adds to the shared callbacks: data collection (Flappy's PPO collector) and media."""
-    if run.task_name == "flappy":
-        from worldmodels.callbacks.media import FlappyRolloutGif
-        from worldmodels.callbacks.ppo_collector import PPOCollector
+    """What the task adds to the shared callbacks (media)."""
+    return get_task(run.task_name).callbacks(run)
 
-        cbs: list[L.Callback] = [PPOCollector(run.data.collector, Path(run.paths.cache_dir), run.seed)]
-        if run.callbacks.rollout.enabled:
-            cbs.append(FlappyRolloutGif(run.callbacks.rollout, Path(run.paths.output_dir) / "media", run.seed))
-        return cbs
-    if run.task_name == "breakout":
-        from worldmodels.callbacks.media import BreakoutRolloutGif, BreakoutSampleGrid
 
-        out = Path(run.paths.output_dir) / "media"
-        cbs = []
-        if run.callbacks.samples.enabled:
-            cbs.append(BreakoutSampleGrid(run.callbacks.samples, run.module.sampler, out))
-        if run.callbacks.rollout.enabled:
-            cbs.append(BreakoutRolloutGif(run.callbacks.rollout, run.module.sampler, run.data.policy, out, run.seed))
-        return cbs
-    return []
+def export_module(module: WorldModelModule, run: RunConfig, out_dir: str | Path, name: str | None = None,
+                  tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
+    """Export a trained LightningModule of any task (its EMA weights when it has them): (onnx, manifest, max diff)."""
+    return get_task(run.task_name).export(module, run, Path(out_dir), name or run.task_name, tolerance, metrics)
 
 
 def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:

@@ -16,16 +16,30 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from worldmodels.config import ConfigError, RunConfig, compose_config, config_dir, validate
-from worldmodels.errors import UserError, one_line_errors
+from worldmodels.core.callbacks import OnnxExport, SaveOnInterrupt
+from worldmodels.core.config import RunConfig, compose_config, config_dir
+from worldmodels.core.errors import UserError, one_line_errors
+from worldmodels.core.fingerprint import debug_callbacks
+from worldmodels.core.run_identity import hydra_job_config, swept_keys, wandb_run_identity
+from worldmodels.core.schema import ConfigError
+from worldmodels.core.sweep import failure_message, record_failure
+from worldmodels.tasks import build_datamodule, build_module, export_module, task_callbacks, validate
 
 log = logging.getLogger("worldmodels.train")
 # Lightning advertises a cloud logger on every run; the advert says nothing about this run.
@@ -38,17 +52,12 @@ def build_logger(run: RunConfig, run_config: dict):
     if run.logger.name == "none":
         return False
     if run.logger.name == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
         return CSVLogger(save_dir=str(out), name="csv", version="")
-    import wandb
-    from lightning.pytorch.loggers import WandbLogger
+    import wandb  # heavy (~2 s to import): only the runs that log to W&B pay for it
 
     offline = run.logger.mode == "offline" or (run.logger.mode == "auto" and not wandb_api_key_configured())
     if offline:
         log.info("logger: W&B offline (no API key configured); sync later with `wandb sync %s/wandb/offline-*`", out)
-    from worldmodels.run_identity import hydra_job_config, swept_keys, wandb_run_identity
-
     hydra_cfg = hydra_job_config()
     identity = wandb_run_identity(run, hydra_cfg, swept_keys(hydra_cfg))  # group by sweep, name by swept overrides
     log.info("logger: W&B group %s, run name %s, tags %s", identity["group"], identity["name"], identity["tags"])
@@ -57,8 +66,6 @@ def build_logger(run: RunConfig, run_config: dict):
 
 
 def wandb_api_key_configured() -> bool:
-    import os
-
     if os.environ.get("WANDB_API_KEY"):
         return True
     netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
@@ -66,13 +73,6 @@ def wandb_api_key_configured() -> bool:
 
 
 def build_callbacks(run: RunConfig) -> list[L.Callback]:
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-
-    from worldmodels.callbacks import SaveOnInterrupt
-    from worldmodels.callbacks.fingerprint import debug_callbacks
-    from worldmodels.callbacks.onnx_export import OnnxExport
-    from worldmodels.tasks import task_callbacks
-
     out = Path(run.paths.output_dir)
     ckpt = run.callbacks.checkpoint
     callbacks: list[L.Callback] = [
@@ -85,7 +85,10 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
     if run.logger.name != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if run.callbacks.onnx_export.enabled:
-        callbacks.append(OnnxExport(run.callbacks.onnx_export, run, out / "export"))
+        def export(module, out_dir, tolerance, metrics):
+            return export_module(module, run, out_dir, tolerance=tolerance, metrics=metrics)
+
+        callbacks.append(OnnxExport(run.callbacks.onnx_export, export, out / "export"))
     callbacks += debug_callbacks()  # test instrumentation, only with WORLDMODELS_DUMP_WEIGHTS set
     return callbacks
 
@@ -93,10 +96,6 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
 def refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
     """Lightning's DDP starts each extra rank by re-running this command with the run's `hydra.run.dir`. Inside a
     sweep (-m) that command is the whole sweep, so each extra rank would run every job into new directories."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-    from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
-
     launcher = trainer.strategy.launcher
     if (isinstance(launcher, _SubprocessScriptLauncher) and launcher.num_processes > 1
             and not launcher.cluster_environment.creates_processes_externally
@@ -113,8 +112,6 @@ def train(cfg: DictConfig) -> float:
     out = Path(run.paths.output_dir)
     log.info("run directory: %s", out)
     L.seed_everything(run.seed, workers=True, verbose=False)
-
-    from worldmodels.tasks import build_datamodule, build_module
 
     datamodule = build_datamodule(run)
     log.info("data: %s %s", type(datamodule).__name__, run.data)
@@ -152,7 +149,7 @@ def train(cfg: DictConfig) -> float:
     value = metrics[run.optimized_metric]
     log.info("%s = %.5f", run.optimized_metric, value)
     if run.logger.name == "wandb":
-        import wandb
+        import wandb  # as in build_logger: only W&B runs import it
 
         wandb.finish()  # close the run now, not at interpreter exit, so the next job of a sweep starts its own
     return value if math.isfinite(value) else float("inf")
@@ -160,18 +157,13 @@ def train(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         return one_line_errors(train)(cfg)
     # In a sweep one failed job must not end the others: record it, tell the sweeper it scored +inf, go on.
-    # worldmodels.sweep.ReportFailures lists the failed jobs when the sweep ends.
+    # worldmodels.core.sweep.ReportFailures lists the failed jobs when the sweep ends.
     try:
         return train(cfg)
     except Exception as err:  # noqa: BLE001 (any failure of one job)
-        from worldmodels.sweep import failure_message, record_failure
-
         record_failure(Path(HydraConfig.get().runtime.output_dir), err)
         log.error("job failed: %s", failure_message(err),
                   exc_info=not isinstance(err, UserError))  # the traceback goes to the job's train.log
@@ -184,9 +176,6 @@ def check_overrides(argv: list[str]) -> None:
     if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-c", "--cfg") or
            a.startswith("--") for a in argv):
         return  # sweeps and Hydra's own flags: each job is still validated by `validate`
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
     try:
         compose_config(overrides)
     except (HydraException, OmegaConfBaseException) as err:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from worldmodels.bench import denoiser_input, ort_session, time_ms
-from worldmodels.evaluate import evaluate, load_model
+from worldmodels.breakout.evaluate import evaluate, load_model
 
 HERE = Path(__file__).resolve().parent
 STEPS, SIGMAS, HORIZONS = (1, 2, 4, 8), (0.5, 1.0), ("1", "8", "32")

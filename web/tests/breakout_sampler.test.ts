@@ -1,4 +1,4 @@
-// The TypeScript warm-start sampler (src/breakout/sampler.ts) against the Python reference (worldmodels/sampling.py):
+// The TypeScript warm-start sampler (src/breakout/sampler.ts) against the Python reference (worldmodels/breakout/sampler.py):
 // both run the same small exported ONNX graph (Python on onnxruntime, here on onnxruntime-web's WASM backend) from the
 // same real simulator context, actions and noise. Fixtures: tests/web_fixtures.py (write_breakout).
 //   python tests/web_fixtures.py /tmp/wmfix && cd web && WM_FIXTURES=/tmp/wmfix npx vitest run tests/breakout_sampler.test.ts
@@ -59,7 +59,7 @@ if (!dir) {
     throw new Error(message);
   });
 } else {
-  describe("breakout sampler vs worldmodels/sampling.py", () => {
+  describe("breakout sampler vs worldmodels/breakout/sampler.py", () => {
     const root = join(dir, "breakout");
     const fixture = JSON.parse(readFileSync(join(root, "sampler.json"), "utf8")) as Fixture;
     const manifest = validateManifest(JSON.parse(readFileSync(join(root, fixture.manifest), "utf8")), fixture.manifest,

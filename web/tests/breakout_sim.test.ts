@@ -1,5 +1,5 @@
 // The TypeScript Breakout simulator against the Python golden traces (tests/golden/breakout_traces.json, written by
-// `python -m worldmodels.games.golden`): PRNG check values, every frame hash, the stored full frames, score and lives.
+// `python -m worldmodels.breakout.golden`): PRNG check values, every frame hash, the stored full frames, score and lives.
 //   cd web && npx vitest run tests/breakout_sim.test.ts
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";

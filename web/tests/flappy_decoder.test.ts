@@ -1,5 +1,5 @@
 // The TypeScript frame decoders (src/flappy/decoder.ts + backend.ts) against Python's FrameDecoder and
-// FrameGraphDecoder (worldmodels/token_sampling.py): identical tokens for every frame, done flags, slide counts and
+// FrameGraphDecoder (worldmodels/flappy/decoding/rules.py): identical tokens for every frame, done flags, slide counts and
 // frame-graph passes, on
 //  * the exported ONNX graphs (Python: onnxruntime; here: onnxruntime-web WASM, 1 thread): a small model whose window
 //    slides every two frames, the default shape, and a small sliding-window (ring) model; same start context,

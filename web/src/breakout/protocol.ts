@@ -1,4 +1,4 @@
-// Messages between the Breakout page (game.ts) and its module worker (worker.ts, bundled as dist/breakout-worker.js).
+// Messages between the Breakout page (loop.ts) and its module worker (worker.ts, bundled as dist/breakout-worker.js).
 // Type-only: both sides import it. The page keeps at most one "predict" in flight; the worker answers each one with
 // a "frame" (or an "error" carrying its id). Exercised end to end by web/e2e/browser.mjs.
 import type { BreakoutManifest } from "../shell/manifest";

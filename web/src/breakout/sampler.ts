@@ -1,10 +1,12 @@
-// The Breakout warm-start diffusion sampler: a port of worldmodels/sampling.py (sigma_schedule, sample_next_frame)
-// and of the tensor layout in worldmodels/nets/denoiser.py (frames_to_tensor, tensor_to_frames, denoiser_input).
+// The Breakout warm-start diffusion sampler: a port of worldmodels/breakout/sampler.py (sigma_schedule,
+// sample_next_frame) and of the tensor layout in worldmodels/breakout/denoiser.py (frames_to_tensor, tensor_to_frames,
+// denoiser_input).
 // Pure functions over a `Denoise` callback; every size and sampler default comes from the BreakoutManifest.
 // Float32 arithmetic is rounded after each operation (Math.fround) exactly as torch does it on float32 tensors.
 // Tested by tests/breakout_sampler.test.ts against Python outputs of the same ONNX graph (tests/web_fixtures.py).
 import type { BreakoutManifest } from "../shell/manifest";
 import { ort } from "../shell/ort";
+import { denoiserTensors } from "../shell/tensors";
 
 /** The denoiser: input (n, channels, H, W) float32 in NCHW order -> predicted clean frames (n, 3, H, W). */
 export type Denoise = (input: Float32Array, n: number) => Promise<Float32Array>;
@@ -139,8 +141,7 @@ export async function sampleNextFrame(denoise: Denoise, context: Float32Array, a
 /** A Denoise over an onnxruntime-web session, with the tensor names and shape the manifest declares. */
 export function sessionDenoiser(session: ort.InferenceSession, m: BreakoutManifest): Denoise {
   const layout = frameLayout(m);
-  const inputName = m.inputs[0].name;
-  const outputName = m.outputs[0].name;
+  const { input: { name: inputName }, output: { name: outputName } } = denoiserTensors(m);
   return async (input, n) => {
     const feeds = { [inputName]: new ort.Tensor("float32", input, [n, layout.inputChannels, layout.height, layout.width]) };
     const result = (await session.run(feeds))[outputName];

@@ -1,4 +1,4 @@
-// The Breakout simulator: a scalar, one-game port of worldmodels/games/breakout.py (BreakoutSim with auto-reset).
+// The Breakout simulator: a scalar, one-game port of worldmodels/breakout/sim.py (BreakoutSim with auto-reset).
 // It must reproduce the Python frames byte for byte: uint32 PRNG arithmetic with Math.imul and >>> 0, float64
 // physics in the same order as BreakoutSim.step, pixel positions as floor(v + 0.5).
 // Tested by tests/breakout_sim.test.ts against the golden traces in ../tests/golden/breakout_traces.json.

@@ -1,31 +1,50 @@
-// The onnxruntime-web backends of the Flappy decoders. Names and semantics: worldmodels/nets/transformer.py and
-// worldmodels/nets/frame_graph.py.
-//  * OrtFlappyBackend, one call per token: the decode graph <name>.onnx (tokens (1,1), position (1,), k_cache,
-//    v_cache (layers,1,heads,context,head_dim), cache_len (1,) -> logits, k_cache_out, v_cache_out) and the prefill
-//    graph <name>.prefill.onnx (tokens, positions (1,T) -> logits (1,T,vocab), k_cache, v_cache, cache_len). A
-//    step's cache outputs are the next step's inputs.
+// The onnxruntime-web backends of the Flappy decoders. Graphs and semantics: worldmodels/flappy/transformer.py and
+// worldmodels/flappy/frame_graph.py; every tensor name comes from the manifest, by position (src/shell/tensors.ts).
+//  * OrtFlappyBackend, one call per token: the decode graph <name>.onnx (token (1,1), position (1,), key and value
+//    caches (layers,1,heads,context,head_dim), filled slots (1,) -> logits, next key and value caches) and the prefill
+//    graph <name>.prefill.onnx (tokens, positions (1,T) -> logits (1,T,vocab), key cache, value cache, filled slots).
+//    A step's cache outputs are the next step's inputs.
 //  * OrtFrameBackend, one call per frame: the frame graph <name>.frame.onnx (the cache fed one layer per input) and
 //    the prefill graph. It owns the cache as two Float32Arrays and writes each frame's 10 key/value rows into their
 //    slots in place.
 // The cache never changes size and the small int64 inputs are reused buffers. Tested through
-// web/tests/flappy_decoder.test.ts (token-for-token parity with Python's OrtBackend and OrtFrameBackend).
+// web/tests/flappy_decoder.test.ts (token-for-token parity with Python's OrtBackend and OrtFrameBackend) and
+// web/tests/tensors.test.ts (renamed tensors, fake sessions).
 import { createSession, ort } from "../shell/ort";
 import { cacheShape, type FlappyManifest } from "../shell/manifest";
+import { decodeTensors, frameTensors, prefillNames } from "../shell/tensors";
 import type { RuntimeChoice } from "../shell/types";
 import type { Backend, BackendResult, FrameBackend, FrameResult } from "./decoder";
 
-/** The prefill graph over T <= context tokens: its outputs and the logits after the last token. */
-async function runPrefill(session: ort.InferenceSession, tokens: ArrayLike<number>, positions: ArrayLike<number>,
-  context: number, vocab: number): Promise<{ logits: Float32Array; out: ort.InferenceSession.OnnxValueMapType }> {
+type Prefill = ReturnType<typeof prefillNames>;
+
+interface Prefilled {
+  logits: Float32Array; // after the last token
+  k: ort.Tensor;
+  v: ort.Tensor;
+  length: number; // the cache's filled slots
+}
+
+/** The prefill graph over T <= context tokens: the logits after the last token and the new cache. */
+async function runPrefill(session: ort.InferenceSession, names: Prefill, tokens: ArrayLike<number>,
+  positions: ArrayLike<number>, context: number, vocab: number): Promise<Prefilled> {
   const t = tokens.length;
   if (t < 1 || t > context || positions.length !== t) {
     throw new Error(`prefill: ${t} tokens at ${positions.length} positions (1..${context} needed)`);
   }
   const out = await session.run({
-    tokens: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
-    positions: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
+    [names.inputs.tokens]: new ort.Tensor("int64", BigInt64Array.from(Array.from(tokens), BigInt), [1, t]),
+    [names.inputs.positions]: new ort.Tensor("int64", BigInt64Array.from(Array.from(positions), BigInt), [1, t]),
   });
-  return { logits: (out.logits.data as Float32Array).slice((t - 1) * vocab, t * vocab), out };
+  const o = names.outputs;
+  return { logits: (out[o.logits].data as Float32Array).slice((t - 1) * vocab, t * vocab), k: out[o.kCache],
+    v: out[o.vCache], length: Number((out[o.cacheLen].data as BigInt64Array)[0]) };
+}
+
+/** Throws when `session` lacks any of `names` (a graph from another export than the manifest's). */
+function checkInputs(session: ort.InferenceSession, names: string[], what: string): void {
+  const missing = names.filter((n) => !session.inputNames.includes(n));
+  if (missing.length) throw new Error(`Flappy ${what} lacks input(s) ${missing.join(", ")} (has ${session.inputNames.join(", ")}): re-export the model`);
 }
 
 export interface CacheState {
@@ -42,21 +61,23 @@ export class OrtFlappyBackend implements Backend<CacheState> {
   private readonly position = new BigInt64Array(1);
   private readonly cacheLen = new BigInt64Array(1);
   private readonly feeds: Record<string, ort.Tensor>;
+  private readonly names: ReturnType<typeof decodeTensors>;
+  private readonly prefillNames: Prefill;
 
   constructor(private readonly decode: ort.InferenceSession, private readonly prefillSession: ort.InferenceSession,
     manifest: FlappyManifest) {
     this.context = manifest.decoding.context;
     this.ring = manifest.decoding.sliding_window ?? false;
     this.vocab = manifest.token_spec.vocab_size;
-    for (const [session, names] of [[decode, ["tokens", "position", "k_cache", "v_cache", "cache_len"]],
-      [prefillSession, manifest.prefill.inputs]] as const) {
-      const missing = names.filter((n) => !session.inputNames.includes(n));
-      if (missing.length) throw new Error(`Flappy ONNX graph lacks input(s) ${missing.join(", ")} (has ${session.inputNames.join(", ")})`);
-    }
+    this.names = decodeTensors(manifest);
+    this.prefillNames = prefillNames(manifest);
+    checkInputs(decode, manifest.inputs.map((t) => t.name), "decode graph");
+    checkInputs(prefillSession, manifest.prefill.inputs, "prefill graph");
+    const inputs = this.names.inputs;
     this.feeds = {
-      tokens: new ort.Tensor("int64", this.token, [1, 1]),
-      position: new ort.Tensor("int64", this.position, [1]),
-      cache_len: new ort.Tensor("int64", this.cacheLen, [1]),
+      [inputs.token.name]: new ort.Tensor("int64", this.token, [1, 1]),
+      [inputs.position.name]: new ort.Tensor("int64", this.position, [1]),
+      [inputs.cacheLen.name]: new ort.Tensor("int64", this.cacheLen, [1]),
     };
   }
 
@@ -68,8 +89,9 @@ export class OrtFlappyBackend implements Backend<CacheState> {
   }
 
   async prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<CacheState>> {
-    const { logits, out } = await runPrefill(this.prefillSession, tokens, positions, this.context, this.vocab);
-    return { logits, state: { k: out.k_cache, v: out.v_cache, length: Number((out.cache_len.data as BigInt64Array)[0]) } };
+    const { logits, k, v, length } = await runPrefill(this.prefillSession, this.prefillNames, tokens, positions,
+      this.context, this.vocab);
+    return { logits, state: { k, v, length } };
   }
 
   async step(token: number, position: number, state: CacheState): Promise<BackendResult<CacheState>> {
@@ -77,12 +99,14 @@ export class OrtFlappyBackend implements Backend<CacheState> {
     this.token[0] = BigInt(token);
     this.position[0] = BigInt(position);
     this.cacheLen[0] = BigInt(state.length);
-    this.feeds.k_cache = state.k;
-    this.feeds.v_cache = state.v;
+    const { inputs, outputs } = this.names;
+    this.feeds[inputs.kCache.name] = state.k;
+    this.feeds[inputs.vCache.name] = state.v;
     const out = await this.decode.run(this.feeds);
     return {
-      logits: out.logits.data as Float32Array,
-      state: { k: out.k_cache_out, v: out.v_cache_out, length: Math.min(state.length + 1, this.ring ? this.context : Infinity) },
+      logits: out[outputs.logits.name].data as Float32Array,
+      state: { k: out[outputs.kCache.name], v: out[outputs.vCache.name],
+        length: Math.min(state.length + 1, this.ring ? this.context : Infinity) },
     };
   }
 
@@ -95,12 +119,6 @@ export interface FrameCache {
   k: Float32Array; // (layers, 1, heads, context, head_dim), written in place
   v: Float32Array;
   length: number; // filled slots
-}
-
-/** worldmodels/nets/frame_graph.py frame_inputs: the frame graph's input names for a model of `layers` layers. */
-export function frameInputs(layers: number): string[] {
-  const layer = (kv: string) => Array.from({ length: layers }, (_, i) => `${kv}_cache_${i}`);
-  return ["action", "position", ...layer("k"), ...layer("v"), "cache_len", "previous", "guess", "uniforms", "temperature"];
 }
 
 export class OrtFrameBackend implements FrameBackend<FrameCache> {
@@ -116,6 +134,8 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
   private readonly guess: BigInt64Array;
   private readonly uniforms: Float64Array;
   private readonly temperature = new Float64Array(1);
+  private readonly names: ReturnType<typeof frameTensors>;
+  private readonly prefillNames: Prefill;
 
   constructor(private readonly frameSession: ort.InferenceSession, private readonly prefillSession: ort.InferenceSession,
     manifest: FlappyManifest) {
@@ -124,8 +144,10 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
     this.vocab = manifest.token_spec.vocab_size;
     this.tokensPerCall = manifest.token_spec.tokens_per_frame;
     this.dims = cacheShape(manifest) as number[];
-    const missing = frameInputs(this.dims[0]).filter((n) => !frameSession.inputNames.includes(n));
-    if (missing.length) throw new Error(`Flappy frame graph lacks input(s) ${missing.join(", ")} (has ${frameSession.inputNames.join(", ")}): re-export the model`);
+    this.names = frameTensors(manifest);
+    this.prefillNames = prefillNames(manifest);
+    checkInputs(frameSession, manifest.frame_graph!.inputs.map((t) => t.name), "frame graph");
+    checkInputs(prefillSession, manifest.prefill.inputs, "prefill graph");
     this.previous = new BigInt64Array(this.tokensPerCall - 1);
     this.guess = new BigInt64Array(this.tokensPerCall - 1);
     this.uniforms = new Float64Array(manifest.token_spec.slots.filter((s: any) => s.field === "gap_y").length);
@@ -139,8 +161,9 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
   }
 
   async prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<FrameCache>> {
-    const { logits, out } = await runPrefill(this.prefillSession, tokens, positions, this.context, this.vocab);
-    return { logits, state: { k: out.k_cache.data as Float32Array, v: out.v_cache.data as Float32Array, length: tokens.length } };
+    const { logits, k, v } = await runPrefill(this.prefillSession, this.prefillNames, tokens, positions, this.context,
+      this.vocab);
+    return { logits, state: { k: k.data as Float32Array, v: v.data as Float32Array, length: tokens.length } };
   }
 
   async frame(actionId: number, position: number, state: FrameCache, previous: ArrayLike<number>,
@@ -158,34 +181,35 @@ export class OrtFrameBackend implements FrameBackend<FrameCache> {
     }
     this.uniforms.set(Array.from(uniforms));
     this.temperature[0] = temperature;
-    const [layers, ...layerDims] = this.dims;
+    const [, ...layerDims] = this.dims;
     const perLayer = layerDims.reduce((a, b) => a * b, 1);
-    const layerFeeds: Record<string, ort.Tensor> = {};
-    for (let l = 0; l < layers; l++) {
-      for (const [kv, cache] of [["k", state.k], ["v", state.v]] as const) {
-        layerFeeds[`${kv}_cache_${l}`] = new ort.Tensor("float32", cache.subarray(l * perLayer, (l + 1) * perLayer), layerDims);
-      }
+    const { inputs, outputs } = this.names;
+    const feeds: Record<string, ort.Tensor> = {
+      [inputs.action.name]: new ort.Tensor("int64", this.action, [1]),
+      [inputs.position.name]: new ort.Tensor("int64", this.position, [1]),
+      [inputs.cacheLen.name]: new ort.Tensor("int64", this.cacheLen, [1]),
+      [inputs.previous.name]: new ort.Tensor("int64", this.previous, [this.previous.length]),
+      [inputs.guess.name]: new ort.Tensor("int64", this.guess, [this.guess.length]),
+      [inputs.uniforms.name]: new ort.Tensor("float64", this.uniforms, [this.uniforms.length]),
+      [inputs.temperature.name]: new ort.Tensor("float64", this.temperature, [1]),
+    };
+    for (const [layerInputs, cache] of [[inputs.kCache, state.k], [inputs.vCache, state.v]] as const) {
+      layerInputs.forEach((t, l) => {
+        feeds[t.name] = new ort.Tensor("float32", cache.subarray(l * perLayer, (l + 1) * perLayer), layerDims);
+      });
     }
-    const out = await this.frameSession.run({
-      action: new ort.Tensor("int64", this.action, [1]),
-      position: new ort.Tensor("int64", this.position, [1]),
-      ...layerFeeds,
-      cache_len: new ort.Tensor("int64", this.cacheLen, [1]),
-      previous: new ort.Tensor("int64", this.previous, [this.previous.length]),
-      guess: new ort.Tensor("int64", this.guess, [this.guess.length]),
-      uniforms: new ort.Tensor("float64", this.uniforms, [this.uniforms.length]),
-      temperature: new ort.Tensor("float64", this.temperature, [1]),
-    });
-    const slots = Array.from(out.slots.data as BigInt64Array, Number);
-    this.writeRows(state.k, out.k_frame.data as Float32Array, slots);
-    this.writeRows(state.v, out.v_frame.data as Float32Array, slots);
+    const out = await this.frameSession.run(feeds);
+    const int = (t: { name: string }) => Array.from(out[t.name].data as BigInt64Array, Number);
+    const slots = int(outputs.slots);
+    this.writeRows(state.k, out[outputs.kRows.name].data as Float32Array, slots);
+    this.writeRows(state.v, out[outputs.vRows.name].data as Float32Array, slots);
     state.length = Math.min(state.length + slots.length, this.ring ? this.context : Infinity);
     return {
-      tokens: Array.from(out.state.data as BigInt64Array, Number),
-      logits: out.logits.data as Float32Array,
+      tokens: int(outputs.state),
+      logits: out[outputs.logits.name].data as Float32Array,
       state,
-      passes: Number((out.passes.data as BigInt64Array)[0]),
-      nextFirst: Number((out.next_first.data as BigInt64Array)[0]),
+      passes: int(outputs.passes)[0],
+      nextFirst: int(outputs.nextFirst)[0],
     };
   }
 

@@ -1,4 +1,4 @@
-// The Flappy frame decoders: the TypeScript port of worldmodels/token_sampling.py (FrameDecoder, FrameGraphDecoder,
+// The Flappy frame decoders: the TypeScript port of worldmodels/flappy/decoding/rules.py (FrameDecoder, FrameGraphDecoder,
 // frame_guess and the choice rules 1-6 of its module docstring), over a backend holding a fixed-size KV cache
 // (backend.ts: onnxruntime-web, one decode call per token or one frame-graph call per frame). Tested token for
 // token against the Python reference on the same ONNX graphs and uniforms, and on a model-free hash backend:

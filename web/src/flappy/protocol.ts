@@ -1,4 +1,4 @@
-// Messages between the Flappy page (game.ts) and its module worker (worker.ts, bundled as dist/flappy-worker.js).
+// Messages between the Flappy page (loop.ts) and its module worker (worker.ts, bundled as dist/flappy-worker.js).
 // Type-only: both sides import it. Exercised end to end by web/e2e/browser.mjs.
 import type { FlappyManifest } from "../shell/manifest";
 import type { RuntimeChoice } from "../shell/types";

@@ -1,4 +1,4 @@
-// Draws a Flappy frame from its tokens alone, like worldmodels/games/flappy_render.py: sky, both pipes of each visible
+// Draws a Flappy frame from its tokens alone, like worldmodels/flappy/render.py: sky, both pipes of each visible
 // slot (top pipe above gap_y - pipe_gap / 2, bottom pipe from gap_y + pipe_gap / 2 to the ground), the ground strip
 // below ground_y, the bird as a box at (bird_x, bird_y), a red border on a done frame. Every size comes from the token
 // spec's geometry (the manifest's token_spec.geometry); values are decoded with spec.ts. Pixel-compared with

@@ -1,4 +1,4 @@
-// The Flappy token spec, read from a manifest's "token_spec" (worldmodels/data/flappy_tokens.py TokenSpec.to_json()):
+// The Flappy token spec, read from a manifest's "token_spec" (worldmodels/flappy/tokens.py TokenSpec.to_json()):
 // id ranges, slot order, labels, the hidden rule, bin decoding and the renderer's geometry. Nothing here hard-codes an
 // id or a bin count; only the field names (bird_y, marker, pipe_x, gap_y, respawn, done, action) are the contract.
 // Tested against Python's legal masks and decoded frames: web/tests/flappy_spec.test.ts (fixtures from
@@ -23,7 +23,7 @@ export interface SpecSlot {
   pipe: number | null;
 }
 
-/** What a renderer needs, in screen px (origin top-left, y down): worldmodels/games/flappy.py GEOMETRY. */
+/** What a renderer needs, in screen px (origin top-left, y down): worldmodels/flappy/game.py GEOMETRY. */
 export interface Geometry {
   screen_width: number;
   screen_height: number;

@@ -1,9 +1,15 @@
-// Manifest validation: an export's <name>.json (written by worldmodels/export.py) is the player's only source of
-// shapes, token specs and sampler defaults. validateManifest turns a wrong task, a wrong shape or an unknown format
-// version into one clear message instead of a blank canvas.
+// Manifest validation: an export's <name>.json (written by python -m worldmodels.export) is the player's only source of
+// file names, tensor names, shapes, token specs and sampler defaults. validateManifest checks it against the schema
+// Python checks it against (worldmodels/core/manifest.schema.json, bundled from there by esbuild), then the facts
+// between values that the schema cannot state (shapes from the model config and the token spec), and turns a wrong
+// task, a wrong shape or an unknown format version into one clear message instead of a blank canvas.
+import SCHEMA from "../../../worldmodels/core/manifest.schema.json";
+import { formatPath, validate } from "./schema";
+import { decodeTensors, denoiserTensors, frameInputCount, frameTensors } from "./tensors";
 
-export const MANIFEST_FORMAT = "worldmodels-manifest";
-export const SUPPORTED_FORMAT_VERSIONS = [1];
+export const MANIFEST_FORMAT = SCHEMA.properties.format.const;
+export const SUPPORTED_FORMAT_VERSIONS = [SCHEMA.properties.format_version.const];
+const TASKS = SCHEMA.properties.task.enum;
 
 export interface TensorSpec {
   name: string;
@@ -20,8 +26,8 @@ interface ManifestBase {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   model: Record<string, unknown> & { parameters?: number };
-  metrics?: Record<string, unknown>;
-  git_commit?: string | null;
+  metrics: Record<string, unknown>;
+  git_commit: string | null;
 }
 
 export interface BreakoutManifest extends ManifestBase {
@@ -49,7 +55,7 @@ export interface FlappyManifest extends ManifestBase {
   token_spec: Record<string, any>; // TokenSpec.to_json(): read by src/flappy/spec.ts
   decoding: { context: number; sliding_window?: boolean; slide_frames: number; temperature: number };
   start_contexts: number[][];
-  // The frame graph (one call per frame, worldmodels/nets/frame_graph.py); exports before it have none.
+  // The frame graph (one call per frame, worldmodels/flappy/frame_graph.py); exports before it have none.
   frame_onnx?: string;
   frame_graph?: { inputs: TensorSpec[]; outputs: TensorSpec[]; tokens_per_call: number };
 }
@@ -67,80 +73,72 @@ function need(ok: unknown, message: string): asserts ok {
   if (!ok) throw new ManifestError(message);
 }
 
-function isObject(v: unknown): v is Record<string, any> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function shapeMatches(actual: unknown, expected: (number | string)[]): boolean {
   // Named axes ("N", "batch") accept any name or a fixed 1 (the player runs one game); numeric axes match exactly.
   return Array.isArray(actual) && actual.length === expected.length &&
     expected.every((e, i) => (typeof e === "number" ? actual[i] === e : typeof actual[i] === "string" || actual[i] === 1));
 }
 
-function checkTensor(list: unknown, name: string, shape: (number | string)[], where: string, label: string): void {
-  need(Array.isArray(list), `${label}: "${where}" must be a list of tensors`);
-  const t = (list as any[]).find((x) => isObject(x) && x.name === name);
-  need(t, `${label}: no ${where.slice(0, -1)} named "${name}" (found ${(list as any[]).map((x) => x?.name).join(", ") || "none"})`);
+function checkShape(t: TensorSpec, kind: "input" | "output", shape: (number | string)[], label: string): void {
   need(shapeMatches(t.shape, shape),
-    `${label}: ${where.slice(0, -1)} "${name}" has shape ${JSON.stringify(t.shape)}, the player needs ${JSON.stringify(shape)}`);
+    `${label}: ${kind} "${t.name}" has shape ${JSON.stringify(t.shape)}, the player needs ${JSON.stringify(shape)}`);
 }
 
 /** Parse and check a manifest. `expectTask` (when given) must match the manifest's task. Throws ManifestError. */
 export function validateManifest(raw: unknown, label = "manifest", expectTask?: "breakout" | "flappy"): Manifest {
-  need(isObject(raw), `${label}: not a JSON object`);
+  const issues = validate(SCHEMA, raw);
+  const about = (key: string) => issues.some((i) => i.path[0] === key);
+  need(!issues.some((i) => i.path.length === 0 && i.keyword === "type"), `${label}: not a JSON object`);
   const m = raw as Record<string, any>;
-  need(m.format === MANIFEST_FORMAT, `${label}: not a worldmodels manifest (format is ${JSON.stringify(m.format)}, expected "${MANIFEST_FORMAT}")`);
-  need(SUPPORTED_FORMAT_VERSIONS.includes(m.format_version),
+  need(!about("format"), `${label}: not a worldmodels manifest (format is ${JSON.stringify(m.format)}, expected "${MANIFEST_FORMAT}")`);
+  need(!about("format_version"),
     `${label}: unknown format version ${JSON.stringify(m.format_version)} (this player reads ${SUPPORTED_FORMAT_VERSIONS.join(", ")}); re-export the model or update the player`);
-  need(m.task === "breakout" || m.task === "flappy", `${label}: unknown task ${JSON.stringify(m.task)} (expected "breakout" or "flappy")`);
+  need(!about("task"), `${label}: unknown task ${JSON.stringify(m.task)} (expected ${TASKS.map((t) => `"${t}"`).join(" or ")})`);
   need(!expectTask || m.task === expectTask, `${label}: is a ${m.task} model, but the ${expectTask} game was asked for`);
-  need(typeof m.onnx === "string" && m.onnx.endsWith(".onnx"), `${label}: "onnx" must name the .onnx file`);
-  need(isObject(m.model), `${label}: "model" must be an object`);
-  if (m.task === "breakout") {
-    const f = m.frame;
-    need(isObject(f) && Number.isInteger(f.height) && Number.isInteger(f.width) && f.channels === 3 &&
-      Number.isInteger(f.context_frames) && Array.isArray(f.actions), `${label}: "frame" must give height, width, channels 3, context_frames and actions`);
-    const channels = 3 + 3 * f.context_frames + f.actions.length + 1;
-    checkTensor(m.inputs, "input", ["N", channels, f.height, f.width], "inputs", label);
-    checkTensor(m.outputs, "pred", ["N", 3, f.height, f.width], "outputs", label);
-    const s = m.sampler;
-    need(isObject(s) && Number.isInteger(s.steps) && s.steps >= 1 && s.sigma_max > 0 && s.sigma_min > 0 &&
-      s.sigma_min <= s.sigma_max, `${label}: "sampler" needs steps >= 1 and 0 < sigma_min <= sigma_max`);
-  } else {
-    need(typeof m.prefill_onnx === "string" && m.prefill_onnx.endsWith(".onnx"), `${label}: "prefill_onnx" must name the prefill .onnx file`);
-    const spec = m.token_spec;
-    need(isObject(spec) && Array.isArray(spec.fields) && Number.isInteger(spec.vocab_size) &&
-      Number.isInteger(spec.tokens_per_frame), `${label}: "token_spec" must give fields, vocab_size and tokens_per_frame`);
-    const d = m.decoding;
-    need(isObject(d) && Number.isInteger(d.context) && Number.isInteger(d.slide_frames) && d.temperature > 0,
-      `${label}: "decoding" must give context, slide_frames and temperature`);
-    need(d.context >= spec.tokens_per_frame, `${label}: context ${d.context} is shorter than one frame`);
-    const cfg = m.model;
-    need(Number.isInteger(cfg.layers) && Number.isInteger(cfg.heads) && Number.isInteger(cfg.width) &&
-      (cfg.width as number) % (cfg.heads as number) === 0,
-      `${label}: "model" must give layers, heads and width (the KV-cache shape)`);
-    const cache = cacheShape(m as FlappyManifest, "batch");
-    checkTensor(m.inputs, "tokens", ["batch", 1], "inputs", label);
-    checkTensor(m.inputs, "k_cache", cache, "inputs", label);
-    checkTensor(m.inputs, "v_cache", cache, "inputs", label);
-    checkTensor(m.outputs, "logits", ["batch", spec.vocab_size], "outputs", label);
-    need(d.sliding_window === undefined || typeof d.sliding_window === "boolean",
-      `${label}: "decoding.sliding_window" must be true or false`);
-    if (m.frame_onnx !== undefined) {
-      need(typeof m.frame_onnx === "string" && m.frame_onnx.endsWith(".onnx"), `${label}: "frame_onnx" must name the frame .onnx file`);
-      const g = m.frame_graph;
-      need(isObject(g) && g.tokens_per_call === spec.tokens_per_frame,
-        `${label}: "frame_graph" must give tokens_per_call = tokens_per_frame (${spec.tokens_per_frame})`);
-      checkTensor(g.inputs, "k_cache_0", cacheShape(m as FlappyManifest).slice(1), "inputs", label);
-      checkTensor(g.inputs, "guess", [spec.tokens_per_frame - 1], "inputs", label);
-      checkTensor(g.outputs, "k_frame", frameRowsShape(m as FlappyManifest), "outputs", label);
-      checkTensor(g.outputs, "slots", [spec.tokens_per_frame], "outputs", label);
-    }
-    need(Array.isArray(m.start_contexts) && m.start_contexts.length > 0 &&
-      m.start_contexts.every((c: unknown) => Array.isArray(c) && c.length % spec.tokens_per_frame === spec.tokens_per_frame - 1),
-      `${label}: "start_contexts" must hold at least one context of whole frames ending with a state frame`);
-  }
+  if (issues.length) throw new ManifestError(`${label}: "${formatPath(issues[0].path)}" ${issues[0].message}`);
+  if (m.task === "breakout") checkBreakout(m as BreakoutManifest, label);
+  else checkFlappy(m as FlappyManifest, label);
   return m as Manifest;
+}
+
+function checkBreakout(m: BreakoutManifest, label: string): void {
+  const f = m.frame;
+  const channels = 3 + 3 * f.context_frames + f.actions.length + 1;
+  const { input, output } = denoiserTensors(m);
+  checkShape(input, "input", ["N", channels, f.height, f.width], label);
+  checkShape(output, "output", ["N", 3, f.height, f.width], label);
+  need(m.sampler.sigma_min <= m.sampler.sigma_max,
+    `${label}: "sampler" needs sigma_min <= sigma_max (got ${m.sampler.sigma_min} and ${m.sampler.sigma_max})`);
+}
+
+function checkFlappy(m: FlappyManifest, label: string): void {
+  const spec = m.token_spec;
+  need(m.decoding.context >= spec.tokens_per_frame, `${label}: context ${m.decoding.context} is shorter than one frame`);
+  const cfg = m.model;
+  need(Number.isInteger(cfg.layers) && Number.isInteger(cfg.heads) && Number.isInteger(cfg.width) &&
+    (cfg.width as number) % (cfg.heads as number) === 0,
+    `${label}: "model" must give layers, heads and width (the KV-cache shape)`);
+  const cache = cacheShape(m, "batch");
+  const decode = decodeTensors(m);
+  checkShape(decode.inputs.token, "input", ["batch", 1], label);
+  for (const t of [decode.inputs.kCache, decode.inputs.vCache]) checkShape(t, "input", cache, label);
+  checkShape(decode.outputs.logits, "output", ["batch", spec.vocab_size], label);
+  for (const t of [decode.outputs.kCache, decode.outputs.vCache]) checkShape(t, "output", cache, label);
+  const g = m.frame_graph;
+  if (g) {
+    need(g.tokens_per_call === spec.tokens_per_frame,
+      `${label}: "frame_graph" must give tokens_per_call = tokens_per_frame (${spec.tokens_per_frame})`);
+    const count = frameInputCount(cfg.layers as number);
+    need(g.inputs.length === count,
+      `${label}: "frame_graph.inputs" lists ${g.inputs.length} tensors, a ${cfg.layers}-layer model's frame graph has ${count}`);
+    const frame = frameTensors(m);
+    for (const t of [...frame.inputs.kCache, ...frame.inputs.vCache]) checkShape(t, "input", cacheShape(m).slice(1), label);
+    checkShape(frame.inputs.guess, "input", [spec.tokens_per_frame - 1], label);
+    for (const t of [frame.outputs.kRows, frame.outputs.vRows]) checkShape(t, "output", frameRowsShape(m), label);
+    checkShape(frame.outputs.slots, "output", [spec.tokens_per_frame], label);
+  }
+  need(m.start_contexts.every((c) => c.length % spec.tokens_per_frame === spec.tokens_per_frame - 1),
+    `${label}: "start_contexts" must hold contexts of whole frames ending with a state frame`);
 }
 
 /** The Flappy KV cache's shape: (layers, batch, heads, context, head_dim). */

@@ -1,0 +1,188 @@
+"""The denoiser, its 19-channel input contract, and the reference warm-start sampler."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from worldmodels.breakout.denoiser import (
+    INPUT_CHANNELS,
+    DenoiserConfig,
+    FastDenoiser,
+    FastDenoiserConfig,
+    TinyDenoiser,
+    build_denoiser,
+    conv_flops,
+    denoiser_input,
+    frames_to_tensor,
+    tensor_to_frames,
+)
+from worldmodels.breakout.sampler import dream_rollout, sample_next_frame, sigma_schedule
+
+
+def test_seed_config_parameter_count():
+    assert 2_300_000 <= TinyDenoiser(DenoiserConfig()).num_parameters() <= 2_500_000
+
+
+def test_shapes_and_range():
+    net = TinyDenoiser(DenoiserConfig(width=8, blocks=3, dilations=[1, 2]))
+    out = net(torch.randn(2, INPUT_CHANNELS, 64, 64) * 3)
+    assert out.shape == (2, 3, 64, 64)
+    assert out.abs().max() <= 1.0
+
+
+def test_conv_flops_counts_every_convolution():
+    net = TinyDenoiser(DenoiserConfig(width=8, blocks=2))
+    pixels = 64 * 64
+    stem, block, head = 19 * 8 * 9 * pixels, 8 * 8 * 9 * pixels, 8 * 3 * 9 * pixels
+    assert conv_flops(net) == 2 * (stem + 4 * block + head)
+    up = FastDenoiser(FastDenoiserConfig(widths=[4, 8], blocks=[0, 0]))
+    # stem 19->4 at 64x64, down 4->8 at 32x32, transposed 8->4 (2x2, stride 2: one tap per output), head 4->3
+    assert conv_flops(up) == 2 * (19 * 4 * 9 * pixels + 4 * 8 * 9 * pixels // 4 + 8 * 4 * pixels + 4 * 3 * 9 * pixels)
+
+
+def test_fast_denoiser_is_ten_times_cheaper_than_the_seed_net():
+    seed, fast = conv_flops(TinyDenoiser(DenoiserConfig())), conv_flops(FastDenoiser(FastDenoiserConfig()))
+    assert seed / fast >= 10, (seed, fast)
+
+
+def test_fast_denoiser_starts_by_copying_the_newest_frame_and_stays_in_range():
+    net = FastDenoiser(FastDenoiserConfig(widths=[4, 8, 8], blocks=[1, 0, 2]))
+    x = torch.randn(2, INPUT_CHANNELS, 32, 32) * 3
+    out = net(x)
+    assert out.shape == (2, 3, 32, 32)
+    assert torch.equal(out, x[:, 12:15].clamp(-1, 1))  # zero head: the newest context frame, clamped
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    out = net(x)
+    assert out.abs().max() <= 1.0 and not torch.equal(out, x[:, 12:15].clamp(-1, 1))
+    out.sum().backward()  # every parameter is used
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_build_denoiser_from_a_manifest_model_entry():
+    net = build_denoiser({"name": "fast_denoiser", "widths": [4, 8], "blocks": [1, 1], "dilations": [1],
+                          "parameters": 123})
+    assert isinstance(net, FastDenoiser) and net.stem.out_channels == 4
+    assert isinstance(build_denoiser(DenoiserConfig(width=8, blocks=1)), TinyDenoiser)
+
+
+def test_fast_denoiser_config_errors_name_the_key():
+    from worldmodels.core.schema import ConfigError
+
+    with pytest.raises(ConfigError, match="model.blocks: must give a count >= 0 for each of the 3 widths"):
+        FastDenoiserConfig(widths=[4, 8, 16], blocks=[1, 1]).validate("model")
+    with pytest.raises(ConfigError, match="model.widths"):
+        FastDenoiserConfig(widths=[], blocks=[]).validate("model")
+
+
+def test_input_channel_order():
+    noisy = torch.full((1, 3, 4, 4), 0.5)
+    context = torch.stack([torch.full((3, 4, 4), float(i)) for i in range(4)])[None]  # frame i filled with i
+    x = denoiser_input(noisy, context, torch.tensor([2]), torch.tensor([0.3]))
+    assert x.shape == (1, INPUT_CHANNELS, 4, 4)
+    assert torch.all(x[0, 0:3] == 0.5)
+    for i in range(4):  # oldest first
+        assert torch.all(x[0, 3 + 3 * i:6 + 3 * i] == i)
+    assert torch.all(x[0, 15] == 0) and torch.all(x[0, 16] == 0) and torch.all(x[0, 17] == 1)  # right
+    assert torch.allclose(x[0, 18], torch.tensor(0.3))
+
+
+def test_frame_normalization_round_trips():
+    frames = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
+    x = frames_to_tensor(frames)
+    assert x.shape == (2, 3, 64, 64) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(tensor_to_frames(x), frames)
+    # rounding is floor(v + 0.5): 0.5 rounds up (torch.round would give 0 for 0.5)
+    assert tensor_to_frames(torch.full((1, 3, 1, 1), 0.5 / 127.5 - 1.0)).flatten()[0] == 1
+
+
+def test_sigma_schedule_is_geometric():
+    assert sigma_schedule(1, 1.0, 0.02) == [1.0]
+    s = sigma_schedule(4, 1.0, 0.02)
+    assert s[0] == pytest.approx(1.0) and s[-1] == pytest.approx(0.02)
+    assert s[1] / s[0] == pytest.approx(s[2] / s[1]) == pytest.approx(s[3] / s[2])
+    with pytest.raises(ValueError):
+        sigma_schedule(0, 1.0, 0.02)
+
+
+class Recorder:
+    """A fake denoiser that returns a fixed frame and records what it was given."""
+
+    def __init__(self, value: float):
+        self.value, self.inputs = value, []
+
+    def __call__(self, x):
+        self.inputs.append(x.clone())
+        return torch.full((x.shape[0], 3, *x.shape[2:]), self.value)
+
+
+def test_sampler_warm_starts_from_latest_frame_and_walks_the_schedule():
+    context = torch.stack([torch.full((3, 8, 8), -0.9 + 0.1 * i) for i in range(4)])[None]  # (1, 4, 3, 8, 8)
+    noise = torch.randn(1, 3, 8, 8)
+    fake = Recorder(0.25)
+    out = sample_next_frame(fake, context, torch.tensor([1]), steps=3, sigma_max=0.8, sigma_min=0.05, noise=noise)
+    assert len(fake.inputs) == 3
+    first = fake.inputs[0]
+    assert torch.allclose(first[0, :3], context[0, -1] + 0.8 * noise[0])  # warm start: latest frame + sigma_max
+    sigmas = [inp[0, 18, 0, 0].item() for inp in fake.inputs]
+    assert sigmas == pytest.approx(sigma_schedule(3, 0.8, 0.05))
+    # Euler step: x1 = x0 + (s1 / s0) * (x - x0)
+    x0 = torch.full_like(noise, 0.25)
+    assert torch.allclose(fake.inputs[1][0, :3], x0[0] + (sigmas[1] / sigmas[0]) * (first[0, :3] - x0[0]), atol=1e-6)
+    assert torch.all(out == 0.25)
+
+
+def test_sampler_is_deterministic_given_noise():
+    net = TinyDenoiser(DenoiserConfig(width=8, blocks=2))
+    context = torch.rand(2, 4, 3, 64, 64) * 2 - 1
+    noise = torch.randn(2, 3, 64, 64)
+    a = sample_next_frame(net, context, torch.tensor([0, 2]), 2, 1.0, 0.02, noise=noise)
+    b = sample_next_frame(net, context, torch.tensor([0, 2]), 2, 1.0, 0.02, noise=noise)
+    assert torch.equal(a, b)
+    c = sample_next_frame(net, context, torch.tensor([0, 2]), 2, 1.0, 0.02, noise=torch.randn(2, 3, 64, 64))
+    assert not torch.equal(a, c)
+
+
+def test_dream_rollout_feeds_its_own_frames_back():
+    fake = Recorder(0.5)
+    start = torch.zeros(1, 4, 8, 8, 3, dtype=torch.uint8)
+    frames = dream_rollout(fake, start, torch.zeros(3, 1, dtype=torch.long), 1, 1.0, 0.02)
+    assert frames.shape == (3, 1, 8, 8, 3) and frames.dtype == torch.uint8
+    expected_byte = tensor_to_frames(torch.full((1, 3, 1, 1), 0.5)).flatten()[0]
+    assert torch.all(frames == expected_byte)
+    # by the third call the newest context frame is the model's own (rounded) output, not the real start frame
+    assert torch.allclose(fake.inputs[2][0, 12:15], frames_to_tensor(frames[1])[0])
+
+
+def test_change_weighted_loss_focuses_on_moving_pixels():
+    from worldmodels.breakout.objective import weighted_mse
+
+    latest = torch.zeros(1, 3, 4, 4)
+    target = latest.clone()
+    target[0, :, 0, 0] = 1.0  # one pixel changed
+    miss_moving = target.clone()
+    miss_moving[0, :, 0, 0] = 0.0  # copies the latest frame: wrong where the frame changed
+    miss_static = target.clone()
+    miss_static[0, :, 3, 3] = 1.0  # right where it changed, wrong on one static pixel
+    assert weighted_mse(miss_moving, target, latest, 0.0) == weighted_mse(miss_static, target, latest, 0.0)
+    assert torch.allclose(weighted_mse(miss_moving, target, latest, 0.0), ((miss_moving - target) ** 2).mean())
+    assert weighted_mse(miss_moving, target, latest, 50.0) > 10 * weighted_mse(miss_static, target, latest, 50.0)
+
+
+def test_warm_start_rows_see_the_latest_frame_at_the_sampler_noise_level():
+    from worldmodels.core.config import compose_config
+    from worldmodels.tasks import build_module, validate
+
+    run = validate(compose_config(["debug=smoke", "module.warm_start_fraction=1.0", "module.sampler.sigma_max=0.7"]))
+    module = build_module(run, {})
+    seen = []
+    module.net.forward = lambda x: seen.append(x.clone()) or x[:, :3]
+    context = torch.zeros(2, 4, 64, 64, 3, dtype=torch.uint8)
+    context[:, -1, 10, 10] = 255  # the latest frame has one white pixel; the target does not
+    batch = {"context": context, "action": torch.tensor([0, 2]), "target": torch.zeros(2, 64, 64, 3, dtype=torch.uint8)}
+    module.compute_loss(batch, generator=torch.Generator().manual_seed(0))
+    x = seen[0]
+    assert torch.allclose(x[:, 18], torch.full_like(x[:, 18], 0.7))  # sigma plane = the sampler's sigma_max
+    noise = (x[:, :3] - frames_to_tensor(context[:, -1])) / 0.7
+    assert noise.std() == pytest.approx(1.0, abs=0.05)  # latest frame + 0.7 * unit noise, not the target

@@ -1,0 +1,132 @@
+"""Breakout rows streamed from many seeded simulators: there is no fixed dataset, the game makes more.
+
+A row is (4 context frames oldest -> newest, the action taken, the next frame), all uint8 HxWx3; batches are
+dicts `context` (B, 4, 64, 64, 3), `action` (B,), `target` (B, 64, 64, 3), normalized on the model's device.
+
+Every stream derives its games' seeds from (seed, stream, rank, worker, generation) with numpy's SeedSequence:
+train, validation and test use different `stream` ids, so held-out seeds never meet the training games; each
+DataLoader worker and each DDP rank plays its own games; a resumed run starts a new `generation` (the step it
+resumed at) so it continues with fresh games instead of replaying the ones it has already seen.
+
+    python -c "from worldmodels.breakout.data import *; print(next(iter(BreakoutStream(BreakoutDataConfig()))).keys())"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from worldmodels.breakout.denoiser import CONTEXT_FRAMES
+from worldmodels.breakout.sim import BreakoutSim, PolicyConfig, TrackerPolicy
+from worldmodels.core.data import TRAIN, StreamDataModule
+
+
+@dataclass
+class BreakoutDataConfig:
+    """Where Breakout rows come from and how they are batched."""
+
+    name: str = "breakout"
+    batch_size: int = 32
+    games_per_worker: int = 128  # simulators stepped together in each worker; a multiple of batch_size
+    num_workers: int = 1  # DataLoader processes making rows while the model trains
+    warmup_steps: int = 64  # steps each stream plays before its first row, so games start mid-play
+    val_batches: int = 8  # fixed held-out batches per validation (and per test)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    def validate(self, key: str) -> None:
+        from worldmodels.core.schema import require
+
+        require(self.batch_size > 0, f"{key}.batch_size", f"must be > 0 (got {self.batch_size})")
+        require(self.games_per_worker > 0 and self.games_per_worker % self.batch_size == 0,
+                f"{key}.games_per_worker", f"must be a positive multiple of batch_size={self.batch_size} "
+                f"(got {self.games_per_worker})")
+        require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
+        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
+        require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
+        for name in ("random_action_rate", "miss_rate", "bad_move_rate", "reset_rate"):
+            rate = getattr(self.policy, name)
+            require(0.0 <= rate <= 1.0, f"{key}.policy.{name}", f"must be in [0, 1] (got {rate})")
+
+
+def stream_seeds(seed: int, stream: int, rank: int, worker: int, generation: int, count: int) -> np.ndarray:
+    """`count` game seeds (uint32) for one stream position; different arguments give unrelated seeds."""
+    return np.random.SeedSequence([seed, stream, rank, worker, generation]).generate_state(count)
+
+
+class BreakoutStream(IterableDataset):
+    """Endless (or `max_batches`-long) batches of rows from `games_per_worker` simulators."""
+
+    def __init__(self, cfg: BreakoutDataConfig, seed: int = 0, stream: int = TRAIN, generation: int = 0,
+                 max_batches: int | None = None, rank: int = 0):
+        self.cfg, self.seed, self.stream, self.generation = cfg, seed, stream, generation
+        self.max_batches, self.rank = max_batches, rank
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        games = self.cfg.games_per_worker
+        rank = self.rank
+        sim = BreakoutSim(stream_seeds(self.seed, self.stream, rank, worker, self.generation, games))
+        policy_seed = stream_seeds(self.seed, self.stream, rank, worker, self.generation, 1)[0]
+        policy = TrackerPolicy(self.cfg.policy, np.random.default_rng(policy_seed))
+        rng = np.random.default_rng(policy_seed + 1)
+
+        history = [sim.render()]
+        for _ in range(self.cfg.warmup_steps + CONTEXT_FRAMES - 1):
+            history = (history + [self._advance(sim, policy)[1]])[-CONTEXT_FRAMES:]
+        context = np.stack(history, axis=1)  # (G, 4, H, W, 3)
+
+        # With several workers each one serves its share of max_batches.
+        budget = None if self.max_batches is None else len(range(worker, self.max_batches, workers))
+        served = 0
+        while budget is None or served < budget:
+            actions, frame = self._advance(sim, policy)
+            order = rng.permutation(games)
+            for start in range(0, games, self.cfg.batch_size):
+                idx = order[start:start + self.cfg.batch_size]
+                yield {
+                    "context": torch.from_numpy(context[idx]),
+                    "action": torch.from_numpy(actions[idx].astype(np.int64)),
+                    "target": torch.from_numpy(frame[idx]),
+                }
+                served += 1
+                if budget is not None and served >= budget:
+                    return
+            context = np.concatenate([context[:, 1:], frame[:, None]], axis=1)
+
+    @staticmethod
+    def _advance(sim: BreakoutSim, policy: TrackerPolicy) -> tuple[np.ndarray, np.ndarray]:
+        """One step of every game under the policy: (actions (G,), next frames (G, H, W, 3))."""
+        policy.maybe_reset(sim)
+        actions = policy.act(sim)
+        sim.step(actions)
+        return actions, sim.render()
+
+
+class BreakoutDataModule(StreamDataModule):
+    """Train, validation and test streams on disjoint seeds (see `StreamDataModule` for resume and held-out sets)."""
+
+    def _stream(self, stream: int, generation: int, max_batches: int | None) -> BreakoutStream:
+        return BreakoutStream(self.cfg, self.seed, stream, generation, max_batches, rank=self.rank)
+
+
+def play(policy_cfg: PolicyConfig, seeds: np.ndarray, steps: int, warmup: int = 0,
+         policy_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Play `len(seeds)` games under the policy: frames uint8 (steps + 1, G, H, W, 3) and actions (steps, G).
+
+    `frames[0]` is the frame after `warmup` steps; `actions[t]` leads from `frames[t]` to `frames[t + 1]`.
+    """
+    sim = BreakoutSim(seeds)
+    policy = TrackerPolicy(policy_cfg, np.random.default_rng(policy_seed))
+    for _ in range(warmup):
+        BreakoutStream._advance(sim, policy)
+    frames, actions = [sim.render()], []
+    for _ in range(steps):
+        action, frame = BreakoutStream._advance(sim, policy)
+        actions.append(action.astype(np.int64))
+        frames.append(frame)
+    return np.stack(frames), np.stack(actions)

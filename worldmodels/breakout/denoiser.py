@@ -1,0 +1,200 @@
+"""The Breakout denoiser and its tensor contract (DESIGN.md contract 1). Plain torch, export-friendly ops only.
+
+Input: 19 channels at 64x64, in this order:
+    noisy next frame RGB (3) | context frames oldest -> newest (4 x 3) | action planes noop/left/right (3) | sigma (1)
+Output: the clean next frame RGB (3) in [-1, 1].  Frames map to tensors as `x / 127.5 - 1`.
+
+Two nets keep that contract (`model=tiny_denoiser` | `model=fast_denoiser`):
+- TinyDenoiser, the seed's: residual blocks of dilated 3x3 convs, all at full resolution (~20 GFLOP a call).
+- FastDenoiser: a small U-Net (full, half and quarter resolution, skips added) that predicts the change from the
+  newest context frame, so an untrained net already copies the last frame; ~50x fewer FLOPs than the seed's.
+
+    python -c "from worldmodels.breakout.denoiser import *; print(conv_flops(FastDenoiser(FastDenoiserConfig())))"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+CONTEXT_FRAMES = 4
+NUM_ACTIONS = 3
+INPUT_CHANNELS = 3 + 3 * CONTEXT_FRAMES + NUM_ACTIONS + 1  # 19
+LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
+OUTPUT_CHANNELS = 3
+INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
+
+
+@dataclass
+class DenoiserConfig:
+    """TinyDenoiser shape. The defaults are the seed model (~2.34M parameters)."""
+
+    name: str = "tiny_denoiser"
+    width: int = 96  # channels in every residual block
+    blocks: int = 14  # residual blocks of two dilated 3x3 convolutions
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # cycled over the blocks
+
+    def validate(self, key: str) -> None:
+        from worldmodels.core.schema import require
+
+        require(self.width > 0, f"{key}.width", f"must be > 0 (got {self.width})")
+        require(self.blocks > 0, f"{key}.blocks", f"must be > 0 (got {self.blocks})")
+        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
+                f"must be a non-empty list of positive ints (got {self.dilations})")
+
+
+class ResidualBlock(nn.Module):
+    """x + conv(silu(conv(silu(x)))), both convs 3x3 with the same dilation and 'same' padding."""
+
+    def __init__(self, width: int, dilation: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        # Zero-init the last conv so every block starts as the identity: deep stacks train from step one.
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(nn.functional.silu(self.conv1(nn.functional.silu(x))))
+
+
+class TinyDenoiser(nn.Module):
+    """Fully convolutional x0-predictor: (N, 19, H, W) -> (N, 3, H, W) in [-1, 1]."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        self.stem = nn.Conv2d(INPUT_CHANNELS, cfg.width, 3, padding=1)
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(cfg.width, cfg.dilations[i % len(cfg.dilations)]) for i in range(cfg.blocks)]
+        )
+        self.head = nn.Conv2d(cfg.width, OUTPUT_CHANNELS, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.stem(x))  # (N, width, H, W)
+        return torch.tanh(self.head(nn.functional.silu(h)))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@dataclass
+class FastDenoiserConfig:
+    """FastDenoiser shape: channels per resolution (64, 32, 16 px for a 64x64 frame) and the blocks at each."""
+
+    name: str = "fast_denoiser"
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])  # full, 1/2, 1/4 resolution
+    blocks: list[int] = field(default_factory=lambda: [1, 1, 3])  # residual blocks per resolution
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # cycled over the lowest resolution's blocks
+
+    def validate(self, key: str) -> None:
+        from worldmodels.core.schema import require
+
+        require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
+                f"must be a non-empty list of positive ints (got {self.widths})")
+        require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",
+                f"must give a count >= 0 for each of the {len(self.widths)} widths (got {self.blocks})")
+        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
+                f"must be a non-empty list of positive ints (got {self.dilations})")
+
+
+class FastDenoiser(nn.Module):
+    """U-Net x0-predictor: (N, 19, H, W) -> (N, 3, H, W) in [-1, 1], H and W divisible by 2**(levels - 1).
+
+    Encoder: a 3x3 stem, then per level residual blocks and a stride-2 conv down to the next; decoder: a stride-2
+    transposed conv up, the encoder's features of that level added, residual blocks. The head's output is added to
+    the newest context frame and clamped: the net learns what changes (ball, paddle, bricks), the rest is copied.
+    """
+
+    def __init__(self, cfg: FastDenoiserConfig):
+        super().__init__()
+        w, levels = cfg.widths, len(cfg.widths)
+        self.stem = nn.Conv2d(INPUT_CHANNELS, w[0], 3, padding=1)
+        def stage(level: int) -> nn.Sequential:
+            return nn.Sequential(*[ResidualBlock(w[level], 1) for _ in range(cfg.blocks[level])])
+
+        self.encode = nn.ModuleList(stage(i) for i in range(levels - 1))
+        self.down = nn.ModuleList(nn.Conv2d(w[i], w[i + 1], 3, stride=2, padding=1) for i in range(levels - 1))
+        self.middle = nn.Sequential(*[ResidualBlock(w[-1], cfg.dilations[j % len(cfg.dilations)])
+                                      for j in range(cfg.blocks[-1])])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(levels - 1))
+        self.decode = nn.ModuleList(stage(i) for i in range(levels - 1))
+        self.head = nn.Conv2d(w[0], OUTPUT_CHANNELS, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # starts as "copy the newest frame"
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        skips = []
+        for i, down in enumerate(self.down):
+            h = self.encode[i](h)
+            skips.append(h)
+            h = down(nn.functional.silu(h))
+        h = self.middle(h)
+        for i in reversed(range(len(self.up))):
+            h = self.decode[i](self.up[i](nn.functional.silu(h)) + skips[i])
+        change = self.head(nn.functional.silu(h))
+        return (x[:, LATEST] + change).clamp(-1.0, 1.0)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict) -> nn.Module:
+    """The net a model config (or a manifest's `model` dict) names."""
+    if isinstance(cfg, dict):
+        fields = {k: v for k, v in cfg.items() if k != "parameters"}
+        cfg = {"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig}[fields["name"]](**fields)
+    return (TinyDenoiser if cfg.name == "tiny_denoiser" else FastDenoiser)(cfg)
+
+
+def conv_flops(net: nn.Module, height: int = 64, width: int = 64) -> int:
+    """Floating-point operations (2 x multiply-adds) of the convolutions in one batch-1 call: what dominates."""
+    total = 0
+
+    def count(module: nn.Module, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        if isinstance(module, nn.ConvTranspose2d):  # every input pixel feeds k*k outputs per output channel
+            per_output = module.in_channels * module.kernel_size[0] * module.kernel_size[1] // (
+                module.stride[0] * module.stride[1])
+        total += 2 * per_output * output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, INPUT_CHANNELS, height, width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
+
+
+def frames_to_tensor(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
+    return frames.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+def tensor_to_frames(x: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3), rounding as floor(v + 0.5) like the web player."""
+    return torch.floor((x.clamp(-1, 1) + 1.0) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).movedim(-3, -1)
+
+
+def denoiser_input(noisy: torch.Tensor, context: torch.Tensor, action: torch.Tensor,
+                   sigma: torch.Tensor) -> torch.Tensor:
+    """Assemble the 19-channel input.
+
+    noisy (N, 3, H, W), context (N, 4, 3, H, W) oldest first, action (N,) int in {0, 1, 2}, sigma (N,) float.
+    """
+    n, _, h, w = noisy.shape
+    planes = nn.functional.one_hot(action.long(), NUM_ACTIONS).to(noisy.dtype)  # (N, 3)
+    return torch.cat(
+        [
+            noisy,
+            context.reshape(n, 3 * CONTEXT_FRAMES, h, w),
+            planes[:, :, None, None].expand(n, NUM_ACTIONS, h, w),
+            sigma.to(noisy.dtype)[:, None, None, None].expand(n, 1, h, w),
+        ],
+        dim=1,
+    )  # (N, 19, H, W)

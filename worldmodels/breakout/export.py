@@ -1,0 +1,124 @@
+"""Export a Breakout denoiser to ONNX + manifest, checked against PyTorch with onnxruntime before anything is written.
+
+    python -m worldmodels.export outputs/breakout/<run>/checkpoints/last.ckpt     (the entry point; this is its part)
+
+The graph is run on real game rows at several noise levels and actions plus random planes; the export fails if any
+output differs from PyTorch by more than the tolerance. ONNX: `input [N, 19, 64, 64] -> pred [N, 3, 64, 64]`.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from worldmodels.breakout.data import BreakoutDataConfig, BreakoutStream
+from worldmodels.breakout.denoiser import (
+    CONTEXT_FRAMES,
+    INPUT_CHANNELS,
+    INPUT_NAME,
+    OUTPUT_CHANNELS,
+    OUTPUT_NAME,
+    denoiser_input,
+    frames_to_tensor,
+)
+from worldmodels.core.config import RunConfig
+from worldmodels.core.data import EVAL
+from worldmodels.core.manifest import (
+    MANIFEST_FORMAT,
+    MANIFEST_FORMAT_VERSION,
+    OPSET,
+    ExportError,
+    git_commit,
+    metadata_props,
+    write_atomic,
+    write_manifest,
+)
+
+FRAME = 64
+
+
+def parity_inputs(seed: int = 0) -> torch.Tensor:
+    """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
+    batch = next(iter(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=4), seed, EVAL, max_batches=1)))
+    generator = torch.Generator().manual_seed(seed)
+    target = frames_to_tensor(batch["target"])
+    sigma = torch.tensor([0.02, 0.1, 0.5, 1.0])
+    noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
+    real = denoiser_input(noisy, frames_to_tensor(batch["context"]), batch["action"], sigma)
+    random = torch.randn((2, INPUT_CHANNELS, FRAME, FRAME), generator=generator)
+    return torch.cat([real, random])  # (6, 19, 64, 64)
+
+
+def onnx_max_abs_diff(session: ort.InferenceSession, net: nn.Module, inputs: torch.Tensor) -> float:
+    with torch.no_grad():
+        expected = net(inputs).numpy()
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: inputs.numpy()})[0]
+    return float(np.abs(got - expected).max())
+
+
+def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: int, max_diff: float,
+                      tolerance: float, metrics: dict | None) -> dict:
+    sampler = run.module.sampler
+    return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "task": "breakout",
+        "name": name,
+        "onnx": f"{name}.onnx",
+        "opset": OPSET,
+        "inputs": [{"name": INPUT_NAME, "shape": ["N", INPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": ["N", OUTPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
+        "frame": {"height": FRAME, "width": FRAME, "channels": 3, "context_frames": CONTEXT_FRAMES,
+                  "actions": ["noop", "left", "right"]},
+        "input_layout": [
+            {"name": "noisy_next_frame", "channels": 3},
+            {"name": "context_frames", "channels": 3 * CONTEXT_FRAMES, "order": "oldest_first"},
+            {"name": "action", "channels": 3, "encoding": "one_hot_full_planes"},
+            {"name": "sigma", "channels": 1, "encoding": "constant_plane"},
+        ],
+        "normalization": {"to_model": "x / 127.5 - 1", "to_bytes": "floor((y + 1) * 127.5 + 0.5) clamped to [0, 255]"},
+        "sampler": {"kind": "warm_start_euler_x0", "schedule": "geometric", "steps": sampler.steps,
+                    "sigma_max": sampler.sigma_max, "sigma_min": sampler.sigma_min},
+        "model": {**asdict(run.model), "parameters": parameters},
+        "parity": {"max_abs_diff": max_diff, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
+        "git_commit": git_commit(),
+        "metrics": metrics or {},
+        "training_config": run_config,
+    }
+
+
+def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "breakout",
+                    tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
+    """Write `<name>.onnx` + `<name>.json` into out_dir after the onnxruntime parity check. Returns paths and diff."""
+    out_dir = Path(out_dir)
+    net = copy.deepcopy(net).float().cpu().eval()  # the caller's module stays where and how it was
+    inputs = parity_inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation on every call
+            torch.onnx.export(net, (inputs[:1],), str(raw), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}}, opset_version=OPSET,
+                              dynamo=False)
+        model = onnx.load(str(raw))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    max_diff = onnx_max_abs_diff(session, net, inputs)
+    if not max_diff <= tolerance:
+        raise ExportError(f"ONNX output differs from PyTorch by {max_diff:.3g} > tolerance {tolerance:g}; "
+                          "nothing was written")
+    parameters = sum(p.numel() for p in net.parameters())
+    manifest = breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics)
+    onnx.helper.set_model_props(model, metadata_props(manifest, "sampler", "normalization"))
+    onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
+    write_atomic(onnx_path, model.SerializeToString())
+    write_manifest(manifest_path, manifest)
+    return onnx_path, manifest_path, max_diff

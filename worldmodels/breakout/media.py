@@ -1,0 +1,127 @@
+"""Breakout pictures: what the denoiser does, written at each validation (rank 0) and sent to the logger, and the
+evaluation's GIF, strip and plot.
+
+- `media/samples_step<N>.png`: rows of held-out examples; columns: the 4 context frames | the true next frame |
+  one-shot denoising of the true frame at a few sigmas | the full warm-start sampler at a few step counts.
+- `media/rollout_step<N>.gif`: the real simulator beside the model dreaming on its own output, same actions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+
+from worldmodels.breakout.data import BreakoutDataConfig, BreakoutStream, play, stream_seeds
+from worldmodels.breakout.denoiser import CONTEXT_FRAMES, denoiser_input, frames_to_tensor, tensor_to_frames
+from worldmodels.breakout.metrics import COPY, MODEL
+from worldmodels.breakout.objective import SamplerConfig
+from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
+from worldmodels.breakout.sim import PolicyConfig
+from worldmodels.core.config import RolloutConfig, SamplesConfig
+from worldmodels.core.data import EVAL, VAL
+from worldmodels.core.media import labelled_grid, log_media
+
+
+class BreakoutSampleGrid(L.Callback):
+    def __init__(self, cfg: SamplesConfig, sampler: SamplerConfig, out_dir: Path, seed: int = 0):
+        self.cfg, self.sampler, self.out_dir, self.seed = cfg, sampler, Path(out_dir), seed
+        self.last_path: Path | None = None
+
+    @torch.no_grad()
+    def grid(self, net: torch.nn.Module, device: torch.device) -> Image.Image:
+        data = BreakoutDataConfig(batch_size=self.cfg.rows, games_per_worker=self.cfg.rows)
+        batch = next(iter(BreakoutStream(data, self.seed, VAL, max_batches=1)))
+        context = frames_to_tensor(batch["context"]).to(device)
+        target = frames_to_tensor(batch["target"]).to(device)
+        action = batch["action"].to(device)
+        generator = torch.Generator(device=device).manual_seed(self.seed)
+        columns, labels = [], [f"ctx t-{CONTEXT_FRAMES - i}" for i in range(CONTEXT_FRAMES)] + ["truth"]
+        for sigma in self.cfg.sigmas:
+            s = torch.full((len(action),), sigma, device=device)
+            noisy = target + sigma * torch.randn(target.shape, generator=generator, device=device)
+            columns.append(net(denoiser_input(noisy, context, action, s)))
+            labels.append(f"x0 @ s={sigma:g}")
+        for steps in self.cfg.steps:
+            columns.append(sample_next_frame(net, context, action, steps, self.sampler.sigma_max,
+                                             self.sampler.sigma_min, generator=generator))
+            labels.append(f"sampler K={steps}")
+        predictions = [tensor_to_frames(c).cpu().numpy() for c in columns]
+        rows = [[*batch["context"][i].numpy(), batch["target"][i].numpy(), *(p[i] for p in predictions)]
+                for i in range(len(action))]
+        return labelled_grid(rows, labels)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"samples_step{trainer.global_step:06d}.png"
+        self.grid(pl_module.inference_net, pl_module.device).save(path)
+        self.last_path = path
+        log_media(trainer, "media/samples", path)
+
+
+class BreakoutRolloutGif(L.Callback):
+    def __init__(self, cfg: RolloutConfig, sampler: SamplerConfig, policy: PolicyConfig, out_dir: Path, seed: int = 0):
+        self.cfg, self.sampler, self.policy, self.out_dir, self.seed = cfg, sampler, policy, Path(out_dir), seed
+        self.last_path: Path | None = None
+
+    def frames(self, net: torch.nn.Module, device: torch.device) -> list[Image.Image]:
+        seeds = stream_seeds(self.seed, EVAL, 0, 0, 0, 1)
+        real, actions = play(self.policy, seeds, CONTEXT_FRAMES - 1 + self.cfg.frames, warmup=32)
+        context = torch.from_numpy(real[:CONTEXT_FRAMES].transpose(1, 0, 2, 3, 4)).to(device)  # (1, 4, H, W, 3)
+        dream_actions = torch.from_numpy(actions[CONTEXT_FRAMES - 1:]).to(device)  # (T, 1)
+        generator = torch.Generator(device=device).manual_seed(self.seed)
+        dream = dream_rollout(net, context, dream_actions, self.sampler.steps, self.sampler.sigma_max,
+                              self.sampler.sigma_min, generator).cpu().numpy()
+        images = []
+        for t in range(self.cfg.frames):
+            truth = real[CONTEXT_FRAMES + t, 0]
+            images.append(labelled_grid([[truth, dream[t, 0]]], ["real", f"model t={t + 1}"], scale=4))
+        return images
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"rollout_step{trainer.global_step:06d}.gif"
+        images = self.frames(pl_module.inference_net, pl_module.device)
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / self.cfg.fps), loop=0)
+        self.last_path = path
+        log_media(trainer, "media/rollout", path)
+
+
+def save_rollout_gif(truth: np.ndarray, rollout: np.ndarray, path: Path, games: int = 4, fps: int = 10) -> None:
+    """Animated grid: one row per game, the real simulator beside the model's autonomous rollout."""
+    shown = range(min(games, truth.shape[1]))
+    images = [labelled_grid([[truth[t, g], rollout[t, g]] for g in shown], ["real", f"model t={t + 1}"])
+              for t in range(len(truth))]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def save_horizon_plot(result: dict, path: Path) -> None:
+    """PSNR and ball error against the rollout horizon, model vs copy-last-frame."""
+    import matplotlib  # heavy (~1 s): only the evaluation's plot pays for it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name in (MODEL, COPY):
+        rollout = result["rollout"][name]
+        horizons = [int(h) for h in rollout]
+        for ax, metric in zip(axes, ("psnr", "ball_err_px"), strict=True):
+            ax.plot(horizons, [rollout[str(h)][metric] for h in horizons], marker="o", label=name)
+    for ax, label in zip(axes, ("PSNR (dB)", "ball position error (px)"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("rollout horizon (frames)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"autonomous rollout, {result['games']} held-out games, sampler K={result['sampler']['steps']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,62 @@
+"""The Breakout task's record: a pixel diffusion world model over our own 64x64 simulator.
+
+    python -m worldmodels.train task=breakout
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from torch import nn
+
+from worldmodels.breakout import evaluate
+from worldmodels.breakout.data import BreakoutDataConfig, BreakoutDataModule
+from worldmodels.breakout.denoiser import DenoiserConfig, FastDenoiserConfig, build_denoiser
+from worldmodels.breakout.export import export_breakout
+from worldmodels.breakout.media import BreakoutRolloutGif, BreakoutSampleGrid
+from worldmodels.breakout.objective import DiffusionConfig, DiffusionModule
+from worldmodels.core.config import RunConfig
+from worldmodels.core.task import Task
+
+
+def build_net(run: RunConfig) -> nn.Module:
+    return build_denoiser(run.model)
+
+
+def build_datamodule(run: RunConfig) -> BreakoutDataModule:
+    return BreakoutDataModule(run.data, seed=run.seed)
+
+
+def build_module(run: RunConfig, net: nn.Module, run_config: dict) -> DiffusionModule:
+    return DiffusionModule(net, run.module, run_config)
+
+
+def callbacks(run: RunConfig) -> list[L.Callback]:
+    """Sample grids and the rollout GIF at each validation."""
+    out = Path(run.paths.output_dir) / "media"
+    cbs: list[L.Callback] = []
+    if run.callbacks.samples.enabled:
+        cbs.append(BreakoutSampleGrid(run.callbacks.samples, run.module.sampler, out))
+    if run.callbacks.rollout.enabled:
+        cbs.append(BreakoutRolloutGif(run.callbacks.rollout, run.module.sampler, run.data.policy, out, run.seed))
+    return cbs
+
+
+def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, metrics: dict | None):
+    return export_breakout(module.inference_net, run, module.run_config, out_dir, name, tolerance, metrics)
+
+
+TASK = Task(
+    name="breakout",
+    models={"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig},
+    data={"breakout": BreakoutDataConfig},
+    modules={"diffusion": DiffusionConfig},
+    build_net=build_net,
+    build_datamodule=build_datamodule,
+    build_module=build_module,
+    callbacks=callbacks,
+    export=export,
+    eval_arguments=evaluate.add_arguments,
+    evaluate=evaluate.run,
+)

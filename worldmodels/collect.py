@@ -1,0 +1,30 @@
+"""Build the Flappy data caches outside training: the PPO player and the recorded episodes, for a run's config.
+
+    python -m worldmodels.collect data.collector.episodes=2000          # the run's own overrides (task=flappy)
+    python -m worldmodels.collect experiment=flappy_fast
+
+Useful before a multi-GPU run, or to see the player's scores first; training then finds both in the cache
+(`paths.cache_dir`, keyed by the collector config), so nothing is built twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from worldmodels.core.config import compose_config
+from worldmodels.core.errors import one_line_errors
+from worldmodels.flappy.collector import ensure_episodes
+from worldmodels.tasks import validate
+
+
+def main(overrides: list[str]) -> None:
+    run = validate(compose_config(["task=flappy", *overrides]))
+    store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
+    print(f"{store.directory}: {store.num_episodes} episodes, {store.manifest['frames']} frames")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    one_line_errors(main)(sys.argv[1:])

@@ -1,0 +1,84 @@
+"""The export contract every task shares: the manifest's format, ONNX opset, atomic writes, reading an export.
+
+An export is `<name>.onnx` (plus a task's extra graphs) and `<name>.json`, its manifest: task, format and version,
+shapes and names of inputs/outputs, normalization, sampler defaults or token spec, training config, git commit,
+metrics (`docs/design.md`, "ONNX artifacts"). The manifest is the web player's only source of these facts; the same
+key facts go into the ONNX file's metadata_props. `manifest.schema.json` beside this file is the JSON Schema every
+manifest is written against and that Python (`validate_manifest`) and the web player both check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from worldmodels.core.errors import UserError
+
+MANIFEST_FORMAT = "worldmodels-manifest"
+MANIFEST_FORMAT_VERSION = 1
+OPSET = 17
+
+
+class ExportError(UserError):
+    """The exported graph disagrees with PyTorch, or could not be written."""
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with `+dirty` when it has uncommitted changes), or None outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; an export is meant to be read by servers and other users
+    os.replace(tmp, path)
+
+
+def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:
+    """The manifest's key facts as ONNX metadata_props (strings): task, format, inputs/outputs, commit, `extra`."""
+    props = {
+        "worldmodels.task": manifest["task"],
+        "worldmodels.format_version": str(manifest["format_version"]),
+        "worldmodels.git_commit": manifest["git_commit"] or "unknown",
+    }
+    props.update({f"worldmodels.{key}": json.dumps(manifest[key]) for key in ("inputs", "outputs", *extra)})
+    return props
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    """Write `manifest` as JSON, atomically."""
+    write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode())
+
+
+def read_manifest(path: Path) -> dict:
+    """The JSON manifest beside an exported .onnx."""
+    manifest_path = path.with_suffix(".json")
+    if not manifest_path.is_file():
+        raise UserError(f"{path} has no manifest {manifest_path.name} beside it; re-export it")
+    try:
+        return json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{manifest_path} is not valid JSON ({err.msg}); re-export the model") from err
+
+
+def onnx_session(path: Path):
+    """An onnxruntime CPU session for `path`, or a one-line UserError for a file that is not a loadable model."""
+    import onnxruntime as ort  # heavy (~0.5 s): only the commands that run a model pay for it
+
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for corrupt files
+        raise UserError(f"{path} is not a loadable ONNX model ({type(err).__name__})") from err

@@ -1,0 +1,1 @@
+"""Flappy token decoding: the rules, the KV-cache window, the backends (PyTorch, ONNX) and the decoders."""
