@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup web-setup train smoke test lint bench golden export evaluate play clean
+.PHONY: help setup web-setup train smoke test test-fast lint bench golden export evaluate play clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,8 +37,11 @@ train: setup ## train the Breakout world model on this CPU (experiment=breakout_
 smoke: setup ## a seconds-long end-to-end run (debug=smoke) with every artifact
 	$(BIN)/python -m worldmodels.train debug=smoke $(ARGS)
 
-test: setup web-setup ## run the test suite (Python, TypeScript unit tests, headless-Chromium browser tests)
+test: setup web-setup ## run the whole test suite (Python, TypeScript unit tests, headless-Chromium browser tests)
 	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: setup ## the tests that do not train, sweep, run DDP or start Chromium (pytest -m "not slow")
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
 lint: setup ## ruff over the package and tests
 	$(BIN)/ruff check worldmodels tests

@@ -1,4 +1,8 @@
-"""Shared fixtures: one real `debug=smoke` training run per session, used by the artifact tests."""
+"""Shared fixtures: one real `debug=smoke` training run per task and session, used by the artifact tests.
+
+Tests that train, sweep, run DDP or start Chromium carry the `slow` marker (`make test-fast` leaves them out);
+a test that asks for a training run's fixture without it fails at collection, so the fast subset stays fast.
+"""
 
 from __future__ import annotations
 
@@ -50,3 +54,14 @@ def flappy_smoke_run(tmp_path_factory) -> Path:
     result = run_cli("worldmodels.train", "task=flappy", "debug=smoke", "logger=csv", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+TRAINING_FIXTURES = {"smoke_run", "flappy_smoke_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"these tests train (they use {', '.join(sorted(TRAINING_FIXTURES))}) but are not "
+                                f"marked @pytest.mark.slow: {', '.join(unmarked)}")

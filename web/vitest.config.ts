@@ -1,5 +1,5 @@
 // Unit tests (node): simulator golden traces, sampler and decoder parity with the Python references, manifests.
-// Parity fixtures come from `python tests/web_fixtures.py DIR`, passed as WM_FIXTURES=DIR (tests/test_web.py does it).
+// Parity fixtures come from `python tests/web/web_fixtures.py DIR`, passed as WM_FIXTURES=DIR (tests/web/test_web.py does it).
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({

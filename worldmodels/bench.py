@@ -26,6 +26,8 @@ against the baseline and the one-step dream frames/s (the browser's bench page m
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import platform
 import tempfile
@@ -34,7 +36,30 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import onnxruntime as ort
 import torch
+
+from worldmodels.breakout.config import DenoiserConfig
+from worldmodels.breakout.denoiser import (
+    INPUT_CHANNELS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    TinyDenoiser,
+    build_denoiser,
+    conv_flops,
+)
+from worldmodels.breakout.sim import BreakoutSim
+from worldmodels.core.config import compose_config
+from worldmodels.core.manifest import OPSET
+from worldmodels.flappy.config import TransformerConfig
+from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
+from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
+from worldmodels.flappy.decoding.rules import frame_rules
+from worldmodels.flappy.frame_graph import export_frame_onnx
+from worldmodels.flappy.game import GEOMETRY, FlappyGame, HeuristicPolicy, record_episode
+from worldmodels.flappy.tokens import SPEC
+from worldmodels.flappy.transformer import TokenTransformer, export_onnx
+from worldmodels.tasks import build_datamodule, build_module, validate
 
 
 def machine() -> str:
@@ -43,8 +68,6 @@ def machine() -> str:
 
 
 def bench_sim(games: int, steps: int) -> list[tuple[str, float]]:
-    from worldmodels.breakout.sim import BreakoutSim
-
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 3, size=(steps, games))
     seeds = np.arange(games)
@@ -91,9 +114,6 @@ class StepTiming(L.Callback):
 
 
 def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float, float]]:
-    from worldmodels.core.config import compose_config
-    from worldmodels.tasks import build_datamodule, build_module, validate
-
     rows = []
     for workers in (0, 1):
         with tempfile.TemporaryDirectory() as out:
@@ -115,12 +135,7 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
     """The decode, prefill and frame graphs of an exported model (plus a start context and its cache kind), or of
     a fresh default-size one with random weights. The frame graph's speed depends on the weights (how many passes
     a frame takes), so an export without one gets no frame-graph rows."""
-    import json
 
-    from worldmodels.flappy.decoding.rules import frame_rules
-    from worldmodels.flappy.frame_graph import export_frame_onnx
-    from worldmodels.flappy.tokens import SPEC
-    from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig, export_onnx
 
     torch.manual_seed(0)
     if onnx_path:
@@ -131,7 +146,6 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
                 "frame": onnx_path.with_name(frame) if frame else None,
                 "context": np.asarray(manifest["start_contexts"][0]),
                 "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path)}
-    from worldmodels.flappy.game import FlappyGame, HeuristicPolicy, record_episode
 
     model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, sliding_window=True))
     export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
@@ -145,8 +159,6 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
 def dream_pilot(state_tokens) -> int:
     """The decode benchmarks' player: flap when the dreamed bird's centre is more than 10 px below the centre of
     the gap of the first visible pipe it has not passed (HeuristicPolicy's rule, read off the decoded tokens)."""
-    from worldmodels.flappy.game import GEOMETRY
-    from worldmodels.flappy.tokens import SPEC
 
     state, _ = SPEC.decode_frame(state_tokens)
     ahead = [(x, gap) for x, gap, shown in zip(state.pipe_x, state.gap_y, state.visible, strict=True)
@@ -171,7 +183,8 @@ def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 
             report(i)
 
     def calls() -> int:  # model calls so far: frame-graph passes, or one per token
-        return getattr(decoder, "passes", decoder.tokens_generated // 9 * 10)
+        frames = decoder.tokens_generated // SPEC.state_tokens_per_frame
+        return getattr(decoder, "passes", frames * SPEC.tokens_per_frame)
 
     play(warmup_frames, lambda i: None)
     chunk, rates = 100, []
@@ -179,23 +192,22 @@ def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 
     def report(i: int) -> None:
         if (i + 1) % chunk == 0:
             now = time.perf_counter()
-            rates.append(chunk * 10 / (now - start[0]))
+            rates.append(chunk * SPEC.tokens_per_frame / (now - start[0]))
             start[0] = now
 
-    play(tokens // 1000 * chunk, report)
-    seconds = float(np.sum(chunk * 10 / np.array(rates)))
+    chunk_tokens = chunk * SPEC.tokens_per_frame  # 1,000
+    play(tokens // chunk_tokens * chunk, report)
+    seconds = float(np.sum(chunk_tokens / np.array(rates)))
     return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
-            "tokens": len(rates) * 1000, "slides": decoder.slides, "history": decoder.history,
+            "tokens": len(rates) * chunk_tokens, "slides": decoder.slides, "history": decoder.history,
             "passes_per_frame": calls() / (len(rates) * chunk),
-            "per_token_s": seconds / (len(rates) * 1000), "per_call_s": seconds / calls()}
+            "per_token_s": seconds / (len(rates) * chunk_tokens), "per_call_s": seconds / calls()}
 
 
 def bench_decode(onnx_path: str | None, tokens: int, long_tokens: int) -> dict:
     """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
     a full recompute; then the cost per token (and per model call) of one `long_tokens` game against the median
     of five 1,000-token games, with the frame graph when the export has one."""
-    from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
-    from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
 
     with tempfile.TemporaryDirectory() as tmp:
         graphs = flappy_graphs(onnx_path, Path(tmp))
@@ -239,8 +251,6 @@ def time_ms(call, calls: int) -> float:
 
 def ort_session(onnx_path: str | Path, threads: int):
     """An onnxruntime CPU session with `threads` intra-op threads and one inter-op thread."""
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
@@ -248,8 +258,6 @@ def ort_session(onnx_path: str | Path, threads: int):
 
 def denoiser_input(manifest: dict) -> np.ndarray:
     """A random batch-1 input of the shape the Breakout manifest declares."""
-    from worldmodels.breakout.denoiser import INPUT_CHANNELS
-
     frame = manifest["frame"]
     x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
     return x.astype(np.float32)
@@ -258,14 +266,12 @@ def denoiser_input(manifest: dict) -> np.ndarray:
 def seed_denoiser_onnx(out: Path, like: dict) -> Path:
     """The seed-scale TinyDenoiser (width 96, 14 blocks; random weights: speed does not depend on them) as ONNX,
     with a manifest copied from `like` so it samples the same way."""
-    import json
 
-    from worldmodels.breakout.denoiser import INPUT_NAME, OUTPUT_NAME, DenoiserConfig, TinyDenoiser
 
     net = TinyDenoiser(DenoiserConfig()).eval()
     path = out / "seed_tiny_denoiser.onnx"
     x = torch.from_numpy(denoiser_input(like))
-    torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=17,
+    torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
                       dynamo=False)
     model = {**vars(DenoiserConfig()), "parameters": net.num_parameters()}
     path.with_suffix(".json").write_text(json.dumps({**like, "name": path.stem, "onnx": path.name, "model": model}))
@@ -276,9 +282,7 @@ def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
     """ms per denoiser call (batch 1) of the seed-scale TinyDenoiser (the baseline, exported here) and of each
     given model: PyTorch (the model's own config, random weights) and onnxruntime with 1 and 2 intra-op threads,
     with the convolutions' GFLOP per call."""
-    import json
 
-    from worldmodels.breakout.denoiser import build_denoiser, conv_flops
 
     with tempfile.TemporaryDirectory() as tmp:
         like = json.loads(Path(onnx_paths[0]).with_suffix(".json").read_text())
@@ -322,8 +326,6 @@ def main(argv: list[str] | None = None) -> None:
                              "Breakout model's into this folder, for the browser's bench page, and exit")
     args = parser.parse_args(argv)
     if args.seed_denoiser_out:
-        import json
-
         args.seed_denoiser_out.mkdir(parents=True, exist_ok=True)
         like = json.loads(Path("models/breakout/breakout.json").read_text())
         print(f"wrote {seed_denoiser_onnx(args.seed_denoiser_out, like)}")
@@ -337,8 +339,6 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<36}{rate:>12,.0f}{rate / base:>9.1f}x")
         print()
     if args.only in (None, "train"):
-        import logging
-
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         rows = bench_train(args.overrides, args.train_steps)
         base = rows[0][1]

@@ -20,7 +20,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from worldmodels.core.errors import UserError, one_line_errors
+from worldmodels.core.run_identity import overrides_dict
 from worldmodels.core.sweep import FAILED, read_failure
 
 SUMMARY, OVERRIDES = "summary.json", ".hydra/overrides.yaml"
@@ -82,10 +85,6 @@ def read_run(path: Path) -> Run:
     run = Run(path)
     overrides = path / OVERRIDES
     if overrides.is_file():
-        from omegaconf import OmegaConf
-
-        from worldmodels.core.run_identity import overrides_dict
-
         try:
             run.overrides = overrides_dict(OmegaConf.to_container(OmegaConf.load(overrides)) or [])
         except Exception as err:  # noqa: BLE001 (a broken file must not hide the run)
@@ -190,10 +189,10 @@ def numeric_parameter(runs: list[Run], swept: list[str]) -> str | None:
 def plot(runs: list[Run], swept: list[str], metrics: list[str], path: Path, title: str) -> None:
     """Each metric against the one numeric swept parameter (points, and a line through the mean per value), or
     one bar per finished run."""
-    import matplotlib
+    import matplotlib  # heavy (~1 s to import): only the plot pays for it, not the table
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use, so the headless backend is the one loaded
 
     finished = [r for r in runs if r.ok]
     param = numeric_parameter(runs, swept)

@@ -9,15 +9,19 @@ each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the m
 reachable: a path with `..`, a file outside `web/dist` or a file a manifest does not name gets 403/404. Responses
 carry the cross-origin isolation headers (so onnxruntime-web may use two WASM threads) and correct MIME types (`.wasm`,
 `.mjs`).
+Checks: a Host other than 127.0.0.1, localhost or [::1] with our port gets 403 (DNS rebinding), a symlink out of
+`web/dist` or its model's folder 404, a path over 2,048 characters 414; idle connections close after 10 s.
 
 Models come from `models/` in the repo (shipped, with model cards), the newest exports under `outputs/` and
-`multirun/` (`<run>/export/*.json`), and any `--models` folder.
-Tests: python -m pytest tests/test_play.py tests/test_web.py
+`multirun/` (`<run>/export/*.json`), and any `--models` folder. Other JSON there is skipped with a warning (under a run
+folder, silently); a manifest breaking the schema is listed with a warning, so that the player says what is wrong.
+Tests: python -m pytest tests/web/test_play.py tests/web/test_web.py
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import json
 import shutil
@@ -31,10 +35,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from worldmodels.core.errors import UserError, one_line_errors
+from worldmodels.core.manifest import MANIFEST_FORMAT, SCHEMA_PATH, manifest_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_DIR = ROOT / "web"
-MANIFEST_FORMAT = "worldmodels-manifest"
+HOST = "127.0.0.1"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # the only Host names served (DNS rebinding)
+MAX_PATH = 2048  # characters of the request target; longer gets 414
+IDLE_TIMEOUT_S = 10.0  # a connection that sends nothing for this long is closed
 HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
@@ -49,7 +57,8 @@ MIME = {
     ".onnx": "application/octet-stream", ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon",
 }
 # What a rebuild depends on: newer than dist/build.json means stale.
-BUILD_INPUTS = ("src", "public", "build.mjs", "package.json", "package-lock.json")
+BUILD_INPUTS = ("src", "public", "build.mjs", "package.json", "package-lock.json",
+                "../worldmodels/core/manifest.schema.json")  # the player bundles the manifest schema
 
 
 @dataclass
@@ -72,32 +81,81 @@ class Model:
         return data
 
 
-def read_manifest(path: Path) -> dict | None:
-    """A worldmodels manifest at `path`, or None for any other JSON (eval summaries, configs...)."""
+class Skipped(Exception):
+    """Why a JSON file found by discovery is not listed; `other_json` when it is simply not a manifest."""
+
+    def __init__(self, reason: str, other_json: bool = False):
+        super().__init__(reason)
+        self.other_json = other_json
+
+
+def read_manifest(path: Path) -> dict:
+    """The worldmodels manifest at `path`; Skipped for a file that is not JSON or is other JSON (eval summaries...)."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        return None
+    except OSError as err:
+        raise Skipped(f"unreadable ({err.strerror or err})") from err
+    except ValueError as err:  # JSONDecodeError, and UnicodeDecodeError for a binary file
+        raise Skipped(f"not JSON ({getattr(err, 'msg', None) or err})") from err
+    if not isinstance(data, dict):
+        raise Skipped(f"not a worldmodels manifest (a JSON {type(data).__name__}, not an object)", other_json=True)
+    if data.get("format") != MANIFEST_FORMAT:
+        raise Skipped(f"not a worldmodels manifest (format {data.get('format')!r}, not {MANIFEST_FORMAT!r})",
+                      other_json=True)
     return data
 
 
-def model_from_manifest(path: Path, source: str) -> Model | None:
-    data = read_manifest(path)
-    if data is None:
-        return None
+def inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, symlinks resolved, lies inside `folder` (itself resolved)."""
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a name too long, a symlink loop
+        return False
+
+
+def model_from_manifest(path: Path, source: str, data: dict | None = None) -> Model:
+    """The model the manifest at `path` (read already: `data`) describes; Skipped (with the reason) when it cannot be
+    served."""
+    data = read_manifest(path) if data is None else data
     names = [path.name] + [data[k] for k in ("onnx", "prefill_onnx", "frame_onnx") if isinstance(data.get(k), str)]
     # a manifest naming a path (not a bare file name) in the same folder is not served
-    if any(Path(n).name != n or n in ("", ".", "..") for n in names):
-        return None
+    for n in names:
+        if Path(n).name != n or n in ("", ".", "..") or "\\" in n or "\0" in n:
+            raise Skipped(f"names {n!r}, not a file name in its folder")
+    folder = path.parent.resolve()
+    for n in names:
+        if (path.parent / n).is_symlink() and not inside(path.parent / n, folder):
+            raise Skipped(f"{n} is a link to a file outside {folder} (not served)")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     ident = f"{source}-{path.stem}-{digest}"
     task, name = str(data.get("task", "?")), str(data.get("name", path.stem))
     where = path.parent.name if source == "shipped" else str(_short(path.parent))
     return Model(id=ident, task=task, name=name, source=source, label=f"{task}: {name} ({source}, {where})",
-                 manifest=f"/models/{ident}/{path.name}", mtime=path.stat().st_mtime, folder=path.parent.resolve(),
+                 manifest=f"/models/{ident}/{path.name}", mtime=path.stat().st_mtime, folder=folder,
                  files=tuple(names))
+
+
+def warn(path: Path, why: str) -> None:
+    print(f"warning: {path}: {why}", file=sys.stderr, flush=True)
+
+
+def models_in(paths, source: str) -> list[Model]:
+    """The models among the JSON files `paths`, with a warning line for each one skipped (under a run folder, other
+    JSON is expected and skipped silently) and for each manifest the player will refuse (listed: it says why)."""
+    found = []
+    for path in paths:
+        try:
+            data = read_manifest(path)
+            model = model_from_manifest(path, source, data)
+        except Skipped as why:
+            if not (why.other_json and source == "run"):
+                warn(path, f"skipped: {why}")
+            continue
+        problem = manifest_problem(data)
+        if problem:
+            warn(path, f"breaks {SCHEMA_PATH.name} ({problem}); listed, but the player will refuse it")
+        found.append(model)
+    return found
 
 
 def _short(folder: Path) -> Path:
@@ -110,16 +168,14 @@ def _short(folder: Path) -> Path:
 def discover(models_dir: Path = ROOT / "models", run_roots: tuple[Path, ...] = (Path("outputs"), Path("multirun")),
              extra: tuple[Path, ...] = (), newest: int = 6) -> list[Model]:
     """Shipped models, then the `newest` exported runs (newest first), then the extra folders' manifests."""
-    found: list[Model] = []
-    for path in sorted(models_dir.glob("*/*.json")) if models_dir.is_dir() else []:
-        found += filter(None, [model_from_manifest(path, "shipped")])
-    runs = [m for root in run_roots if root.is_dir() for p in root.glob("**/export/*.json")
-            for m in [model_from_manifest(p, "run")] if m]
-    found += sorted(runs, key=lambda m: -m.mtime)[:newest]
     for folder in extra:
         if not folder.is_dir():
             raise UserError(f"--models {folder}: not a folder")
-        found += filter(None, (model_from_manifest(p, "extra") for p in sorted(folder.glob("*.json"))))
+    found = models_in(sorted(models_dir.glob("*/*.json")) if models_dir.is_dir() else [], "shipped")
+    runs = models_in([p for root in run_roots if root.is_dir() for p in root.glob("**/export/*.json")], "run")
+    found += sorted(runs, key=lambda m: -m.mtime)[:newest]
+    for folder in extra:
+        found += models_in(sorted(folder.glob("*.json")), "extra")
     return found
 
 
@@ -155,14 +211,22 @@ class PlayerHandler(BaseHTTPRequestHandler):
     """GET/HEAD only; serves dist files, the model index and the files manifests name. Nothing else."""
 
     server_version = "worldmodels-play"
+    timeout = IDLE_TIMEOUT_S  # StreamRequestHandler puts it on the socket: an idle connection is closed
 
-    def __init__(self, *args, dist: Path, models: list[Model], quiet: bool = False, **kwargs):
+    def __init__(self, *args, dist: Path, models: list[Model], quiet: bool = False, timeout: float | None = None,
+                 **kwargs):
         self.dist, self.models, self.quiet = dist, {m.id: m for m in models}, quiet
+        if timeout is not None:
+            self.timeout = timeout
         super().__init__(*args, **kwargs)
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         if not self.quiet:
             super().log_message(format, *args)
+
+    def log_error(self, format, *args):  # noqa: A002
+        if not format.startswith("Request timed out"):  # an idle keep-alive connection closed: nothing went wrong
+            super().log_error(format, *args)
 
     def do_HEAD(self):
         self._serve(body=False)
@@ -170,7 +234,20 @@ class PlayerHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         self._serve(body=True)
 
+    def _host_ok(self) -> bool:
+        """Whether the Host header names this server: a loopback name and our port (a port-less name means port 80).
+        A DNS-rebinding page reaches us under its own name, so its requests are refused."""
+        host = (self.headers.get("Host") or "").strip().lower()
+        port = self.server.server_address[1]
+        return host in {f"{name}:{port}" for name in LOOPBACK_NAMES} or port == 80 and host in LOOPBACK_NAMES
+
     def _serve(self, body: bool) -> None:
+        if not self._host_ok():
+            port = self.server.server_address[1]
+            return self._error(HTTPStatus.FORBIDDEN, f"Host header refused: open http://{HOST}:{port}/")
+        if len(self.path) > MAX_PATH:
+            self.close_connection = True
+            return self._error(HTTPStatus.REQUEST_URI_TOO_LONG, f"request path over {MAX_PATH} characters")
         raw = urlsplit(self.path).path
         path = unquote(raw)
         parts = path.split("/")
@@ -183,18 +260,25 @@ class PlayerHandler(BaseHTTPRequestHandler):
             model = self.models.get(parts[2]) if len(parts) == 4 else None
             if model is None or parts[3] not in model.files:
                 return self._error(HTTPStatus.NOT_FOUND, "no such model file")
-            return self._file(model.folder / parts[3], body)
-        target = (self.dist / ("index.html" if path == "/" else path.lstrip("/"))).resolve()
-        if path.endswith("/") and path != "/" or not target.is_relative_to(self.dist):
+            return self._file([model.folder / parts[3]], model.folder, body)
+        if path.endswith("/") and path != "/":
             return self._error(HTTPStatus.FORBIDDEN, "path refused")
-        if target.suffix == "" and target.with_suffix(".html").is_file():
-            target = target.with_suffix(".html")  # /bench -> bench.html
-        return self._file(target, body)
+        target = self.dist / ("index.html" if path == "/" else path.lstrip("/"))
+        # /bench is bench.html when that is a file
+        return self._file([target.with_suffix(".html"), target] if target.suffix == "" else [target], self.dist, body)
 
-    def _file(self, path: Path, body: bool) -> None:
-        if not path.is_file():
-            return self._error(HTTPStatus.NOT_FOUND, "not found")
-        return self._send(path.read_bytes(), MIME.get(path.suffix, "application/octet-stream"), body)
+    def _file(self, paths: list[Path], root: Path, body: bool) -> None:
+        """The first of `paths` that, symlinks resolved, is a file inside `root` (resolved); else 404, nothing read."""
+        for path in paths:
+            try:
+                target = path.resolve()
+                if not (target.is_relative_to(root) and target.is_file()):
+                    continue
+                data = target.read_bytes()
+            except (OSError, RuntimeError):  # a name too long for the disk, a symlink loop, a file gone since
+                continue
+            return self._send(data, MIME.get(target.suffix, "application/octet-stream"), body)
+        return self._error(HTTPStatus.NOT_FOUND, "not found")
 
     def _send(self, data: bytes, mime: str, body: bool, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_response(status)
@@ -210,12 +294,40 @@ class PlayerHandler(BaseHTTPRequestHandler):
         self._send(f"{status.value} {text}\n".encode(), "text/plain; charset=utf-8", True, status)
 
 
-def make_server(port: int, models: list[Model], dist: Path = WEB_DIR / "dist", quiet: bool = False):
-    """A ThreadingHTTPServer on 127.0.0.1:port (0 = any free port) serving the player."""
+def check_dist(dist: Path) -> None:
     if not (dist / "index.html").is_file():
         raise UserError(f"{dist} has no built player: run without --no-build (needs npm) or `cd web && npm run build`")
-    handler = partial(PlayerHandler, dist=dist.resolve(), models=models, quiet=quiet)
-    return ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+def listen(port: int) -> ThreadingHTTPServer:
+    """A ThreadingHTTPServer bound to 127.0.0.1:port that serves nothing yet (see `serve`); a UserError for a port out
+    of range or one we cannot listen on."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: must be 0..65535")
+    try:
+        return ThreadingHTTPServer((HOST, port), PlayerHandler)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise UserError(f"--port {port}: already in use; pick another (--port 0 picks a free one)") from err
+        raise UserError(f"--port {port}: cannot listen on {HOST}:{port} ({err.strerror or err}); pick another "
+                        "(--port 0 picks a free one)") from err
+
+
+def serve(server: ThreadingHTTPServer, models: list[Model], dist: Path = WEB_DIR / "dist", quiet: bool = False,
+          timeout: float | None = None) -> ThreadingHTTPServer:
+    """`server` set to serve the player in `dist` and `models`; `timeout` (default IDLE_TIMEOUT_S) closes idle
+    connections."""
+    check_dist(dist)
+    server.RequestHandlerClass = partial(PlayerHandler, dist=dist.resolve(), models=models, quiet=quiet,
+                                         timeout=IDLE_TIMEOUT_S if timeout is None else timeout)
+    return server
+
+
+def make_server(port: int, models: list[Model], dist: Path = WEB_DIR / "dist", quiet: bool = False,
+                timeout: float | None = None) -> ThreadingHTTPServer:
+    """A ThreadingHTTPServer on 127.0.0.1:port (0 = any free port) serving the player."""
+    check_dist(dist)
+    return serve(listen(port), models, dist, quiet, timeout)
 
 
 @one_line_errors
@@ -228,19 +340,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quiet", action="store_true", help="no request log")
     args = parser.parse_args(argv)
 
-    if not args.no_build:
-        build()
-    models = discover(extra=tuple(args.models), newest=args.newest)
-    server = make_server(args.port, models, quiet=args.quiet)
-    host, port = server.server_address[:2]
-    for m in models:
-        print(f"  model {m.label}")
-    if not models:
-        print("  no models found: export one (python -m worldmodels.export run/checkpoints/last.ckpt) or add "
-              "--models DIR", flush=True)
-    print(f"serving the player on http://{host}:{port}/  (benchmarks: http://{host}:{port}/bench)  Ctrl-C stops",
-          flush=True)
+    server = listen(args.port)  # a busy or invalid port says so before minutes of npm
     try:
+        if not args.no_build:
+            build()
+        models = discover(extra=tuple(args.models), newest=args.newest)
+        serve(server, models, quiet=args.quiet)
+        host, port = server.server_address[:2]
+        for m in models:
+            print(f"  model {m.label}")
+        if not models:
+            print("  no models found: export one (python -m worldmodels.export run/checkpoints/last.ckpt) or add "
+                  "--models DIR", flush=True)
+        print(f"serving the player on http://{host}:{port}/  (benchmarks: http://{host}:{port}/bench)  Ctrl-C stops",
+              flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -1,36 +1,55 @@
 """The task registry: task name -> the record its folder declares (`worldmodels.core.task.Task`), and what needs
-the whole run: validating a composed config, building a run's parts, exporting, loading a checkpoint.
+the whole run: registering every config schema, validating a composed config, building a run's parts, exporting,
+loading a checkpoint.
 
-train.py, export.py and evaluate.py go through here, so adding a task means adding its folder and one line to
-`TASKS`. Checkpoints carry their resolved config, so `load_checkpoint` rebuilds the module with no Hydra composition.
+train.py, export.py and evaluate.py go through here, so adding a task means adding its folder (with its `task.py`
+and its light `config.py`) and one line to `TASKS`. Checkpoints carry their resolved config, so `load_checkpoint`
+rebuilds the module with no Hydra composition.
+
+Light to import (no torch or Lightning at the top): Hydra imports it to register the schemas before it composes.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from worldmodels.core.config import RunConfig
+from worldmodels.core.config import RUN_SCHEMAS, RunConfig, store_schemas
 from worldmodels.core.errors import UserError
-from worldmodels.core.module import CHECKPOINT_KEY, WorldModelModule
 from worldmodels.core.schema import ConfigError, build
 from worldmodels.core.task import Task
 
-# name -> the module holding its `TASK`; imported on first use, so a run loads only its own task's code.
+if TYPE_CHECKING:
+    import lightning as L
+
+    from worldmodels.core.module import WorldModelModule
+
+# name -> its package: `<package>.task` holds its `TASK` (imported on first use, so a run loads only its own task's
+# code), `<package>.config` its schemas (`SCHEMAS`, light: registered before every composition).
 TASKS = {
-    "breakout": "worldmodels.breakout.task",
-    "flappy": "worldmodels.flappy.task",
+    "breakout": "worldmodels.breakout",
+    "flappy": "worldmodels.flappy",
 }
 
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise ConfigError(f"task_name: unknown task {name!r} (known: {', '.join(TASKS)})")
-    return importlib.import_module(TASKS[name]).TASK
+    return importlib.import_module(f"{TASKS[name]}.task").TASK
+
+
+def register_schemas() -> None:
+    """Every schema into Hydra's ConfigStore, for conf/'s YAML to extend: the run's as `schema/<name>`
+    (`schema/trainer`), each task's as `schema/<group>/<name>` (`schema/model/tiny_denoiser`). Hydra runs this through
+    `hydra_plugins/worldmodels_schemas` whenever it starts, before any composition; of the tasks it imports only
+    their light `config` modules."""
+    store_schemas(RUN_SCHEMAS)
+    for package in TASKS.values():
+        for group, schemas in importlib.import_module(f"{package}.config").SCHEMAS.items():
+            store_schemas(schemas, f"schema/{group}")
 
 
 def validate(cfg: DictConfig | dict) -> RunConfig:
@@ -74,6 +93,10 @@ def export_module(module: WorldModelModule, run: RunConfig, out_dir: str | Path,
 
 def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
+    import torch  # heavy (seconds): kept off the registry's import, which every composition pays for
+
+    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: as above
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")

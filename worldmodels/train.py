@@ -17,27 +17,23 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.types import RunMode
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from worldmodels.core.callbacks import OnnxExport, SaveOnInterrupt
 from worldmodels.core.config import RunConfig, compose_config, config_dir
 from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.fingerprint import debug_callbacks
 from worldmodels.core.run_identity import hydra_job_config, swept_keys, wandb_run_identity
-from worldmodels.core.schema import ConfigError
 from worldmodels.core.sweep import failure_message, record_failure
 from worldmodels.tasks import build_datamodule, build_module, export_module, task_callbacks, validate
 
@@ -171,31 +167,14 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def check_overrides(argv: list[str]) -> None:
-    """Compose once before Hydra runs, to turn its multi-line composition errors into one line naming the key."""
+    """Compose once before Hydra runs, so that a bad override or config (unknown key, wrong type: the schemas check
+    both while composing) stops with one line naming the key (`compose_config`'s ConfigError) instead of Hydra's
+    multi-line report."""
     overrides = [a for a in argv if not a.startswith("-")]
     if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-c", "--cfg") or
            a.startswith("--") for a in argv):
         return  # sweeps and Hydra's own flags: each job is still validated by `validate`
-    try:
-        compose_config(overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(hydra_error_line(str(err))) from None
-
-
-def hydra_error_line(message: str) -> str:
-    """One line from Hydra's composition error text."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    full_key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), None)
-    unknown = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
-    if unknown and "To append to your config" in message:
-        return f"{unknown.group(1)}: unknown key (check the spelling; `--cfg job` prints every key)"
-    if "Could not find" in message:
-        listed = message.split("Available options", 1)[-1].split("Config search path", 1)[0].splitlines()[1:]
-        options = [line.strip() for line in listed if line.strip()]
-        return f"{lines[0]} (available: {', '.join(options)})" if options else lines[0]
-    if full_key:
-        return f"{full_key}: {lines[0]}"
-    return "; ".join(lines[:2])
+    compose_config(overrides)
 
 
 def main() -> None:

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from worldmodels.breakout.data import BreakoutDataConfig, BreakoutDataModule, BreakoutStream, play
-from worldmodels.breakout.sim import BreakoutSim, PolicyConfig
+from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig
+from worldmodels.breakout.data import BreakoutDataModule, BreakoutStream, play
+from worldmodels.breakout.sim import BreakoutSim
 from worldmodels.core.data import TRAIN, VAL
 
 CFG = BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.denoiser import (
     INPUT_CHANNELS,
-    DenoiserConfig,
     FastDenoiser,
-    FastDenoiserConfig,
     TinyDenoiser,
     build_denoiser,
     conv_flops,

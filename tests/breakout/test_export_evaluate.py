@@ -10,12 +10,15 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from tests.conftest import run_cli
-from worldmodels.breakout.denoiser import DenoiserConfig, FastDenoiser, FastDenoiserConfig, TinyDenoiser
+from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
+from worldmodels.breakout.denoiser import FastDenoiser, TinyDenoiser
 from worldmodels.breakout.evaluate import evaluate, load_model
 from worldmodels.breakout.export import export_breakout
 from worldmodels.breakout.metrics import COPY, MODEL, TRUE
 from worldmodels.core.config import compose_config
 from worldmodels.core.manifest import ExportError
+from worldmodels.evaluate import main as evaluate_main
+from worldmodels.export import main as export_main
 from worldmodels.tasks import validate
 
 
@@ -50,6 +53,7 @@ def test_export_fails_loudly_above_tolerance(tiny_run, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+@pytest.mark.slow
 def test_export_command(smoke_run, tmp_path):
     result = run_cli("worldmodels.export", str(smoke_run / "checkpoints" / "last.ckpt"), "--out", str(tmp_path),
                      "--name", "mine")
@@ -58,6 +62,7 @@ def test_export_command(smoke_run, tmp_path):
     assert "max |onnxruntime - PyTorch|" in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_scores_model_and_baselines(smoke_run):
     model = load_model(smoke_run / "export" / "breakout.onnx")
     result = evaluate(model, games=4, horizon=4)
@@ -70,6 +75,7 @@ def test_evaluate_scores_model_and_baselines(smoke_run):
     assert result["rollout"][COPY]["1"]["psnr"] > result["rollout"][COPY]["4"]["psnr"]
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_checkpoint_writes_json(smoke_run, tmp_path):
     out = tmp_path / "eval.json"
     result = run_cli("worldmodels.evaluate", str(smoke_run / "checkpoints" / "last.ckpt"), "--games", "2",
@@ -81,11 +87,14 @@ def test_evaluate_command_on_checkpoint_writes_json(smoke_run, tmp_path):
     assert Image.open(out.with_suffix(".png")).size[0] > 300
 
 
-@pytest.mark.parametrize("command", ["worldmodels.evaluate", "worldmodels.export"])
-def test_missing_or_corrupt_model_is_one_line(command, tmp_path):
+@pytest.mark.parametrize("command", [evaluate_main, export_main], ids=["evaluate", "export"])
+def test_missing_or_corrupt_model_is_one_line(command, tmp_path, capsys):
+    """The commands' own `main` (what `python -m` runs, minus the interpreter's start-up)."""
     bad = tmp_path / "broken.ckpt"
     bad.write_bytes(b"not a checkpoint")
     for path in (tmp_path / "missing.ckpt", bad):
-        result = run_cli(command, str(path))
-        assert result.returncode == 2
-        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+        with pytest.raises(SystemExit) as exit_:
+            command([str(path)])
+        stderr = capsys.readouterr().err
+        assert exit_.value.code == 2
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: ")

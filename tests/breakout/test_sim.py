@@ -1,9 +1,11 @@
 """Tests for the vectorized Breakout simulator, its policies, read-outs, golden traces and gym envs.
 
-Run: python -m pytest tests/test_breakout_sim.py
+Run: python -m pytest tests/breakout/test_sim.py
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium
@@ -13,6 +15,7 @@ from gymnasium.utils.env_checker import check_env
 
 from worldmodels.breakout import golden
 from worldmodels.breakout import sim as bo
+from worldmodels.breakout.config import PolicyConfig
 
 GOLDEN_PATH = Path(__file__).resolve().parent.parent / "golden" / "breakout_traces.json"
 
@@ -170,7 +173,7 @@ def test_paddle_moves_and_clamps():
 
 def test_tracker_breaks_bricks_and_scores():
     sim = bo.BreakoutSim(range(16))
-    policy = bo.TrackerPolicy(bo.PolicyConfig(random_action_rate=0.0), np.random.default_rng(0))
+    policy = bo.TrackerPolicy(PolicyConfig(random_action_rate=0.0), np.random.default_rng(0))
     rewards = np.zeros(16, np.int64)
     for _ in range(500):
         rewards += sim.step(policy.act(sim)).reward
@@ -326,8 +329,8 @@ def lives_lost(config, steps=600, num_games=32):
 
 
 def test_miss_rate_causes_misses():
-    careful = lives_lost(bo.PolicyConfig(random_action_rate=0.0, miss_rate=0.0))
-    sloppy = lives_lost(bo.PolicyConfig(random_action_rate=0.0, miss_rate=1.0))
+    careful = lives_lost(PolicyConfig(random_action_rate=0.0, miss_rate=0.0))
+    sloppy = lives_lost(PolicyConfig(random_action_rate=0.0, miss_rate=1.0))
     assert sloppy > 10 * max(careful, 1) and sloppy > 200
 
 
@@ -335,7 +338,7 @@ def test_random_action_rate_changes_actions():
     sim = bo.BreakoutSim(range(64))
     counts = {}
     for rate in (0.0, 1.0):
-        policy = bo.TrackerPolicy(bo.PolicyConfig(random_action_rate=rate), np.random.default_rng(0))
+        policy = bo.TrackerPolicy(PolicyConfig(random_action_rate=rate), np.random.default_rng(0))
         acts = np.concatenate([policy.act(sim) for _ in range(50)])
         counts[rate] = np.bincount(acts, minlength=3) / len(acts)
     # Fully random: about uniform. Tracking a static state: the same action every call.
@@ -346,6 +349,14 @@ def test_random_action_rate_changes_actions():
 def test_maybe_reset_restarts_masked_games():
     sim = bo.BreakoutSim(range(200))
     sim.score[:] = 5
-    mask = bo.TrackerPolicy(bo.PolicyConfig(reset_rate=0.25), np.random.default_rng(0)).maybe_reset(sim)
+    mask = bo.TrackerPolicy(PolicyConfig(reset_rate=0.25), np.random.default_rng(0)).maybe_reset(sim)
     assert 20 < mask.sum() < 80
     assert (sim.score[mask] == 0).all() and (sim.score[~mask] == 5).all()
+
+
+def test_importing_the_simulator_registers_the_gym_env():
+    probe = ("import gymnasium, worldmodels.breakout.sim; "
+             "print(gymnasium.make('worldmodels/Breakout-v0').observation_space.shape)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(64, 64, 3)"

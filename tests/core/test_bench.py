@@ -9,6 +9,8 @@ import pytest
 from tests.conftest import run_cli
 from worldmodels.bench import bench_denoiser
 
+pytestmark = pytest.mark.slow  # every test benchmarks the smoke run's export
+
 
 def test_denoiser_bench_rates_models_against_the_seed_scale_net(smoke_run):
     onnx = str(smoke_run / "export" / "breakout.onnx")

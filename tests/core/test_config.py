@@ -1,7 +1,9 @@
-"""Configuration: every config composes and validates; bad input stops a run with one line naming the key."""
+"""Configuration: every config composes and validates to the values its entry point has always had; the schema
+dataclasses are the only place a default is written; bad input stops a run with one line naming the key."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -12,9 +14,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import run_cli
-from worldmodels.core.config import compose_config, config_dir
+from worldmodels.core.config import RUN_SCHEMAS, compose_config, config_dir
 from worldmodels.core.schema import ConfigError
-from worldmodels.tasks import validate
+from worldmodels.tasks import TASKS, validate
+from worldmodels.train import main as train_main
 
 CONF = config_dir()
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -53,6 +56,105 @@ def test_group_choices_reach_the_config():
     assert flappy_smoke.model.layers == 1 and flappy_smoke.data.collector.policy == "heuristic"
 
 
+# A few values per entry point, as its run has always used them (the schemas carry the defaults, the YAML only the
+# choices, experiments build on each other): a change here changes what that command trains.
+PINNED = {
+    "": {"model.name": "tiny_denoiser", "model.width": 96, "model.blocks": 14, "data.batch_size": 32,
+         "module.optim.lr": 3e-4, "trainer.max_steps": 20000, "logger.name": "wandb", "seed": 0, "run_test": True,
+         "optimized_metric": "val/loss", "callbacks.checkpoint.every_n_train_steps": 500},
+    "task=flappy": {"model.width": 112, "model.context": 384, "module.optim.lr": 1e-3, "module.done_weight": 5.0,
+                    "data.window_frames": 38, "data.collector.episodes": 50000, "data.collector.policy": "ppo"},
+    "debug=smoke": {"model.width": 8, "model.blocks": 2, "trainer.max_steps": 4, "data.batch_size": 4,
+                    "module.optim.warmup_steps": 1, "callbacks.samples.sigmas": [0.5], "callbacks.rollout.frames": 3},
+    "task=flappy debug=smoke": {"model.layers": 1, "model.width": 16, "data.collector.policy": "heuristic",
+                                "module.decoding.slide_frames": 2, "module.optim.lr": 1e-3, "trainer.max_steps": 4},
+    "debug=smoke model=fast_denoiser": {"model.widths": [4, 8, 8], "model.blocks": [1, 1, 1],
+                                        "model.dilations": [1, 2, 4], "trainer.max_steps": 4},
+    "experiment=breakout_cpu": {"model.name": "tiny_denoiser", "model.width": 32, "model.blocks": 8,
+                                "data.batch_size": 16, "data.policy.random_action_rate": 0.3, "module.optim.lr": 1e-3,
+                                "module.sampler.steps": 1, "trainer.max_steps": 1200,
+                                "callbacks.checkpoint.every_n_train_steps": 300, "callbacks.rollout.frames": 32},
+    "experiment=breakout_fast": {"model.name": "fast_denoiser", "model.widths": [16, 32, 64], "data.batch_size": 16,
+                                 "data.policy.random_action_rate": 0.3, "module.change_weight": 50.0,
+                                 "module.optim.lr": 1e-3, "module.sampler.steps": 1, "trainer.max_steps": 3000,
+                                 "trainer.val_check_interval": 500, "callbacks.checkpoint.every_n_train_steps": 500,
+                                 "callbacks.rollout.frames": 32},
+    "experiment=breakout_seed": {"model.width": 96, "trainer.accelerator": "gpu", "trainer.precision": "bf16-mixed",
+                                 "data.games_per_worker": 512, "trainer.max_steps": 60000, "module.optim.lr": 3e-4},
+    "experiment=flappy_cpu": {"task_name": "flappy", "data.batch_size": 32, "data.collector.ppo_timesteps": 600000,
+                              "data.collector.episodes": 4000, "trainer.max_steps": 1500,
+                              "model.sliding_window": False},
+    "experiment=flappy_fast": {"task_name": "flappy", "model.sliding_window": True, "data.batch_size": 16,
+                               "data.window_frames": 76, "data.collector.ppo_timesteps": 600000,
+                               "data.collector.episodes": 4000, "trainer.max_steps": 3000,
+                               "trainer.val_check_interval": 500, "callbacks.checkpoint.every_n_train_steps": 500},
+    "experiment=flappy_seed": {"trainer.accelerator": "gpu", "data.num_workers": 2, "data.collector.workers": 8,
+                               "data.collector.ppo_timesteps": 1000000, "trainer.max_steps": 40000},
+    "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,
+                                                "module.respawn_weight": 5.0},
+    "sweep=breakout_optuna hydra.mode=MULTIRUN": {"model.width": 32, "module.change_weight": 50.0,
+                                                  "trainer.max_steps": 300},
+}
+
+
+def pick(run, key: str):
+    for part in key.split("."):
+        run = getattr(run, part)
+    return run
+
+
+@pytest.mark.parametrize("overrides", sorted(PINNED))
+def test_every_entry_point_keeps_its_values(overrides):
+    run = validate(composed(*overrides.split()))
+    assert {key: pick(run, key) for key in PINNED[overrides]} == PINNED[overrides]
+
+
+def test_every_experiment_is_pinned():
+    assert sorted(o.split("=")[1] for o in PINNED if o.startswith("experiment=")) == EXPERIMENTS
+
+
+def schemas() -> dict[str, type]:
+    """ConfigStore path (`schema/model/tiny_denoiser`) -> the dataclass stored there."""
+    found = {f"schema/{name}": schema for name, schema in RUN_SCHEMAS.items()}
+    for package in TASKS.values():
+        for group, named in importlib.import_module(f"{package}.config").SCHEMAS.items():
+            found.update({f"schema/{group}/{name}": schema for name, schema in named.items()})
+    return found
+
+
+def leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_no_yaml_repeats_its_schemas_default():
+    """A YAML that extends a schema states only what differs from it (and its group's `name`); every schema is
+    extended by one."""
+    by_path, repeated, extended = schemas(), [], set()
+    for path in sorted(CONF.rglob("*.yaml")):
+        raw = OmegaConf.to_container(OmegaConf.load(path))
+        bases = [d.split("@")[0].lstrip("/") for d in raw.pop("defaults", []) if isinstance(d, str)]
+        for base in (b for b in bases if b.startswith("schema/")):
+            extended.add(base)
+            default = OmegaConf.structured(by_path[base])
+            repeated += [f"{path.relative_to(CONF)}: {key}" for key, value in leaves(raw)
+                         if key != "name" and not key.startswith("hydra.")
+                         and OmegaConf.select(default, key, default=object()) == value]
+    assert repeated == [] and extended == set(by_path)
+
+
+def test_registering_the_schemas_imports_no_heavy_module():
+    probe = ("import sys, hydra_plugins.worldmodels_schemas; from hydra.core.config_store import ConfigStore; "
+             "print(ConfigStore.instance().list('schema/model'), "
+             "[m for m in ('torch', 'lightning', 'stable_baselines3', 'gymnasium') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "['fast_denoiser.yaml', 'tiny_denoiser.yaml', 'token_transformer.yaml'] []"
+
+
 def test_parallel_launcher_composes():
     from hydra import compose, initialize_config_dir
 
@@ -69,7 +171,14 @@ def test_parallel_launcher_composes():
     (["data.games_per_worker=30"], "data.games_per_worker: must be a positive multiple of batch_size"),
     (["data.policy.miss_rate=1.5"], "data.policy.miss_rate: must be in [0, 1]"),
     (["+model.widht=3"], "model.widht: unknown key"),
-    (["model.width=wide"], "model.width: expected int"),
+    (["model.widht=3"], "model.widht: unknown key (known keys: name, width, blocks, dilations)"),
+    (["experiment=breakout_fast", "model.width=3"], "model.width: unknown key"),  # the fast net has widths
+    (["model.width=wide"], "model.width: expected int, got 'wide'"),
+    (["model.width=null"], "model.width: must not be null"),
+    (["seed=1.5"], "seed: expected int, got 1.5"),
+    (["trainer.enable_progress_bar=maybe"], "trainer.enable_progress_bar: expected bool"),
+    (["logger.tags=5"], "logger.tags: expected a list"),
+    (["task=nope"], "Could not find 'task/nope' (available: breakout, flappy)"),
     (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
     (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
     (["task=flappy", "model.width=102"], "model.width: must be a multiple of heads=4"),
@@ -82,19 +191,30 @@ def test_validation_names_the_key(overrides, message):
     assert "\n" not in str(err.value)
 
 
+def test_cli_bad_config_is_one_line(tmp_path):
+    """The whole command, as a user runs it: a value the schema's own check refuses, found after composition."""
+    result = run_cli("worldmodels.train", "model.width=-3", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: model.width: must be > 0 (got -3)")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 @pytest.mark.parametrize("override, message", [
-    ("model.width=-3", "error: model.width: must be > 0 (got -3)"),
     ("model.widht=3", "error: model.widht: unknown key"),
     ("model.width=wide", "error: model.width: expected int"),
     ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout, flappy)"),
 ])
-def test_cli_bad_config_is_one_line(tmp_path, override, message):
-    result = run_cli("worldmodels.train", override, f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(message)
-    assert not (tmp_path / "run" / "checkpoints").exists()
+def test_bad_override_stops_before_hydra_runs_in_one_line(tmp_path, monkeypatch, capsys, override, message):
+    """Errors of composition stop in `train.main` before Hydra starts a run (in process: no interpreter start-up)."""
+    monkeypatch.setattr(sys, "argv", ["worldmodels.train", override, f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as exit_:
+        train_main()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+    assert not (tmp_path / "run").exists()
 
 
 def test_checkpoint_config_round_trips_through_validate():

@@ -17,13 +17,14 @@ import torch
 from tests.conftest import run_cli
 from worldmodels.core.fingerprint import ENV_VAR, tensor_sha256
 from worldmodels.flappy import collector
-from worldmodels.flappy.collector import CollectorConfig
-from worldmodels.flappy.data import FlappyDataConfig, FlappyDataModule
+from worldmodels.flappy.config import CollectorConfig, FlappyDataConfig
+from worldmodels.flappy.data import FlappyDataModule
 from worldmodels.flappy.episodes import CacheError
 
 STEPS = 2
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_ranks_train_the_same_weights_and_only_rank_zero_writes(tmp_path, monkeypatch):
     run_dir, ranks_dir = tmp_path / "run", tmp_path / "ranks"
     monkeypatch.setenv(ENV_VAR, str(ranks_dir))

@@ -69,6 +69,7 @@ def test_logger_identity_is_validated(override, message):
         job(override)
 
 
+@pytest.mark.slow
 def test_real_sweep_groups_wandb_runs_and_compare_lists_the_failed_job(tmp_path):
     """Two joblib jobs, W&B offline: one trains, one fails validation; compare tables both (~40 s)."""
     sweep = tmp_path / "sweep"

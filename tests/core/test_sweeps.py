@@ -16,6 +16,8 @@ from tests.conftest import run_cli
 from worldmodels.core.config import config_dir
 from worldmodels.tasks import validate
 
+pytestmark = pytest.mark.slow  # every test runs a sweep
+
 LAUNCHERS = {
     "basic": "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
     "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",

@@ -18,6 +18,7 @@ from worldmodels.tasks import build_module, load_checkpoint, validate
 from worldmodels.train import train
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_artifact(smoke_run):
     ckpts = sorted(p.name for p in (smoke_run / "checkpoints").glob("*.ckpt"))
     assert "last.ckpt" in ckpts and "step000002.ckpt" in ckpts
@@ -29,6 +30,7 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert np.isfinite(summary["metrics"]["val/loss"]) and summary["metrics"]["global_step"] == 4
 
 
+@pytest.mark.slow
 def test_smoke_run_logs_to_wandb_offline(smoke_run):
     (offline,) = (smoke_run / "wandb").glob("offline-run-*")
     # The offline run file is protobuf records: the config's values and the metric names appear in it verbatim.
@@ -40,6 +42,7 @@ def test_smoke_run_logs_to_wandb_offline(smoke_run):
     assert {".png", ".gif"} <= media
 
 
+@pytest.mark.slow
 def test_smoke_run_exports_onnx_with_the_contract(smoke_run):
     onnx_path = smoke_run / "export" / "breakout.onnx"
     manifest = json.loads((smoke_run / "export" / "breakout.json").read_text())
@@ -56,6 +59,7 @@ def test_smoke_run_exports_onnx_with_the_contract(smoke_run):
     assert props["worldmodels.task"] == "breakout"
 
 
+@pytest.mark.slow
 def test_checkpoint_describes_itself(smoke_run):
     run, module = load_checkpoint(smoke_run / "checkpoints" / "last.ckpt")
     assert run.model.width == 8 and run.trainer.max_steps == 4
@@ -63,6 +67,7 @@ def test_checkpoint_describes_itself(smoke_run):
         assert module.net(torch.zeros(1, 19, 64, 64)).shape == (1, 3, 64, 64)
 
 
+@pytest.mark.slow
 def test_resume_continues_step_optimizer_and_stream(smoke_run, tmp_path):
     start = smoke_run / "checkpoints" / "step000002.ckpt"
     result = run_cli("worldmodels.train", "debug=smoke", "logger=csv", f"ckpt_path={start}", "trainer.max_steps=6",
@@ -97,6 +102,7 @@ ONE_BATCH_DATA = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_one_batch(experiment, tmp_path):
     # The experiment's own model and objective; only the hardware, batch and data shrink to fit a CPU test.
@@ -133,6 +139,7 @@ def test_ema_weights_follow_the_live_weights_and_are_used_for_inference():
     assert "ema_net.stem.weight" in module.state_dict()  # so checkpoints and exports carry it
 
 
+@pytest.mark.slow
 def test_fast_denoiser_trains_exports_and_evaluates(tmp_path):
     # model=fast_denoiser goes through the same run as the seed net: checkpoint, ONNX with parity, evaluate.
     run_dir = tmp_path / "run"

@@ -3,7 +3,7 @@
 Episodes come from the scripted HeuristicPolicy standing in for PPO (`policy="heuristic"`), except in the one test
 that trains a tiny PPO player.
 
-    python -m pytest tests/test_flappy_data.py
+    python -m pytest tests/flappy/test_data.py
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from worldmodels.flappy.collector import (
     pipes_ahead_first,
     ppo_policy,
 )
-from worldmodels.flappy.data import FlappyDataConfig, FlappyDataModule, FlappyWindows, held_out_start_contexts
+from worldmodels.flappy.config import FlappyDataConfig
+from worldmodels.flappy.data import FlappyDataModule, FlappyWindows, held_out_start_contexts
 from worldmodels.flappy.episodes import CacheError, EpisodeStore
 from worldmodels.flappy.game import BIRD_X, PIPE_WIDTH, SCREEN_WIDTH, FlappyGame, HeuristicPolicy, record_episode
 from worldmodels.flappy.tokens import SPEC
@@ -323,6 +324,7 @@ def test_ppo_sees_the_pipe_ahead_first():
     assert np.array_equal(pipes_ahead_first(np.stack([obs, reordered])), np.stack([reordered, reordered]))
 
 
+@pytest.mark.slow
 def test_tiny_ppo_run_is_cached_scored_and_reused(tmp_path, monkeypatch):
     from stable_baselines3 import PPO
 

@@ -1,6 +1,6 @@
 """The frame decoder (the browser's rules in Python), its KV-cache parity, the ONNX backend, and the renderer.
 
-    python -m pytest tests/test_token_decoding.py
+    python -m pytest tests/flappy/test_decoding.py
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from worldmodels.core.media import GAP
+from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.decoding.backends import OrtBackend, TorchBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder, decode_full_recompute
 from worldmodels.flappy.decoding.rules import sample_inverse_cdf
@@ -20,7 +21,7 @@ from worldmodels.flappy.game import GEOMETRY, FlappyState
 from worldmodels.flappy.media import side_by_side_gif
 from worldmodels.flappy.render import BIRD, DEATH, GROUND, PIPE, SKY, render_frame
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig, export_onnx
+from worldmodels.flappy.transformer import TokenTransformer, export_onnx
 
 NAN = math.nan
 VISIBLE, HIDDEN = SPEC.label_id("marker", "visible"), SPEC.label_id("marker", "hidden")

@@ -1,7 +1,7 @@
 """The frame graph (one call per Flappy frame): its in-graph rules against token_sampling's, its frames against the
 per-token decoder's (window slides, sampled gaps, respawns), its ONNX export, and the export's frame.onnx.
 
-    python -m pytest tests/test_frame_graph.py
+    python -m pytest tests/flappy/test_frame_graph.py
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from worldmodels.flappy import frame_graph as fg
+from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend, TorchBackend, TorchFrameBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder, decode_full_recompute
 from worldmodels.flappy.decoding.rules import (
@@ -28,7 +29,7 @@ from worldmodels.flappy.decoding.rules import (
 from worldmodels.flappy.frame_graph import FRAME_OUTPUTS, export_frame_onnx, frame_graph_example, frame_inputs
 from worldmodels.flappy.game import FlappyGame, FlappyState, HeuristicPolicy, record_episode
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig, export_onnx
+from worldmodels.flappy.transformer import TokenTransformer, export_onnx
 
 RULES = frame_rules(SPEC)
 VISIBLE, HIDDEN = SPEC.label_id("marker", "visible"), SPEC.label_id("marker", "hidden")

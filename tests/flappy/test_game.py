@@ -1,6 +1,6 @@
 """The Flappy Bird wrapper reads the real game correctly, deterministically, and its policies behave as described.
 
-    python -m pytest tests/test_flappy_game.py
+    python -m pytest tests/flappy/test_game.py
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The token objective: soft-bin targets, slot-masked cross-entropy, slot weights, padding, metrics, and that a tiny
 Transformer can fit a short game through it.
 
-    python -m pytest tests/test_token_objective.py
+    python -m pytest tests/flappy/test_objective.py
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from torch.nn import functional as F
 
 from worldmodels.core.errors import UserError
 from worldmodels.core.schema import ConfigError
-from worldmodels.flappy.objective import TokenLoss, TokenModule, TokenObjectiveConfig, soft_target_table
+from worldmodels.flappy.config import TokenObjectiveConfig, TransformerConfig
+from worldmodels.flappy.objective import TokenLoss, TokenModule, soft_target_table
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig
+from worldmodels.flappy.transformer import TokenTransformer
 
 FRAME = SPEC.tokens_per_frame
 DONE_SLOT = [s.field for s in SPEC.frame].index("done")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from PIL import Image
 
 from tests.conftest import run_cli
@@ -13,6 +14,8 @@ from worldmodels.flappy.decoding.backends import OrtBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder
 from worldmodels.flappy.tokens import SPEC, TokenSpec
 from worldmodels.tasks import load_checkpoint
+
+pytestmark = pytest.mark.slow  # every test reads a real task=flappy training run
 
 
 def test_smoke_run_trains_and_exports_both_graphs(flappy_smoke_run):

@@ -1,6 +1,6 @@
 """The Flappy token spec: id layout, exact-to-a-bin round trips, the hidden rule, legal masks and the JSON contract.
 
-    python -m pytest tests/test_flappy_tokens.py
+    python -m pytest tests/flappy/test_tokens.py
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from worldmodels.core.schema import ConfigError
+from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.transformer import (
     DECODE_INPUTS,
     DECODE_OUTPUTS,
@@ -15,7 +16,6 @@ from worldmodels.flappy.transformer import (
     PREFILL_OUTPUTS,
     KVCache,
     TokenTransformer,
-    TransformerConfig,
     export_onnx,
 )
 

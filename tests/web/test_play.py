@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from worldmodels.play import discover, make_server, needs_build
+from worldmodels import play
+from worldmodels.play import ROOT, discover, make_server, needs_build
 
-MANIFEST = {"format": "worldmodels-manifest", "format_version": 1, "task": "breakout", "name": "tiny",
+# Valid manifests (the shipped ones, renamed): discovery checks them against the schema and warns about the others.
+MANIFEST = {**json.loads((ROOT / "models" / "breakout" / "breakout.json").read_text()), "name": "tiny",
             "onnx": "tiny.onnx"}
+FLAPPY = json.loads((ROOT / "models" / "flappy" / "flappy.json").read_text())
 
 
 @pytest.fixture()
@@ -33,18 +42,29 @@ def served(tmp_path):
     (models / "notes.json").write_text(json.dumps({"format": "something-else"}))
     (tmp_path / "outside.txt").write_text("outside the served folders")
     found = discover(models_dir=tmp_path / "none", run_roots=(), extra=(models,))
-    server = make_server(0, found, dist=dist, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with running(make_server(0, found, dist=dist, quiet=True)) as port:
+        yield port, found
+
+
+@contextmanager
+def running(server):
+    """`server` serving in a thread; yields its port."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield server.server_address[1], found
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-def get(port: int, path: str, method: str = "GET") -> tuple[int, dict, bytes]:
-    """A raw request: the path goes out exactly as given (no client-side `..` normalization)."""
+def get(port: int, path: str, method: str = "GET", host: str | None = None) -> tuple[int, dict, bytes]:
+    """A raw request: the path goes out exactly as given (no client-side `..` normalization); `host` replaces the
+    Host header http.client sends (127.0.0.1:port), "" sends none."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
+    conn.putrequest(method, path, skip_host=host is not None, skip_accept_encoding=True)
+    if host:
+        conn.putheader("Host", host)
     conn.endheaders()
     res = conn.getresponse()
     body = res.read()
@@ -121,8 +141,184 @@ def test_a_flappy_manifest_serves_its_three_graphs(tmp_path):
     folder = tmp_path / "flappy"
     folder.mkdir()
     names = {"onnx": "f.onnx", "prefill_onnx": "f.prefill.onnx", "frame_onnx": "f.frame.onnx"}
-    (folder / "f.json").write_text(json.dumps({**MANIFEST, "task": "flappy", "name": "f", **names}))
+    (folder / "f.json").write_text(json.dumps({**FLAPPY, "name": "f", **names}))
     for name in [*names.values(), "f.other.onnx"]:
         (folder / name).write_bytes(b"\x08\x07onnx-bytes")
     (model,) = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
     assert set(model.files) == {"f.json", *names.values()}  # not f.other.onnx
+
+
+# --- Files reached through a symlink out of their folder
+
+
+@pytest.mark.parametrize("target", ["outside", "other-dir", "/etc/passwd"])
+def test_a_model_file_linked_out_of_its_folder_is_not_served(served, tmp_path, target):
+    """The manifest names tiny.onnx; once it is a symlink to a file elsewhere, the server refuses it."""
+    port, found = served
+    other = tmp_path / "other" / "x.onnx"
+    other.parent.mkdir()
+    other.write_text("outside the served folders")
+    dest = {"outside": tmp_path / "outside.txt", "other-dir": other, "/etc/passwd": Path("/etc/passwd")}[target]
+    link = tmp_path / "models" / "tiny.onnx"
+    link.unlink()
+    link.symlink_to(dest)
+    status, _, body = get(port, f"/models/{found[0].id}/tiny.onnx")
+    assert status in (403, 404)
+    assert b"outside the served folders" not in body and b"root:" not in body
+
+
+def test_a_player_file_linked_out_of_dist_is_not_served(served, tmp_path):
+    (tmp_path / "dist" / "leak.html").symlink_to(tmp_path / "outside.txt")
+    (tmp_path / "dist" / "passwd.js").symlink_to("/etc/passwd")
+    for path in ("/leak", "/leak.html", "/passwd.js"):  # /leak is served as leak.html when that is a file
+        status, _, body = get(served[0], path)
+        assert status in (403, 404), path
+        assert b"outside the served folders" not in body and b"root:" not in body
+
+
+def test_discovery_skips_a_manifest_whose_files_link_out_of_its_folder(tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (tmp_path / "outside.txt").write_text("outside the served folders")
+    (folder / "tiny.json").write_text(json.dumps(MANIFEST))
+    (folder / "tiny.onnx").symlink_to(tmp_path / "outside.txt")
+    assert discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,)) == []
+    err = capsys.readouterr().err
+    assert "tiny.json" in err and "tiny.onnx" in err and "outside" in err
+
+
+# --- The Host header (DNS rebinding)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LocalHost:{port}"])
+def test_the_loopback_names_with_our_port_are_served(served, host):
+    port, found = served
+    assert get(port, "/models/index.json", host=host.format(port=port))[0] == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example:{port}", "evil.example", "127.0.0.1:{other}", "localhost",
+                                  "127.0.0.1", "localhost:{port}.evil.example", "127.0.0.1.evil.example:{port}", ""])
+def test_any_other_host_is_refused(served, host):
+    """A DNS-rebinding page's requests carry its own name as Host: refused before any file is read."""
+    port, found = served
+    host = host.format(port=port, other=port + 1 if port < 65535 else port - 1)
+    for path in ("/models/index.json", f"/models/{found[0].id}/tiny.onnx", "/"):
+        status, headers, body = get(port, path, host=host)
+        assert status in (403, 421), (host, path)
+        assert headers["content-type"].startswith("text/plain") and len(body) < 200
+        assert found[0].id.encode() not in body and b"onnx-bytes" not in body and b"<title>" not in body
+
+
+# --- Long paths
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 8000, "/models/" + "x" * 8000, "/models/index.json?" + "q" * 8000])
+def test_a_very_long_path_is_414_without_a_traceback(served, capsys, path):
+    status, headers, body = get(served[0], path)
+    assert status == 414 and headers["content-type"].startswith("text/plain")
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 300 + ".js", "/ort/" + "b" * 300, "/" + "c" * 2000])
+def test_a_file_name_too_long_for_the_disk_is_404_without_a_traceback(served, capsys, path):
+    assert get(served[0], path)[0] == 404
+    assert "Traceback" not in capsys.readouterr().err
+
+
+# --- Idle connections
+
+
+def test_an_idle_connection_is_closed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(play, "IDLE_TIMEOUT_S", 0.3)
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html>")
+    with running(make_server(0, [], dist=dist)) as port:
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+            start = time.monotonic()
+            try:
+                data = sock.recv(1024)  # sends nothing: the server should hang up after its timeout
+            except TimeoutError:
+                pytest.fail("the server kept an idle connection open for 3 s")
+            assert data == b"" and time.monotonic() - start < 2
+        assert get(port, "/")[0] == 200  # a client that does send is served
+    assert "timed out" not in capsys.readouterr().err  # an idle keep-alive connection closing is not an error
+
+
+# --- --port
+
+
+@pytest.fixture()
+def no_work(monkeypatch):
+    """build() and discover() fail the test: a bad --port must be refused before either runs."""
+    def fail(*args, **kwargs):
+        raise AssertionError("build or discovery ran before the port was checked")
+    monkeypatch.setattr(play, "build", fail)
+    monkeypatch.setattr(play, "discover", fail)
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "65536"])
+def test_an_invalid_port_is_one_line_before_any_work(no_work, capsys, port):
+    with pytest.raises(SystemExit) as exit_:
+        play.main(["--port", port])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == f"error: --port {port}: must be 0..65535\n"
+
+
+def test_a_busy_port_is_one_line_before_any_work(no_work, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            play.main(["--port", str(port)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == f"error: --port {port}: already in use; pick another (--port 0 picks a free one)\n"
+
+
+def test_the_cli_on_a_busy_port_says_so_in_one_line(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "worldmodels.play", "--no-build", "--newest", "0", "--port",
+                                 str(port)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: --port {port}: already in use; pick another "
+                                                  "(--port 0 picks a free one)"]
+
+
+# --- Broken manifests
+
+
+def test_broken_manifests_are_skipped_with_a_warning_each(tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "tiny.json").write_text(json.dumps(MANIFEST))
+    (folder / "tiny.onnx").write_bytes(b"\x08\x07onnx-bytes")
+    (folder / "truncated.json").write_text(json.dumps(MANIFEST)[:100])
+    (folder / "list.json").write_text("[1, 2]")
+    (folder / "other.json").write_text(json.dumps({"format": "something-else"}))
+    (folder / "nested.json").write_text(json.dumps({**MANIFEST, "onnx": "../tiny.onnx"}))
+    found = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
+    assert [m.name for m in found] == ["tiny"]  # the others are skipped, the good one still served
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4, lines
+    for name, why in [("truncated.json", "not JSON"), ("list.json", "not a worldmodels manifest"),
+                      ("other.json", "not a worldmodels manifest"), ("nested.json", "../tiny.onnx")]:
+        (line,) = [line for line in lines if name in line]
+        assert line.startswith("warning: ") and why in line and str(folder) in line
+
+
+def test_a_manifest_the_player_will_refuse_is_listed_with_a_warning(tmp_path, capsys):
+    """A worldmodels manifest that breaks the schema (here: a format version from the future) stays in the list, so
+    the player can say what is wrong with it (web/e2e/browser.mjs checks that message), and the server warns."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "future.json").write_text(json.dumps({**MANIFEST, "format_version": 99}))
+    (model,) = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("warning: ") and "future.json" in line and "format_version" in line

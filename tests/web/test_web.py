@@ -18,6 +18,8 @@ import pytest
 
 from worldmodels.play import WEB_DIR, build
 
+pytestmark = pytest.mark.slow  # TypeScript type check, vitest and headless Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = WEB_DIR / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -2,9 +2,9 @@
 outputs for fixed inputs, so the TS sampler and decoder can be pinned to `worldmodels/breakout/sampler.py` and
 `worldmodels/flappy/decoding/rules.py`.
 
-    python tests/web_fixtures.py OUT_DIR          # then: cd web && WM_FIXTURES=OUT_DIR npx vitest run
+    python tests/web/web_fixtures.py OUT_DIR          # then: cd web && WM_FIXTURES=OUT_DIR npx vitest run
 
-tests/test_web.py writes them into a temporary folder for every run, so the two sides cannot drift apart unnoticed.
+tests/web/test_web.py writes them into a temporary folder for every run, so the two sides cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
@@ -389,5 +389,5 @@ def write_all(out: Path) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python tests/web_fixtures.py OUT_DIR")
+        sys.exit("usage: python tests/web/web_fixtures.py OUT_DIR")
     print(write_all(Path(sys.argv[1])))

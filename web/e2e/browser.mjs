@@ -1,5 +1,5 @@
 // Browser tests in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) against a running
-// `python -m worldmodels.play` server. tests/test_web.py starts the server and runs:
+// `python -m worldmodels.play` server. tests/web/test_web.py starts the server and runs:
 //
 //   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR
 //

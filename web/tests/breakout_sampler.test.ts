@@ -1,7 +1,7 @@
 // The TypeScript warm-start sampler (src/breakout/sampler.ts) against the Python reference (worldmodels/breakout/sampler.py):
 // both run the same small exported ONNX graph (Python on onnxruntime, here on onnxruntime-web's WASM backend) from the
-// same real simulator context, actions and noise. Fixtures: tests/web_fixtures.py (write_breakout).
-//   python tests/web_fixtures.py /tmp/wmfix && cd web && WM_FIXTURES=/tmp/wmfix npx vitest run tests/breakout_sampler.test.ts
+// same real simulator context, actions and noise. Fixtures: tests/web/web_fixtures.py (write_breakout).
+//   python tests/web/web_fixtures.py /tmp/wmfix && cd web && WM_FIXTURES=/tmp/wmfix npx vitest run tests/breakout_sampler.test.ts
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-web";
@@ -53,7 +53,7 @@ const dir = process.env.WM_FIXTURES;
 
 if (!dir) {
   it("needs the parity fixtures", () => {
-    const message = "WM_FIXTURES is not set: write the fixtures with `python tests/web_fixtures.py DIR` (from the " +
+    const message = "WM_FIXTURES is not set: write the fixtures with `python tests/web/web_fixtures.py DIR` (from the " +
       "repo root, in the venv), then run `WM_FIXTURES=DIR npx vitest run` in web/";
     console.error(message); // also printed where the reporter cannot format errors
     throw new Error(message);

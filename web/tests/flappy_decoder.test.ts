@@ -7,7 +7,7 @@
 //  * a model-free hash backend (exact ties, many new pipes), ordered window and ring, pinning the rules without
 //    onnxruntime;
 // plus the choice rules (inverse-CDF sampling, new-pipe detection) and the frame graph's guess on Python's cases.
-//   WM_FIXTURES=DIR npx vitest run tests/flappy_decoder.test.ts   (DIR from tests/web_fixtures.py; see flappy_fixtures.ts)
+//   WM_FIXTURES=DIR npx vitest run tests/flappy_decoder.test.ts   (DIR from tests/web/web_fixtures.py; see flappy_fixtures.ts)
 import { join } from "node:path";
 import * as ort from "onnxruntime-web";
 import { describe, expect, it } from "vitest";
@@ -21,7 +21,7 @@ import { flappyFixtures, readBytes, readJson } from "./flappy_fixtures";
 
 ort.env.wasm.numThreads = 1;
 
-/** tests/web_fixtures.py _HashBackend: logits = ((id*7919 + position*104729 + token*1299709) % 1009) / 64. */
+/** tests/web/web_fixtures.py _HashBackend: logits = ((id*7919 + position*104729 + token*1299709) % 1009) / 64. */
 class HashBackend implements Backend<null> {
   constructor(readonly context: number, private readonly vocab: number, readonly ring = false) {}
 

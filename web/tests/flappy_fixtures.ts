@@ -1,9 +1,9 @@
-// Loads the Flappy parity fixtures that tests/web_fixtures.py write_flappy writes under $WM_FIXTURES/flappy.
+// Loads the Flappy parity fixtures that tests/web/web_fixtures.py write_flappy writes under $WM_FIXTURES/flappy.
 // Without WM_FIXTURES the Flappy tests fail (never skip) and say how to make them.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-const HOW = "set WM_FIXTURES to a folder made by `python tests/web_fixtures.py DIR` (run from the repo root with its " +
+const HOW = "set WM_FIXTURES to a folder made by `python tests/web/web_fixtures.py DIR` (run from the repo root with its " +
   "venv; only the Flappy part: python -c \"import sys; sys.path.insert(0, 'tests'); import web_fixtures as w; " +
   "from pathlib import Path; w.write_flappy(Path('DIR/flappy'))\"), then: WM_FIXTURES=DIR npx vitest run tests/flappy_*";
 

@@ -1,7 +1,7 @@
 // The canvas renderer (src/flappy/render.ts) against Python's render_frame (worldmodels/flappy/render.py):
 // drawn onto a minimal 2D context that fills RGB rectangles, every pixel must match the Python image of the same
 // tokens (a frame with two pipes, a respawn, a death with its red border).
-//   WM_FIXTURES=DIR npx vitest run tests/flappy_render.test.ts   (DIR from tests/web_fixtures.py; see flappy_fixtures.ts)
+//   WM_FIXTURES=DIR npx vitest run tests/flappy_render.test.ts   (DIR from tests/web/web_fixtures.py; see flappy_fixtures.ts)
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { canvasSize, drawFrame } from "../src/flappy/render";

@@ -1,6 +1,6 @@
 // The TypeScript token spec (src/flappy/spec.ts) against Python's TokenSpec (worldmodels/flappy/tokens.py):
 // legal masks with the hidden rule, decoded pixel values, well-formedness, read from the same token_spec JSON.
-//   WM_FIXTURES=DIR npx vitest run tests/flappy_spec.test.ts   (DIR from tests/web_fixtures.py; see flappy_fixtures.ts)
+//   WM_FIXTURES=DIR npx vitest run tests/flappy_spec.test.ts   (DIR from tests/web/web_fixtures.py; see flappy_fixtures.ts)
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TokenSpec, TokenSpecError } from "../src/flappy/spec";

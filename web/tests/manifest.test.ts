@@ -8,7 +8,7 @@ import { checkOnnxBytes } from "../src/shell/loader";
 
 function manifest(task: "breakout" | "flappy"): any {
   const root = process.env.WM_FIXTURES;
-  if (!root) throw new Error("WM_FIXTURES is not set: run `python tests/web_fixtures.py DIR` from the repo root, then WM_FIXTURES=DIR npx vitest run");
+  if (!root) throw new Error("WM_FIXTURES is not set: run `python tests/web/web_fixtures.py DIR` from the repo root, then WM_FIXTURES=DIR npx vitest run");
   const path = task === "breakout" ? join(root, "breakout", "breakout.json") : join(root, "flappy", "default", "flappy.json");
   return JSON.parse(readFileSync(path, "utf8"));
 }

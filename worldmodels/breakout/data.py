@@ -14,42 +14,15 @@ resumed at) so it continues with fresh games instead of replaying the ones it ha
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES
-from worldmodels.breakout.sim import BreakoutSim, PolicyConfig, TrackerPolicy
+from worldmodels.breakout.sim import BreakoutSim, TrackerPolicy
 from worldmodels.core.data import TRAIN, StreamDataModule
-
-
-@dataclass
-class BreakoutDataConfig:
-    """Where Breakout rows come from and how they are batched."""
-
-    name: str = "breakout"
-    batch_size: int = 32
-    games_per_worker: int = 128  # simulators stepped together in each worker; a multiple of batch_size
-    num_workers: int = 1  # DataLoader processes making rows while the model trains
-    warmup_steps: int = 64  # steps each stream plays before its first row, so games start mid-play
-    val_batches: int = 8  # fixed held-out batches per validation (and per test)
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        require(self.batch_size > 0, f"{key}.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(self.games_per_worker > 0 and self.games_per_worker % self.batch_size == 0,
-                f"{key}.games_per_worker", f"must be a positive multiple of batch_size={self.batch_size} "
-                f"(got {self.games_per_worker})")
-        require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
-        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
-        require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
-        for name in ("random_action_rate", "miss_rate", "bad_move_rate", "reset_rate"):
-            rate = getattr(self.policy, name)
-            require(0.0 <= rate <= 1.0, f"{key}.policy.{name}", f"must be in [0, 1] (got {rate})")
 
 
 def stream_seeds(seed: int, stream: int, rank: int, worker: int, generation: int, count: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The Breakout denoiser and its tensor contract (DESIGN.md contract 1). Plain torch, export-friendly ops only.
+"""The Breakout denoiser and its tensor contract (`docs/design.md`, contract 1). Plain torch, export-friendly ops.
 
 Input: 19 channels at 64x64, in this order:
     noisy next frame RGB (3) | context frames oldest -> newest (4 x 3) | action planes noop/left/right (3) | sigma (1)
@@ -14,35 +14,17 @@ Two nets keep that contract (`model=tiny_denoiser` | `model=fast_denoiser`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
+from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
+from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS
+
 CONTEXT_FRAMES = 4
-NUM_ACTIONS = 3
 INPUT_CHANNELS = 3 + 3 * CONTEXT_FRAMES + NUM_ACTIONS + 1  # 19
 LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
 OUTPUT_CHANNELS = 3
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
-
-
-@dataclass
-class DenoiserConfig:
-    """TinyDenoiser shape. The defaults are the seed model (~2.34M parameters)."""
-
-    name: str = "tiny_denoiser"
-    width: int = 96  # channels in every residual block
-    blocks: int = 14  # residual blocks of two dilated 3x3 convolutions
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # cycled over the blocks
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        require(self.width > 0, f"{key}.width", f"must be > 0 (got {self.width})")
-        require(self.blocks > 0, f"{key}.blocks", f"must be > 0 (got {self.blocks})")
-        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
-                f"must be a non-empty list of positive ints (got {self.dilations})")
 
 
 class ResidualBlock(nn.Module):
@@ -77,26 +59,6 @@ class TinyDenoiser(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-@dataclass
-class FastDenoiserConfig:
-    """FastDenoiser shape: channels per resolution (64, 32, 16 px for a 64x64 frame) and the blocks at each."""
-
-    name: str = "fast_denoiser"
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64])  # full, 1/2, 1/4 resolution
-    blocks: list[int] = field(default_factory=lambda: [1, 1, 3])  # residual blocks per resolution
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # cycled over the lowest resolution's blocks
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
-                f"must be a non-empty list of positive ints (got {self.widths})")
-        require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",
-                f"must give a count >= 0 for each of the {len(self.widths)} widths (got {self.blocks})")
-        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
-                f"must be a non-empty list of positive ints (got {self.dilations})")
 
 
 class FastDenoiser(nn.Module):
@@ -149,7 +111,7 @@ def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict) -> nn.Module
     return (TinyDenoiser if cfg.name == "tiny_denoiser" else FastDenoiser)(cfg)
 
 
-def conv_flops(net: nn.Module, height: int = 64, width: int = 64) -> int:
+def conv_flops(net: nn.Module, height: int = FRAME_SIZE, width: int = FRAME_SIZE) -> int:
     """Floating-point operations (2 x multiply-adds) of the convolutions in one batch-1 call: what dominates."""
     total = 0
 

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from worldmodels.breakout.config import PolicyConfig
 from worldmodels.breakout.data import play, stream_seeds
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES, INPUT_NAME, OUTPUT_NAME, frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.media import save_horizon_plot, save_rollout_gif
 from worldmodels.breakout.metrics import COPY, MODEL, TRUE, frame_metrics
 from worldmodels.breakout.sampler import Denoise, dream_rollout, sample_next_frame
-from worldmodels.breakout.sim import PolicyConfig
 from worldmodels.core.data import EVAL
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest

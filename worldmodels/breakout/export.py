@@ -20,7 +20,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from worldmodels.breakout.data import BreakoutDataConfig, BreakoutStream
+from worldmodels.breakout.config import BreakoutDataConfig
+from worldmodels.breakout.data import BreakoutStream
 from worldmodels.breakout.denoiser import (
     CONTEXT_FRAMES,
     INPUT_CHANNELS,
@@ -30,6 +31,7 @@ from worldmodels.breakout.denoiser import (
     denoiser_input,
     frames_to_tensor,
 )
+from worldmodels.breakout.sim import ACTION_NAMES, FRAME_SIZE
 from worldmodels.core.config import RunConfig
 from worldmodels.core.data import EVAL
 from worldmodels.core.manifest import (
@@ -43,8 +45,6 @@ from worldmodels.core.manifest import (
     write_manifest,
 )
 
-FRAME = 64
-
 
 def parity_inputs(seed: int = 0) -> torch.Tensor:
     """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
@@ -54,7 +54,7 @@ def parity_inputs(seed: int = 0) -> torch.Tensor:
     sigma = torch.tensor([0.02, 0.1, 0.5, 1.0])
     noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
     real = denoiser_input(noisy, frames_to_tensor(batch["context"]), batch["action"], sigma)
-    random = torch.randn((2, INPUT_CHANNELS, FRAME, FRAME), generator=generator)
+    random = torch.randn((2, INPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE), generator=generator)
     return torch.cat([real, random])  # (6, 19, 64, 64)
 
 
@@ -75,10 +75,10 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
         "name": name,
         "onnx": f"{name}.onnx",
         "opset": OPSET,
-        "inputs": [{"name": INPUT_NAME, "shape": ["N", INPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
-        "outputs": [{"name": OUTPUT_NAME, "shape": ["N", OUTPUT_CHANNELS, FRAME, FRAME], "dtype": "float32"}],
-        "frame": {"height": FRAME, "width": FRAME, "channels": 3, "context_frames": CONTEXT_FRAMES,
-                  "actions": ["noop", "left", "right"]},
+        "inputs": [{"name": INPUT_NAME, "shape": ["N", INPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE], "dtype": "float32"}],
+        "outputs": [{"name": OUTPUT_NAME, "shape": ["N", OUTPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE], "dtype": "float32"}],
+        "frame": {"height": FRAME_SIZE, "width": FRAME_SIZE, "channels": 3, "context_frames": CONTEXT_FRAMES,
+                  "actions": list(ACTION_NAMES)},
         "input_layout": [
             {"name": "noisy_next_frame", "channels": 3},
             {"name": "context_frames", "channels": 3 * CONTEXT_FRAMES, "order": "oldest_first"},

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.breakout.sim import BreakoutSim, PolicyConfig, TrackerPolicy, mulberry32, seed_to_state
+from worldmodels.breakout.config import PolicyConfig
+from worldmodels.breakout.sim import BreakoutSim, TrackerPolicy, mulberry32, seed_to_state
 
 FORMAT = "worldmodels.breakout.golden"
 VERSION = 1

@@ -1,5 +1,5 @@
 """Breakout pictures: what the denoiser does, written at each validation (rank 0) and sent to the logger, and the
-evaluation's GIF, strip and plot.
+evaluation's side-by-side GIF and horizon plot.
 
 - `media/samples_step<N>.png`: rows of held-out examples; columns: the 4 context frames | the true next frame |
   one-shot denoising of the true frame at a few sigmas | the full warm-start sampler at a few step counts.
@@ -15,12 +15,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from worldmodels.breakout.data import BreakoutDataConfig, BreakoutStream, play, stream_seeds
+from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig, SamplerConfig
+from worldmodels.breakout.data import BreakoutStream, play, stream_seeds
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES, denoiser_input, frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.metrics import COPY, MODEL
-from worldmodels.breakout.objective import SamplerConfig
 from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
-from worldmodels.breakout.sim import PolicyConfig
 from worldmodels.core.config import RolloutConfig, SamplesConfig
 from worldmodels.core.data import EVAL, VAL
 from worldmodels.core.media import labelled_grid, log_media
@@ -107,7 +106,7 @@ def save_horizon_plot(result: dict, path: Path) -> None:
     import matplotlib  # heavy (~1 s): only the evaluation's plot pays for it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use, so the headless backend is the one loaded
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for name in (MODEL, COPY):

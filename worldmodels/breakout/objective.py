@@ -9,53 +9,15 @@ copy-the-last-frame baseline's, so a falling loss cannot hide a model that is wo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from worldmodels.breakout.config import DiffusionConfig
 from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor
 from worldmodels.breakout.metrics import psnr
 from worldmodels.breakout.sampler import sample_next_frame
-from worldmodels.core.module import OptimConfig, WorldModelModule
-
-
-@dataclass
-class SamplerConfig:
-    """The warm-start sampler used at validation, for samples and as the exported default."""
-
-    steps: int = 2  # denoiser calls per frame
-    sigma_max: float = 1.0  # warm-start noise: latest frame + sigma_max * noise
-    sigma_min: float = 0.02  # last noise level of the geometric schedule
-
-
-@dataclass
-class DiffusionConfig:
-    name: str = "diffusion"
-    sigma_min: float = 0.02  # training noise range, sampled log-uniformly
-    sigma_max: float = 1.0
-    # Extra loss weight on pixels that differ from the latest context frame (0 = plain MSE, the seed's objective).
-    # The ball and the paddle's edges are ~0.3% of a frame; weighting them makes small budgets learn the dynamics.
-    change_weight: float = 0.0
-    # Share of rows whose noisy input is the sampler's warm start (latest context frame + sampler.sigma_max noise)
-    # instead of the noised next frame (0 = the seed's objective). A noised next frame still shows where a 10 px
-    # paddle went even at sigma 1, so a model trained only on those never needs the action; the warm start
-    # shows where the paddle was, which is what the first sampler step really sees.
-    warm_start_fraction: float = 0.0
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        for prefix, low, high in ((key, self.sigma_min, self.sigma_max),
-                                  (f"{key}.sampler", self.sampler.sigma_min, self.sampler.sigma_max)):
-            require(low > 0, f"{prefix}.sigma_min", f"must be > 0 (got {low})")
-            require(low < high, f"{prefix}.sigma_min", f"must be < sigma_max (got {low} >= {high})")
-        require(self.sampler.steps >= 1, f"{key}.sampler.steps", f"must be >= 1 (got {self.sampler.steps})")
-        require(self.change_weight >= 0, f"{key}.change_weight", f"must be >= 0 (got {self.change_weight})")
-        require(0 <= self.warm_start_fraction <= 1, f"{key}.warm_start_fraction",
-                f"must be in [0, 1] (got {self.warm_start_fraction})")
+from worldmodels.core.module import WorldModelModule
 
 
 def weighted_mse(pred: torch.Tensor, target: torch.Tensor, latest: torch.Tensor, change_weight: float) -> torch.Tensor:

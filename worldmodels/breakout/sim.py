@@ -10,7 +10,7 @@ scalar TypeScript port can reproduce every frame byte for byte:
   in `BreakoutSim.step`; pixel positions are always `floor(v + 0.5)`.
 
 Library module (no entry point): `from worldmodels.breakout.sim import BreakoutSim`.
-Its tests: python -m pytest tests/test_breakout_sim.py; golden traces for
+Its tests: python -m pytest tests/breakout/test_sim.py; golden traces for
 ports: `python -m worldmodels.breakout.golden`.
 """
 
@@ -24,9 +24,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-FRAME_SIZE = 64
-NUM_ACTIONS = 3
-NOOP, LEFT, RIGHT = 0, 1, 2
+from worldmodels.breakout.config import PolicyConfig
+
+FRAME_SIZE = 64  # frames are FRAME_SIZE x FRAME_SIZE RGB
+ACTION_NAMES = ("noop", "left", "right")  # the action ids 0, 1, 2
+NUM_ACTIONS = len(ACTION_NAMES)
+NOOP, LEFT, RIGHT = range(NUM_ACTIONS)
 
 # Bricks: 6 rows x 8 columns; each brick is 7x3 px on an 8x4 px grid (1 px gaps).
 BRICK_ROWS, BRICK_COLS = 6, 8
@@ -312,23 +315,6 @@ class BreakoutSim:
         return sub
 
 
-@dataclass
-class PolicyConfig:
-    """Knobs of `TrackerPolicy`; the "messy" ones make data cover failure states.
-
-    random_action_rate: per step, probability of a uniformly random action.
-    miss_rate: per serve (each new life), probability that the policy runs away from
-        the ball for that whole life, so it is missed.
-    bad_move_rate: per step, probability of moving away from the ball.
-    reset_rate: per step, probability that `maybe_reset` restarts a game mid-play.
-    """
-
-    random_action_rate: float = 0.1
-    miss_rate: float = 0.0
-    bad_move_rate: float = 0.0
-    reset_rate: float = 0.0
-
-
 class TrackerPolicy:
     """Moves the paddle under the ball, with configurable mistakes.
 
@@ -540,3 +526,6 @@ def register_envs() -> None:
             entry_point="worldmodels.breakout.sim:BreakoutEnv",
             vector_entry_point="worldmodels.breakout.sim:BreakoutVectorEnv",
         )
+
+
+register_envs()  # importing the simulator makes `gymnasium.make(ENV_ID)` work, as the README says

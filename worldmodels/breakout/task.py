@@ -11,11 +11,12 @@ import lightning as L
 from torch import nn
 
 from worldmodels.breakout import evaluate
-from worldmodels.breakout.data import BreakoutDataConfig, BreakoutDataModule
-from worldmodels.breakout.denoiser import DenoiserConfig, FastDenoiserConfig, build_denoiser
+from worldmodels.breakout.config import SCHEMAS
+from worldmodels.breakout.data import BreakoutDataModule
+from worldmodels.breakout.denoiser import build_denoiser
 from worldmodels.breakout.export import export_breakout
 from worldmodels.breakout.media import BreakoutRolloutGif, BreakoutSampleGrid
-from worldmodels.breakout.objective import DiffusionConfig, DiffusionModule
+from worldmodels.breakout.objective import DiffusionModule
 from worldmodels.core.config import RunConfig
 from worldmodels.core.task import Task
 
@@ -49,9 +50,9 @@ def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, m
 
 TASK = Task(
     name="breakout",
-    models={"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig},
-    data={"breakout": BreakoutDataConfig},
-    modules={"diffusion": DiffusionConfig},
+    models=SCHEMAS["model"],
+    data=SCHEMAS["data"],
+    modules=SCHEMAS["module"],
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,

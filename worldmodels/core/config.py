@@ -1,20 +1,38 @@
-"""The run-level config: trainer, logger, callbacks, paths, and where the YAML lives.
+"""The run-level config: trainer, logger, callbacks, paths, the optimizer every task shares, and where the YAML lives.
 
-Hydra composes plain YAML from `conf/`; `worldmodels.tasks.validate(cfg)` turns the result into these dataclasses
-(and each part's own schema, picked by the task's record) and stops a run at start with one line that names the
-key when something is unknown, mistyped or impossible. The schema machinery is `worldmodels.core.schema`.
+The dataclasses here and in each task's `config.py` are the single source of every default. Hydra's ConfigStore
+holds them as `schema/<name>` (`schema/trainer`) and `schema/<group>/<name>` (`schema/model/tiny_denoiser`); each
+YAML under `conf/` extends its schema in its `defaults:` list and states only its own choices, and OmegaConf
+type-checks every value and override against the schemas while Hydra composes. `worldmodels.tasks.register_schemas`
+fills the store (Hydra calls it through `hydra_plugins/worldmodels_schemas` whenever it starts);
+`worldmodels.tasks.validate` then builds these dataclasses (and each part's own schema, picked by the task's record)
+from the composed config and runs their range checks. Every problem stops a run at start with one line that names
+the key (`compose_config` turns Hydra's and OmegaConf's multi-line errors into one). The schema machinery is
+`worldmodels.core.schema`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    ConfigTypeError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
-from worldmodels.core.schema import require
+from worldmodels.core.schema import ConfigError, require
 
 
 def config_dir() -> Path:
@@ -27,11 +45,99 @@ def config_dir() -> Path:
 
 
 def compose_config(overrides: Sequence[str] = (), output_dir: str = ".") -> DictConfig:
-    """Compose `train.yaml` outside a Hydra run (tests, benchmarks, notebooks), with `paths` rooted at `.`."""
-    from hydra import compose, initialize_config_dir
+    """Compose `train.yaml` outside a Hydra run (tests, benchmarks, notebooks), with `paths` rooted at `.`.
 
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=["paths.root_dir=.", f"paths.output_dir={output_dir}", *overrides])
+    A bad override or config raises a one-line ConfigError naming the key (`composition_error_line`)."""
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("train", overrides=["paths.root_dir=.", f"paths.output_dir={output_dir}", *overrides])
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(composition_error_line(err)) from None
+
+
+def store_schemas(schemas: Mapping[str, type], group: str = "schema") -> None:
+    """Put each schema into Hydra's ConfigStore as `<group>/<name>`, for a YAML's `defaults:` to extend
+    (`- /schema/trainer@_here_`): its fields and their defaults, typed."""
+    store = ConfigStore.instance()
+    for name, schema in schemas.items():
+        store.store(group=group, name=name, node=schema)
+
+
+# OmegaConf's type errors -> what the key expects, worded as `worldmodels.core.schema.build` words its own.
+_EXPECTED = (
+    (r"could not be converted to Integer", "int"), (r"could not be converted to Float", "float"),
+    (r"could not be converted to String", "str"), (r"is not a valid bool|could not be converted to Boolean", "bool"),
+    (r"is not a ListConfig, list or tuple|Cannot merge DictConfig with ListConfig", "a list"),
+    (r"is not a subclass of|Cannot merge ListConfig with DictConfig|is not a DictConfig", "a mapping"),
+)
+
+
+def composition_error_line(err: BaseException) -> str:
+    """One line naming the key from a Hydra composition error: OmegaConf's own (the cause of Hydra's) when there is
+    one (a wrong type, an unknown key of a schema; with the YAML it came from when not an override), else Hydra's
+    text (`hydra_error_line`)."""
+    cause = err
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    full_key = getattr(cause, "full_key", None)
+    if cause is None or not full_key:
+        return hydra_error_line(str(err))
+    source = re.match(r"In '([^']+)':", str(err))
+    where = f" (in conf/{source.group(1)}.yaml)" if source else ""
+    message = str(getattr(cause, "msg", None) or cause).strip().splitlines()[0]
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        schema = getattr(cause, "object_type", None)
+        known = f"known keys: {', '.join(f.name for f in dataclasses.fields(schema))}" \
+            if dataclasses.is_dataclass(schema) else "check the spelling; `--cfg job` prints every key"
+        return f"{full_key}: unknown key ({known}){where}"
+    if "is not Optional" in message:
+        return f"{full_key}: must not be null{where}"
+    expected = next((name for pattern, name in _EXPECTED if re.search(pattern, message)), None)
+    if expected and isinstance(cause, (ValidationError, ConfigTypeError)):
+        got = f", got {cause.value!r}" if getattr(cause, "value", None) is not None else ""
+        return f"{full_key}: expected {expected}{got}{where}"
+    return f"{full_key}: {message}{where}"
+
+
+def hydra_error_line(message: str) -> str:
+    """One line from Hydra's composition error text."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    full_key = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("full_key:")), None)
+    unknown = re.match(r"Could not override '([^']+)'", lines[0]) if lines else None
+    if unknown and "To append to your config" in message:
+        return f"{unknown.group(1)}: unknown key (check the spelling; `--cfg job` prints every key)"
+    if re.search(r"Could not (find|load) 'schema/", message):
+        return (f"{lines[0].rstrip('.')}: the config schemas are not in Hydra's ConfigStore; is "
+                "hydra_plugins/worldmodels_schemas installed? (pip install -e . from the checkout)")
+    if "Could not find" in message:
+        listed = message.split("Available options", 1)[-1].split("Config search path", 1)[0].splitlines()[1:]
+        options = [line.strip() for line in listed if line.strip()]
+        return f"{lines[0]} (available: {', '.join(options)})" if options else lines[0]
+    if full_key:
+        return f"{full_key}: {lines[0]}"
+    return "; ".join(lines[:2])
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up and cosine decay to `min_lr_ratio * lr` at trainer.max_steps (every task's module
+    has one: `module.optim`)."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    ema_decay: float = 0.0  # 0 turns EMA weights off; e.g. 0.999 keeps a slow average for evaluation and export
+
+    def validate(self, key: str) -> None:
+        require(self.lr > 0, f"{key}.lr", f"must be > 0 (got {self.lr})")
+        require(self.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0")
+        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{key}.betas",
+                f"must be two numbers in [0, 1) (got {self.betas})")
+        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
+        require(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
+        require(0 <= self.ema_decay < 1, f"{key}.ema_decay", f"must be in [0, 1) (got {self.ema_decay})")
 
 
 @dataclass
@@ -135,6 +241,8 @@ class CallbacksConfig:
 
 @dataclass
 class PathsConfig:
+    """Where a run reads and writes; conf/paths/default.yaml roots them at Hydra's directories."""
+
     root_dir: str = "."
     output_dir: str = "."  # this run's directory: everything the run writes goes under it
     cache_dir: str = ".cache"
@@ -142,7 +250,8 @@ class PathsConfig:
 
 @dataclass
 class RunConfig:
-    """The whole run. `model`, `data` and `module` are built by `worldmodels.tasks.validate` from the task's record."""
+    """The whole run (conf/train.yaml extends it). `model`, `data` and `module` are typed by the schema their group's
+    YAML extends while Hydra composes, and built by `worldmodels.tasks.validate` from the task's record."""
 
     task_name: str
     model: Any
@@ -156,3 +265,10 @@ class RunConfig:
     ckpt_path: str | None = None  # resume from this checkpoint: step, optimizer, schedule and data stream continue
     run_test: bool = True  # run the test loop on held-out seeds after fit
     optimized_metric: str = "val/loss"  # what train() returns to a sweeper
+
+
+# The ConfigStore names (group `schema`) of the run-level schemas; `worldmodels.tasks.register_schemas` stores them.
+RUN_SCHEMAS: dict[str, type] = {
+    "run": RunConfig, "trainer": TrainerConfig, "logger": LoggerConfig, "callbacks": CallbacksConfig,
+    "paths": PathsConfig,
+}

@@ -1,4 +1,4 @@
-"""Test instrumentation, not a user feature: what each DDP rank trained, as hashes, for tests/test_ddp.py.
+"""Test instrumentation, not a user feature: what each DDP rank trained, as hashes, for tests/core/test_ddp.py.
 
 Registered only when the environment variable `WORLDMODELS_DUMP_WEIGHTS=<dir>` is set (see `debug_callbacks`).
 Each rank `k` then writes `<dir>/rank<k>.json` when fit ends:

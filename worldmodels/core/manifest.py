@@ -4,22 +4,27 @@ An export is `<name>.onnx` (plus a task's extra graphs) and `<name>.json`, its m
 shapes and names of inputs/outputs, normalization, sampler defaults or token spec, training config, git commit,
 metrics (`docs/design.md`, "ONNX artifacts"). The manifest is the web player's only source of these facts; the same
 key facts go into the ONNX file's metadata_props. `manifest.schema.json` beside this file is the JSON Schema every
-manifest is written against and that Python (`validate_manifest`) and the web player both check.
+manifest is written against; Python (`manifest_problem`, in `write_manifest` and `read_manifest`) and the web player
+both check it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
+import jsonschema
+
 from worldmodels.core.errors import UserError
 
 MANIFEST_FORMAT = "worldmodels-manifest"
 MANIFEST_FORMAT_VERSION = 1
 OPSET = 17
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
 
 
 class ExportError(UserError):
@@ -58,20 +63,41 @@ def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:
     return props
 
 
+@functools.cache
+def manifest_schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def manifest_problem(manifest) -> str | None:
+    """What makes `manifest` break the schema, in one line (the first problem, with its JSON path), or None."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(manifest_schema()).iter_errors(manifest))
+    if error is None:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    return f"{where or 'manifest'}: {error.message}"
+
+
 def write_manifest(path: Path, manifest: dict) -> None:
-    """Write `manifest` as JSON, atomically."""
+    """Write `manifest` as JSON, atomically, after checking it against the schema (the player checks it too)."""
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ExportError(f"the manifest breaks {SCHEMA_PATH.name} ({problem}); nothing was written")
     write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def read_manifest(path: Path) -> dict:
-    """The JSON manifest beside an exported .onnx."""
+    """The JSON manifest beside an exported .onnx, checked against the schema."""
     manifest_path = path.with_suffix(".json")
     if not manifest_path.is_file():
         raise UserError(f"{path} has no manifest {manifest_path.name} beside it; re-export it")
     try:
-        return json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"{manifest_path} is not valid JSON ({err.msg}); re-export the model") from err
+    problem = manifest_problem(manifest)
+    if problem:
+        raise UserError(f"{manifest_path} is not a worldmodels manifest ({problem}); re-export the model")
+    return manifest
 
 
 def onnx_session(path: Path):

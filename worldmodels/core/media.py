@@ -38,7 +38,7 @@ def log_media(trainer: L.Trainer, key: str, path: Path) -> None:
 
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            import wandb
+            import wandb  # heavy (~2 s to import): only runs with a W&B logger get here
 
             item = wandb.Video(str(path), format="gif") if path.suffix == ".gif" else wandb.Image(str(path))
             logger.experiment.log({key: item, "trainer/global_step": trainer.global_step})

@@ -12,38 +12,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 
 import lightning as L
 import torch
 from torch import nn
 
+from worldmodels.core.config import OptimConfig
 from worldmodels.core.errors import UserError
-from worldmodels.core.schema import require
 
 # checkpoint["worldmodels"] = {"format": 1, "config": <resolved run config>, "extras": <export_extras>}
 CHECKPOINT_KEY = "worldmodels"
-
-
-@dataclass
-class OptimConfig:
-    """AdamW with linear warm-up and cosine decay to `min_lr_ratio * lr` at trainer.max_steps."""
-
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    ema_decay: float = 0.0  # 0 turns EMA weights off; e.g. 0.999 keeps a slow average for evaluation and export
-
-    def validate(self, key: str) -> None:
-        require(self.lr > 0, f"{key}.lr", f"must be > 0 (got {self.lr})")
-        require(self.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0")
-        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{key}.betas",
-                f"must be two numbers in [0, 1) (got {self.betas})")
-        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
-        require(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
-        require(0 <= self.ema_decay < 1, f"{key}.ema_decay", f"must be in [0, 1) (got {self.ema_decay})")
 
 
 class NonFiniteLossError(UserError):

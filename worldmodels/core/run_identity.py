@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 TAG_MAX = 64  # W&B rejects longer tags
@@ -21,8 +23,6 @@ NAME_MAX = 128  # W&B's limit for a group; run names are kept as short
 
 def hydra_job_config() -> DictConfig | None:
     """The `hydra` node of the running job, or None outside a Hydra run (tests, notebooks, `train(cfg)`)."""
-    from hydra.core.hydra_config import HydraConfig
-
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
@@ -61,8 +61,6 @@ def swept_keys(hydra_cfg: Any) -> set[str] | None:
         overrides = [str(o) for o in OmegaConf.select(cfg, "hydra.overrides.task", default=[]) or []]
         params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
         overrides += [f"{k}={v}" for k, v in params.items()]
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:  # a missing or foreign multirun.yaml only costs the short run name
         return None

@@ -42,7 +42,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gymnasium
@@ -54,8 +53,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from tqdm import tqdm
 
-from worldmodels.core.schema import require
 from worldmodels.flappy import episodes as episode_store
+from worldmodels.flappy.config import POLICY_NAMES, CollectorConfig
 from worldmodels.flappy.game import (
     BIRD_X,
     NOOP,
@@ -90,47 +89,6 @@ EVAL_MAX_FRAMES = 10_000  # evaluation games end here (264 pipes), so a perfect 
 LANES = 64  # games a recorder plays in lockstep, sharing one batched PPO forward pass per frame
 EPISODE_STREAM, SPLIT_STREAM, EVAL_STREAM = 1, 2, 3  # seed streams: episodes, the train/val split, PPO evaluation
 _HEURISTIC = HeuristicPolicy()
-
-
-POLICY_NAMES = ("ppo", "noisy_ppo", "random", "do_nothing", "give_up")  # index = the id stored per episode
-
-
-@dataclass
-class CollectorConfig:
-    """How the Flappy player is trained and which episodes are recorded with it."""
-
-    ppo_timesteps: int = 1_000_000  # PPO environment steps
-    ppo_envs: int = 8  # parallel environments PPO collects rollouts from
-    ppo_seed: int = 0
-    eval_episodes: int = 100  # deterministic games that score the trained policy
-    episodes: int = 50_000  # episodes to record
-    max_frames: int = 2000  # frames per recorded episode at most, so a perfect player cannot run forever
-    workers: int = 2  # recording processes (0: record in this process)
-    val_fraction: float = 0.05  # share of episodes held out for validation and test
-    mix: dict[str, float] = field(default_factory=lambda: {
-        "ppo": 0.4, "noisy_ppo": 0.2, "random": 0.15, "do_nothing": 0.05, "give_up": 0.2})  # policy weights
-    # noisy_ppo: chance per frame of a uniformly random action. Flappy forgives little: with the 1M-step player,
-    # 0.05 dies at about the first pipe (~100 frames) and 0.2 within ~50 frames, as early as random flapping.
-    noisy_epsilon: float = 0.05
-    random_flap_prob: float = 0.1  # random: chance per frame of a flap
-    give_up_after: list[int] = field(default_factory=lambda: [30, 300])  # give_up: plays [low, high] frames
-    policy: str = "ppo"  # "ppo", or "heuristic": the scripted HeuristicPolicy stands in for PPO (no training)
-
-    def validate(self, key: str) -> None:
-        for name in ("ppo_timesteps", "ppo_envs", "eval_episodes", "max_frames"):
-            require(getattr(self, name) > 0, f"{key}.{name}", f"must be > 0 (got {getattr(self, name)})")
-        require(self.episodes >= 2, f"{key}.episodes", f"must be >= 2 (got {self.episodes})")
-        require(self.workers >= 0, f"{key}.workers", "must be >= 0")
-        require(0.0 < self.val_fraction < 1.0, f"{key}.val_fraction", f"must be in (0, 1) (got {self.val_fraction})")
-        for name, weight in self.mix.items():
-            require(name in POLICY_NAMES, f"{key}.mix.{name}", f"unknown policy (known: {', '.join(POLICY_NAMES)})")
-            require(weight >= 0, f"{key}.mix.{name}", f"must be >= 0 (got {weight})")
-        require(sum(self.mix.values()) > 0, f"{key}.mix", "the weights must sum to more than 0")
-        for name in ("noisy_epsilon", "random_flap_prob"):
-            require(0.0 <= getattr(self, name) <= 1.0, f"{key}.{name}", "must be in [0, 1]")
-        require(len(self.give_up_after) == 2 and 0 <= self.give_up_after[0] <= self.give_up_after[1],
-                f"{key}.give_up_after", f"must be [low, high] with 0 <= low <= high (got {self.give_up_after})")
-        require(self.policy in ("ppo", "heuristic"), f"{key}.policy", f"must be ppo or heuristic (got {self.policy!r})")
 
 
 def config_hash(config: dict) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from worldmodels.core.data import TRAIN, StreamDataModule
 from worldmodels.core.errors import UserError
-from worldmodels.core.schema import require
-from worldmodels.flappy.collector import CollectorConfig, ensure_episodes
+from worldmodels.flappy.collector import ensure_episodes
+from worldmodels.flappy.config import FlappyDataConfig
 from worldmodels.flappy.episodes import EpisodeStore
 from worldmodels.flappy.tokens import SPEC
 
@@ -36,29 +35,6 @@ PAD_TOKEN = 0  # what fills the padding; any id would do, the mask hides it
 NO_EPISODES = ("flappy data: no episodes; give the DataModule a cache_dir (python -m worldmodels.train task=flappy "
                "does) or a store with set_episodes")
 START_CONTEXTS, START_CONTEXT_FRAMES = 8, 20  # real openings the exported model ships for the player
-
-
-@dataclass
-class FlappyDataConfig:
-    """Where Flappy episodes come from (the collector) and how they are cut into windows and batched."""
-
-    name: str = "flappy"
-    batch_size: int = 64
-    window_frames: int = 38  # whole frames per example: 38 x 10 = 380 tokens, inside a 384-token context
-    num_workers: int = 0  # DataLoader processes cutting windows (cheap: 0 is usually enough)
-    val_batches: int = 16  # fixed held-out batches per validation (and per test)
-    collector: CollectorConfig = field(default_factory=CollectorConfig)
-
-    def validate(self, key: str) -> None:
-        require(self.batch_size > 0, f"{key}.batch_size", f"must be > 0 (got {self.batch_size})")
-        require(self.window_frames > 0, f"{key}.window_frames", f"must be > 0 (got {self.window_frames})")
-        require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
-        require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
-        self.collector.validate(f"{key}.collector")
-
-    @property
-    def window_tokens(self) -> int:
-        return self.window_frames * SPEC.tokens_per_frame
 
 
 def window_starts(frames: np.ndarray, window_frames: int, count: int, rng: np.random.Generator

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.core.schema import build
-from worldmodels.flappy.collector import CollectorConfig, ensure_episodes
+from worldmodels.flappy.collector import ensure_episodes
+from worldmodels.flappy.config import CollectorConfig
 from worldmodels.flappy.decoding.backends import Backend, OrtBackend, TorchBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder
 from worldmodels.flappy.decoding.rules import pipe_is_new

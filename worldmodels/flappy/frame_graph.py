@@ -1,7 +1,7 @@
 """A whole Flappy frame per call: the decoding rules of `worldmodels/flappy/decoding/rules.py` (3-6) in one graph,
 solved by fixed-point passes over the frame's 10 tokens.
 
-    rules = frame_rules(SPEC)                                    # worldmodels.flappy.decoding: plain ints from the spec
+    rules = frame_rules(SPEC)                                    # worldmodels.flappy.decoding.rules: ints from the spec
     graph = FrameGraph(model, rules)
     state, logits, k_frame, v_frame, slots, passes, next_first = graph(action_id, position, k, v, cache_len,
                                                                        previous, guess, uniforms, temperature)
@@ -15,7 +15,7 @@ the guess is right before s, so the passes repeat with the choices as the next g
 fixed point is exactly the frame one-token-at-a-time decoding makes: pass k gets at least the first k slots right,
 so it is reached after at most 10 passes, and after 1 when the guess was right. The last pass's keys and values are
 those of the frame's true tokens. The guess only decides how many passes a frame costs (`frame_guess` in
-token_sampling makes a good one from the previous frames: things keep moving as they moved). Each pass also feeds
+decoding/rules.py makes a good one from the previous frames: things keep moving as they moved). Each pass also feeds
 a speculative 11th token, the first action label (noop, what a player does most frames) after the frame: its logits
 give `next_first`, the choice the next frame's first slot (bird_y: always greedy) gets if the next action is that
 one. Nothing of it enters the cache; it only makes the next guess's hardest slot right.
@@ -54,7 +54,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import onnx
 import torch
+from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from worldmodels.core.manifest import OPSET
@@ -99,7 +101,7 @@ def legal_masks(rules: FrameRules, frame: torch.Tensor, ids: torch.Tensor,
 
 def new_pipes(rules: FrameRules, frame: torch.Tensor, previous: torch.Tensor,
               tables: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """bool (pipes,): token_sampling.pipe_is_new for every pipe slot at once. Slot k is visible in `frame`
+    """bool (pipes,): decoding.rules.pipe_is_new for every pipe slot at once. Slot k is visible in `frame`
     (slots,) and the pipe it holds (slot k + 1 of `previous` after a respawn, else slot k) was not visible in
     `previous`."""
     marker = (tables if tables is not None else rule_tables(rules, frame.device))["pipe_markers"]
@@ -114,7 +116,7 @@ def new_pipes(rules: FrameRules, frame: torch.Tensor, previous: torch.Tensor,
 
 def sample_bins(logits: torch.Tensor, start: int, bins: int, u: torch.Tensor,
                 temperature: torch.Tensor) -> torch.Tensor:
-    """(rows,) int64: token_sampling.sample_inverse_cdf of each row of `logits` (rows, vocab) with its `u` (rows,)
+    """(rows,) int64: decoding.rules.sample_inverse_cdf of each row of `logits` (rows, vocab) with its `u` (rows,)
     over the ids start .. start + bins - 1 (a visible pipe's legal gaps), in float64: the first id whose cumulative
     softmax exceeds u * total."""
     z = logits[:, start:start + bins].to(torch.float64) / temperature
@@ -241,9 +243,6 @@ def _renamed(graph, prefix: str, keep: set[str]) -> None:
 def export_frame_onnx(model: TokenTransformer, rules: FrameRules, path: str | Path) -> None:
     """Write the frame graph (TorchScript exporter, opset 17, batch 1, static shapes; names at the top): the
     prepare part and one pass are traced separately and joined into a graph whose ONNX Loop repeats the pass."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     graph = FrameGraph(model.eval(), rules).eval()
     example = frame_graph_example(model, rules)
     action, position, k_cache, v_cache, cache_len, previous, guess, uniforms, temperature = example

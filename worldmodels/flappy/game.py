@@ -34,7 +34,7 @@ pipes with x > 288 as absent). In practice slot 0 is always visible and slot 1 i
 frames of an episode (the second pipe starts at x = 432); after that the spacing keeps two pipes on screen.
 
 Library module: `from worldmodels.flappy.game import FlappyGame, HeuristicPolicy, record_episode`.
-Tests: `python -m pytest tests/test_flappy_game.py`.
+Tests: `python -m pytest tests/flappy/test_game.py`.
 """
 
 from __future__ import annotations

@@ -25,46 +25,15 @@ that hold a death).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from worldmodels.core.errors import UserError
-from worldmodels.core.module import OptimConfig, WorldModelModule
+from worldmodels.core.module import WorldModelModule
+from worldmodels.flappy.config import TokenObjectiveConfig
 from worldmodels.flappy.tokens import ACTION, ORDINAL, SPEC, TokenSpec
-
-
-@dataclass
-class DecodingConfig:
-    """The frame decoder used for rollouts and exported as the player's defaults (see worldmodels.flappy.decoding)."""
-
-    slide_frames: int = 4  # whole frames dropped from the KV cache window each time it fills up
-    temperature: float = 1.0  # softmax temperature for the sampled gap of a new pipe (other fields are greedy)
-
-
-@dataclass
-class TokenObjectiveConfig:
-    name: str = "tokens"
-    soft_bin_width: float = 1.0  # std in bins of the target kernel on ordinal fields; 0 = one-hot cross-entropy
-    done_weight: float = 5.0  # loss weight of the done slot
-    respawn_weight: float = 5.0  # loss weight of the respawn slot
-    action_weight: float = 0.0  # loss weight of the action slot (actions come from the player at play time)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        require(self.soft_bin_width >= 0, f"{key}.soft_bin_width", f"must be >= 0 (got {self.soft_bin_width})")
-        for name in ("done_weight", "respawn_weight", "action_weight"):
-            value = getattr(self, name)
-            require(value >= 0, f"{key}.{name}", f"must be >= 0 (got {value})")
-        require(self.decoding.slide_frames >= 1, f"{key}.decoding.slide_frames",
-                f"must be >= 1 (got {self.decoding.slide_frames})")
-        require(self.decoding.temperature > 0, f"{key}.decoding.temperature",
-                f"must be > 0 (got {self.decoding.temperature})")
 
 
 def soft_target_table(spec: TokenSpec, width: float) -> torch.Tensor:

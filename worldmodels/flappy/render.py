@@ -1,6 +1,6 @@
 """Draw Flappy Bird frames from the visible state alone (numpy; no pygame, no sprites), e.g. decoded model tokens.
 
-    frame = render_frame(state)     # FlappyState -> uint8 (H, W, 3); from tokens: worldmodels.breakout.media
+    frame = render_frame(state)     # FlappyState -> uint8 (H, W, 3); from tokens: worldmodels.flappy.media
 
 Everything is placed from `GEOMETRY` (the renderer the browser uses reads the same numbers from the token spec's
 JSON): sky, both pipes of each visible slot (top pipe above `gap_y - pipe_gap / 2`, bottom pipe from

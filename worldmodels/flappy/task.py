@@ -14,12 +14,13 @@ from worldmodels.core.config import RunConfig
 from worldmodels.core.schema import require
 from worldmodels.core.task import Task
 from worldmodels.flappy import evaluate
-from worldmodels.flappy.data import FlappyDataConfig, FlappyDataModule
+from worldmodels.flappy.config import SCHEMAS
+from worldmodels.flappy.data import FlappyDataModule
 from worldmodels.flappy.export import export_flappy
 from worldmodels.flappy.media import FlappyRolloutGif
-from worldmodels.flappy.objective import TokenModule, TokenObjectiveConfig
+from worldmodels.flappy.objective import TokenModule
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import TokenTransformer, TransformerConfig
+from worldmodels.flappy.transformer import TokenTransformer
 
 
 def build_net(run: RunConfig) -> nn.Module:
@@ -60,9 +61,9 @@ def check(run: RunConfig) -> None:
 
 TASK = Task(
     name="flappy",
-    models={"token_transformer": TransformerConfig},
-    data={"flappy": FlappyDataConfig},
-    modules={"tokens": TokenObjectiveConfig},
+    models=SCHEMAS["model"],
+    data=SCHEMAS["data"],
+    modules=SCHEMAS["module"],
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,

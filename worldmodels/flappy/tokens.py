@@ -29,7 +29,7 @@ decoder, which must read every id and bin count from that JSON (it goes into eac
 
     python -c "import json; from worldmodels.flappy.tokens import SPEC; print(json.dumps(SPEC.to_json()))"
 
-Tests: `python -m pytest tests/test_flappy_tokens.py`.
+Tests: `python -m pytest tests/flappy/test_tokens.py`.
 """
 
 from __future__ import annotations

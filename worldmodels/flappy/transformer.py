@@ -21,7 +21,7 @@ Two attention spans (`TransformerConfig.sliding_window`):
 - False (the seed's): causal attention over a window of at most `context` tokens. The KV cache holds the window in
   order (slot i = its i-th oldest token) and `slide` drops whole frames by re-running the model on the rest (a
   prefill): shifting the cached k/v instead would be wrong, since from layer 2 on the kept tokens' keys were
-  computed while they still saw the dropped tokens (~1 logit apart in tests/test_transformer.py). Exact, but a
+  computed while they still saw the dropped tokens (~1 logit apart in tests/flappy/test_transformer.py). Exact, but a
   slide costs a prefill of ~context tokens.
 - True: every token attends to the `context` tokens ending at itself, whatever the sequence length; training uses
   the same banded mask (on windows longer than `context`, so the model learns keys that saw a full band). The cache
@@ -54,47 +54,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from worldmodels.core.manifest import OPSET
+from worldmodels.core.schema import require
+from worldmodels.flappy.config import TransformerConfig
 
 DECODE_INPUTS = ["tokens", "position", "k_cache", "v_cache", "cache_len"]
 DECODE_OUTPUTS = ["logits", "k_cache_out", "v_cache_out"]
 PREFILL_INPUTS = ["tokens", "positions"]
 PREFILL_OUTPUTS = ["logits", "k_cache", "v_cache", "cache_len"]
-
-
-@dataclass
-class TransformerConfig:
-    """TokenTransformer shape. The defaults with vocab_size=500 give ~433k parameters (embeddings tied)."""
-
-    name: str = "token_transformer"
-    vocab_size: int = 0  # 0 = filled in from the token spec by the caller; checked when the module is built
-    layers: int = 3  # pre-norm Transformer blocks
-    heads: int = 4  # attention heads; width / heads must be even for RoPE
-    width: int = 112  # residual stream size
-    mlp_ratio: float = 3.0  # MLP hidden size = mlp_ratio * width
-    context: int = 384  # tokens attended (the KV cache size); a whole number of frames is the caller's business
-    sliding_window: bool = False  # True: attend to the `context` tokens ending at each token, cache = ring (docstring)
-    rope_base: float = 10000.0  # RoPE frequency base
-    dropout: float = 0.0  # on attention weights and both residual branches, training only
-
-    def validate(self, key: str) -> None:
-        from worldmodels.core.schema import require
-
-        for field_name in ("layers", "heads", "width", "context"):
-            value = getattr(self, field_name)
-            require(value > 0, f"{key}.{field_name}", f"must be > 0 (got {value})")
-        require(self.vocab_size >= 0, f"{key}.vocab_size", f"must be >= 0, 0 = from the token spec "
-                                                           f"(got {self.vocab_size})")
-        require(self.width % self.heads == 0, f"{key}.width",
-                f"must be a multiple of heads={self.heads} (got {self.width})")
-        require(self.width // self.heads % 2 == 0, f"{key}.heads",
-                f"width / heads must be even for RoPE (got {self.width} / {self.heads})")
-        require(self.mlp_ratio > 0, f"{key}.mlp_ratio", f"must be > 0 (got {self.mlp_ratio})")
-        require(self.rope_base > 1, f"{key}.rope_base", f"must be > 1 (got {self.rope_base})")
-        require(0 <= self.dropout < 1, f"{key}.dropout", f"must be in [0, 1) (got {self.dropout})")
-
-    @property
-    def head_dim(self) -> int:
-        return self.width // self.heads
 
 
 @dataclass
@@ -203,8 +169,6 @@ class TokenTransformer(nn.Module):
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
-        from worldmodels.core.schema import require
-
         cfg.validate(cfg.name)
         require(cfg.vocab_size > 0, f"{cfg.name}.vocab_size",
                 f"must be > 0 to build the model: fill it in from the token spec (got {cfg.vocab_size})")

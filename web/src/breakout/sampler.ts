@@ -3,7 +3,7 @@
 // denoiser_input).
 // Pure functions over a `Denoise` callback; every size and sampler default comes from the BreakoutManifest.
 // Float32 arithmetic is rounded after each operation (Math.fround) exactly as torch does it on float32 tensors.
-// Tested by tests/breakout_sampler.test.ts against Python outputs of the same ONNX graph (tests/web_fixtures.py).
+// Tested by tests/breakout_sampler.test.ts against Python outputs of the same ONNX graph (tests/web/web_fixtures.py).
 import type { BreakoutManifest } from "../shell/manifest";
 import { ort } from "../shell/ort";
 import { denoiserTensors } from "../shell/tensors";

@@ -2,7 +2,7 @@
 // frame_guess and the choice rules 1-6 of its module docstring), over a backend holding a fixed-size KV cache
 // (backend.ts: onnxruntime-web, one decode call per token or one frame-graph call per frame). Tested token for
 // token against the Python reference on the same ONNX graphs and uniforms, and on a model-free hash backend:
-// web/tests/flappy_decoder.test.ts (fixtures from tests/web_fixtures.py write_flappy).
+// web/tests/flappy_decoder.test.ts (fixtures from tests/web/web_fixtures.py write_flappy).
 import type { TokenSpec } from "./spec";
 
 export interface BackendResult<S> {
@@ -19,7 +19,7 @@ export interface CacheBackend<S = unknown> {
   prefill(tokens: ArrayLike<number>, positions: ArrayLike<number>): Promise<BackendResult<S>>;
 }
 
-/** One decode call per token (Python's token_sampling.Backend). */
+/** One decode call per token (Python's worldmodels.flappy.decoding.backends.Backend). */
 export interface Backend<S = unknown> extends CacheBackend<S> {
   /** Append one token (an ordered window must have room); the logits after it. */
   step(token: number, position: number, state: S): Promise<BackendResult<S>>;
@@ -33,7 +33,7 @@ export interface FrameResult<S> {
   nextFirst: number; // the next frame's first slot if the next action is the first label (the graph speculated)
 }
 
-/** One frame-graph call per frame (Python's token_sampling.FrameBackend). */
+/** One frame-graph call per frame (Python's worldmodels.flappy.decoding.backends.FrameBackend). */
 export interface FrameBackend<S = unknown> extends CacheBackend<S> {
   frame(actionId: number, position: number, state: S, previous: ArrayLike<number>, guess: ArrayLike<number>,
     uniforms: ArrayLike<number>, temperature: number): Promise<FrameResult<S>>;

@@ -2,7 +2,7 @@
 // slot (top pipe above gap_y - pipe_gap / 2, bottom pipe from gap_y + pipe_gap / 2 to the ground), the ground strip
 // below ground_y, the bird as a box at (bird_x, bird_y), a red border on a done frame. Every size comes from the token
 // spec's geometry (the manifest's token_spec.geometry); values are decoded with spec.ts. Pixel-compared with
-// render_frame in web/tests/flappy_render.test.ts (fixtures from tests/web_fixtures.py write_flappy).
+// render_frame in web/tests/flappy_render.test.ts (fixtures from tests/web/web_fixtures.py write_flappy).
 import type { FrameState, TokenSpec } from "./spec";
 
 // The Python renderer's colours (flappy_render.py).

@@ -2,7 +2,7 @@
 // id ranges, slot order, labels, the hidden rule, bin decoding and the renderer's geometry. Nothing here hard-codes an
 // id or a bin count; only the field names (bird_y, marker, pipe_x, gap_y, respawn, done, action) are the contract.
 // Tested against Python's legal masks and decoded frames: web/tests/flappy_spec.test.ts (fixtures from
-// tests/web_fixtures.py write_flappy).
+// tests/web/web_fixtures.py write_flappy).
 
 export interface SpecField {
   name: string;

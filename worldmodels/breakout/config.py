@@ -1,0 +1,134 @@
+"""The Breakout task's config schemas: the single source of every default its YAML (`conf/model/tiny_denoiser.yaml`,
+`conf/model/fast_denoiser.yaml`, `conf/data/breakout.yaml`, `conf/module/diffusion.yaml`) extends.
+
+Light on purpose (the stdlib and `worldmodels.core` schemas only, no torch): `worldmodels.tasks.register_schemas`
+puts `SCHEMAS` into Hydra's ConfigStore before every composition, so a command's start-up never pays for the code
+that uses them (`denoiser.py`, `sim.py`, `data.py`, `objective.py` import them from here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from worldmodels.core.config import OptimConfig
+from worldmodels.core.schema import require
+
+
+@dataclass
+class DenoiserConfig:
+    """TinyDenoiser shape. The defaults are the seed model (~2.34M parameters)."""
+
+    name: str = "tiny_denoiser"
+    width: int = 96  # channels in every residual block
+    blocks: int = 14  # residual blocks of two dilated 3x3 convolutions
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # cycled over the blocks
+
+    def validate(self, key: str) -> None:
+        require(self.width > 0, f"{key}.width", f"must be > 0 (got {self.width})")
+        require(self.blocks > 0, f"{key}.blocks", f"must be > 0 (got {self.blocks})")
+        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
+                f"must be a non-empty list of positive ints (got {self.dilations})")
+
+
+@dataclass
+class FastDenoiserConfig:
+    """FastDenoiser shape: channels per resolution (64, 32, 16 px for a 64x64 frame) and the blocks at each."""
+
+    name: str = "fast_denoiser"
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64])  # full, 1/2, 1/4 resolution
+    blocks: list[int] = field(default_factory=lambda: [1, 1, 3])  # residual blocks per resolution
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # cycled over the lowest resolution's blocks
+
+    def validate(self, key: str) -> None:
+        require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
+                f"must be a non-empty list of positive ints (got {self.widths})")
+        require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",
+                f"must give a count >= 0 for each of the {len(self.widths)} widths (got {self.blocks})")
+        require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
+                f"must be a non-empty list of positive ints (got {self.dilations})")
+
+
+@dataclass
+class PolicyConfig:
+    """Knobs of `TrackerPolicy` (`worldmodels.breakout.sim`); the "messy" ones make data cover failure states.
+
+    random_action_rate: per step, probability of a uniformly random action.
+    miss_rate: per serve (each new life), probability that the policy runs away from
+        the ball for that whole life, so it is missed.
+    bad_move_rate: per step, probability of moving away from the ball.
+    reset_rate: per step, probability that `maybe_reset` restarts a game mid-play.
+    """
+
+    random_action_rate: float = 0.1
+    miss_rate: float = 0.0
+    bad_move_rate: float = 0.0
+    reset_rate: float = 0.0
+
+
+@dataclass
+class BreakoutDataConfig:
+    """Where Breakout rows come from and how they are batched."""
+
+    name: str = "breakout"
+    batch_size: int = 32
+    games_per_worker: int = 128  # simulators stepped together in each worker; a multiple of batch_size
+    num_workers: int = 1  # DataLoader processes making rows while the model trains
+    warmup_steps: int = 64  # steps each stream plays before its first row, so games start mid-play
+    val_batches: int = 8  # fixed held-out batches per validation (and per test)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    def validate(self, key: str) -> None:
+        require(self.batch_size > 0, f"{key}.batch_size", f"must be > 0 (got {self.batch_size})")
+        require(self.games_per_worker > 0 and self.games_per_worker % self.batch_size == 0,
+                f"{key}.games_per_worker", f"must be a positive multiple of batch_size={self.batch_size} "
+                f"(got {self.games_per_worker})")
+        require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
+        require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
+        require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
+        for name in ("random_action_rate", "miss_rate", "bad_move_rate", "reset_rate"):
+            rate = getattr(self.policy, name)
+            require(0.0 <= rate <= 1.0, f"{key}.policy.{name}", f"must be in [0, 1] (got {rate})")
+
+
+@dataclass
+class SamplerConfig:
+    """The warm-start sampler used at validation, for samples and as the exported default."""
+
+    steps: int = 2  # denoiser calls per frame
+    sigma_max: float = 1.0  # warm-start noise: latest frame + sigma_max * noise
+    sigma_min: float = 0.02  # last noise level of the geometric schedule
+
+
+@dataclass
+class DiffusionConfig:
+    name: str = "diffusion"
+    sigma_min: float = 0.02  # training noise range, sampled log-uniformly
+    sigma_max: float = 1.0
+    # Extra loss weight on pixels that differ from the latest context frame (0 = plain MSE, the seed's objective).
+    # The ball and the paddle's edges are ~0.3% of a frame; weighting them makes small budgets learn the dynamics.
+    change_weight: float = 0.0
+    # Share of rows whose noisy input is the sampler's warm start (latest context frame + sampler.sigma_max noise)
+    # instead of the noised next frame (0 = the seed's objective). A noised next frame still shows where a 10 px
+    # paddle went even at sigma 1, so a model trained only on those never needs the action; the warm start
+    # shows where the paddle was, which is what the first sampler step really sees.
+    warm_start_fraction: float = 0.0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the warm-start sampler, exported to the player
+
+    def validate(self, key: str) -> None:
+        for prefix, low, high in ((key, self.sigma_min, self.sigma_max),
+                                  (f"{key}.sampler", self.sampler.sigma_min, self.sampler.sigma_max)):
+            require(low > 0, f"{prefix}.sigma_min", f"must be > 0 (got {low})")
+            require(low < high, f"{prefix}.sigma_min", f"must be < sigma_max (got {low} >= {high})")
+        require(self.sampler.steps >= 1, f"{key}.sampler.steps", f"must be >= 1 (got {self.sampler.steps})")
+        require(self.change_weight >= 0, f"{key}.change_weight", f"must be >= 0 (got {self.change_weight})")
+        require(0 <= self.warm_start_fraction <= 1, f"{key}.warm_start_fraction",
+                f"must be in [0, 1] (got {self.warm_start_fraction})")
+
+
+# group -> the `name` its YAML picks -> schema: the Task record's choices, and the ConfigStore's `schema/<group>/<name>`
+SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig},
+    "data": {"breakout": BreakoutDataConfig},
+    "module": {"diffusion": DiffusionConfig},
+}
