@@ -306,7 +306,7 @@ def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["sim", "train", "decode", "denoiser"], default=None)
     parser.add_argument("--games", type=int, default=256, help="games in the vectorized simulator")
     parser.add_argument("--steps", type=int, default=200, help="simulator steps for the vectorized run")

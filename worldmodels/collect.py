@@ -19,12 +19,14 @@ from worldmodels.flappy.collector import ensure_episodes
 from worldmodels.tasks import validate
 
 
-def main(overrides: list[str]) -> None:
-    run = validate(compose_config(["task=flappy", *overrides]))
+@one_line_errors
+def main(overrides: list[str] | None = None) -> None:
+    """`overrides`: Hydra overrides of the run whose data to build (default: the command line's)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run = validate(compose_config(["task=flappy", *(sys.argv[1:] if overrides is None else overrides)]))
     store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
     print(f"{store.directory}: {store.num_episodes} episodes, {store.manifest['frames']} frames")
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    one_line_errors(main)(sys.argv[1:])
+    main()

@@ -264,7 +264,7 @@ def compare(paths: list[Path], out: Path | None = None, metrics: list[str] | Non
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="a sweep directory (multirun/...) or run directories")
     parser.add_argument("--metrics", nargs="+", default=None,
                         help="metrics to show and plot (default: every metric the finished runs share)")

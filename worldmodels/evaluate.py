@@ -16,9 +16,71 @@ from pathlib import Path
 
 import torch
 
+from worldmodels.core.config import RunConfig
 from worldmodels.core.errors import UserError, one_line_errors
-from worldmodels.core.manifest import read_manifest
+from worldmodels.core.manifest import onnx_session, read_manifest
+from worldmodels.core.schema import ConfigError
 from worldmodels.tasks import TASKS, get_task, load_checkpoint, validate
+
+# A manifest tensor's dtype -> onnxruntime's name for the type of a graph's input or output.
+ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
+
+
+def check_out(out: Path | None) -> None:
+    """`--out` is a file path in an existing folder. Refused rather than made: a mistyped folder would otherwise
+    take the summary (and Breakout's GIF and plot) somewhere the user never looks, after minutes of evaluation."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise UserError(f"--out: {out} is a folder; give the JSON summary's file path (e.g. {out / 'model.eval.json'})")
+    if not out.parent.is_dir():
+        raise UserError(f"--out: folder {out.parent} does not exist; create it first or pick a path in an existing "
+                        f"folder")
+
+
+def tensors(described) -> str:
+    return ", ".join(f"{name} {dtype}[{','.join(str(d) for d in shape)}]" for name, dtype, shape in described)
+
+
+def same_tensor(arg, listed: dict) -> bool:
+    """An onnxruntime input or output (NodeArg) is the manifest's tensor: its dtype, rank and every fixed size."""
+    shape = listed["shape"]
+    return (arg.type == ORT_TYPES[listed["dtype"]] and len(arg.shape) == len(shape)
+            and all(a == b for a, b in zip(arg.shape, shape, strict=True) if isinstance(a, int) and isinstance(b, int)))
+
+
+def check_graph(path: Path, manifest: dict) -> None:
+    """The .onnx graph is the one its manifest describes: the task in its metadata, and its inputs and outputs by
+    position (count, dtype, fixed sizes), as the readers find them."""
+    session = onnx_session(path)
+    manifest_name = path.with_suffix(".json").name
+    graph_task = session.get_modelmeta().custom_metadata_map.get("worldmodels.task")
+    if graph_task is not None and graph_task != manifest["task"]:
+        raise UserError(f"{path} is a {graph_task} graph but {manifest_name} beside it describes a "
+                        f"{manifest['task']} export; put the graph's own manifest beside it, or re-export")
+    for side, graph, listed in (("inputs", session.get_inputs(), manifest["inputs"]),
+                                ("outputs", session.get_outputs(), manifest["outputs"])):
+        if len(graph) != len(listed) or not all(map(same_tensor, graph, listed)):
+            described = tensors((arg.name, arg.type.removeprefix("tensor(").rstrip(")"), arg.shape) for arg in graph)
+            expected = tensors((t["name"], t["dtype"], t["shape"]) for t in listed)
+            raise UserError(f"{path} does not match {manifest_name} ({manifest['task']}): the graph's {side} are "
+                            f"{described}, the manifest's {expected}; put the graph's own manifest beside it, or "
+                            f"re-export")
+
+
+def export_run(path: Path) -> RunConfig:
+    """The training config of an exported .onnx, from the manifest beside it, checked against the graph."""
+    manifest = read_manifest(path)
+    manifest_path = path.with_suffix(".json")
+    try:
+        run = validate(manifest["training_config"])
+    except ConfigError as err:
+        raise UserError(f"{manifest_path}: training_config: {err}; re-export the model") from None
+    if run.task_name != manifest["task"]:
+        raise UserError(f"{manifest_path}: task is {manifest['task']!r} but its training_config trains "
+                        f"{run.task_name!r}; re-export the model")
+    check_graph(path, manifest)
+    return run
 
 
 @one_line_errors
@@ -31,10 +93,11 @@ def main(argv: list[str] | None = None) -> None:
         get_task(name).eval_arguments(parser.add_argument_group(f"{name} models"))
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
+    check_out(args.out)
     if not args.model.is_file():
         raise UserError(f"no model file at {args.model}")
     if args.model.suffix == ".onnx":
-        run, module = validate(read_manifest(args.model)["training_config"]), None
+        run, module = export_run(args.model), None
     else:
         run, module = load_checkpoint(args.model)
     get_task(run.task_name).evaluate(args, args.model, run, module)

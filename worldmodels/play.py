@@ -332,7 +332,7 @@ def make_server(port: int, models: list[Model], dist: Path = WEB_DIR / "dist", q
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.play", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--models", type=Path, action="append", default=[], help="extra folder of exported models")
     parser.add_argument("--newest", type=int, default=6, help="how many of the newest exported runs to list")

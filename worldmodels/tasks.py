@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,14 +42,19 @@ def get_task(name: str) -> Task:
     return importlib.import_module(f"{TASKS[name]}.task").TASK
 
 
+def task_config(name: str) -> ModuleType:
+    """A task's light `config` module: its `SCHEMAS` (group -> name -> schema) and, where declared, `METRICS`."""
+    return importlib.import_module(f"{TASKS[name]}.config")
+
+
 def register_schemas() -> None:
     """Every schema into Hydra's ConfigStore, for conf/'s YAML to extend: the run's as `schema/<name>`
     (`schema/trainer`), each task's as `schema/<group>/<name>` (`schema/model/tiny_denoiser`). Hydra runs this through
     `hydra_plugins/worldmodels_schemas` whenever it starts, before any composition; of the tasks it imports only
     their light `config` modules."""
     store_schemas(RUN_SCHEMAS)
-    for package in TASKS.values():
-        for group, schemas in importlib.import_module(f"{package}.config").SCHEMAS.items():
+    for name in TASKS:
+        for group, schemas in task_config(name).SCHEMAS.items():
             store_schemas(schemas, f"schema/{group}")
 
 
@@ -64,11 +70,45 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
             raise ConfigError(f"{group}: missing; pick one with {group}=<{'|'.join(schemas)}>")
         name = section.get("name")
         if name not in schemas:
+            owner = next((t for t in TASKS if t != task.name and name in task_config(t).SCHEMAS.get(group, {})), None)
+            if owner is not None:
+                raise ConfigError(f"{group}.name: {name!r} belongs to task {owner}, not {task.name}; pick "
+                                  f"{group}=<{'|'.join(schemas)}>, or task={owner}")
             raise ConfigError(f"{group}.name: unknown {group} {name!r} for task {task.name} "
                               f"(known: {', '.join(schemas)})")
         setattr(run, group, build(section, schemas[name], group))
     task.check(run)
+    check_optimized_metric(run)
     return run
+
+
+# What the shared training core (`worldmodels.core.module.WorldModelModule`) logs on every step beside the names a
+# module's `compute_loss` returns (its task config's `METRICS`): train/loss, train/lr, val/loss, test/loss.
+CORE_METRICS = {"train": ("loss", "lr"), "held_out": ("loss",)}
+SPLITS = ("train", "val", "test")
+
+
+def check_optimized_metric(run: RunConfig) -> None:
+    """`optimized_metric` names something the run will log: `global_step`, or `<split>/<name>` with a name the
+    module logs (when its task config declares `METRICS`), and test/ only when the run tests."""
+    metric = run.optimized_metric
+    if metric == "global_step":
+        return
+    split, _, name = metric.partition("/")
+    if split not in SPLITS or not name:
+        raise ConfigError(f"optimized_metric: must be val/<name>, test/<name>, train/<name> or global_step "
+                          f"(got {metric!r})")
+    if split == "test" and not run.run_test:
+        raise ConfigError(f"optimized_metric: {metric!r} is logged only by the test loop; set run_test=true "
+                          f"or optimize a val/ metric")
+    declared = getattr(task_config(run.task_name), "METRICS", {}).get(run.module.name)
+    if declared is None:
+        return  # a module that does not declare its metrics: the prefix is all that can be checked up front
+    kind = "train" if split == "train" else "held_out"
+    known = (*CORE_METRICS[kind], *declared[kind])
+    if name not in known:
+        raise ConfigError(f"optimized_metric: module {run.module.name!r} logs no {metric!r} "
+                          f"(it logs {', '.join(f'{split}/{k}' for k in known)}, and global_step)")
 
 
 def build_datamodule(run: RunConfig) -> L.LightningDataModule:
@@ -91,21 +131,56 @@ def export_module(module: WorldModelModule, run: RunConfig, out_dir: str | Path,
     return get_task(run.task_name).export(module, run, Path(out_dir), name or run.task_name, tolerance, metrics)
 
 
-def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
-    """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """A checkpoint written by worldmodels.train, loaded as plain data (`weights_only`), or a one-line UserError for
+    a missing path, a folder, an empty or foreign file. `mmap` leaves the tensors on disk (to read its config only)."""
     import torch  # heavy (seconds): kept off the registry's import, which every composition pays for
 
     from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: as above
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint; give a .ckpt file (e.g. {path}/last.ckpt)")
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty, not a checkpoint; pick another .ckpt")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}); pick another .ckpt") from err
-    if CHECKPOINT_KEY not in checkpoint:
+    stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
         raise UserError(f"{path} was not written by worldmodels.train (no '{CHECKPOINT_KEY}' entry)")
+    return checkpoint
+
+
+def check_resume(run: RunConfig) -> None:
+    """`ckpt_path` (when set) is a checkpoint this run can resume: written by worldmodels.train, for the same task
+    and model. Reads only the checkpoint's stored config, before any part of the run is built."""
+    if run.ckpt_path is None:
+        return
+    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: only resumed runs pay for it here
+
+    try:
+        stored = read_checkpoint(run.ckpt_path, mmap=True)[CHECKPOINT_KEY]["config"]
+    except UserError as err:
+        raise ConfigError(f"ckpt_path: {err}") from None
+    task_name = stored.get("task_name")
+    if task_name != run.task_name:
+        raise ConfigError(f"ckpt_path: {run.ckpt_path} is a {task_name!r} checkpoint, this run trains "
+                          f"{run.task_name!r}; resume it with task={task_name} or pick a {run.task_name} checkpoint")
+    model = (stored.get("model") or {}).get("name")
+    if model != run.model.name:
+        raise ConfigError(f"ckpt_path: {run.ckpt_path} holds a {model!r} model, this run builds "
+                          f"{run.model.name!r}; resume it with model={model} or pick another checkpoint")
+
+
+def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
+    """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
+    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: kept off the registry's import
+
+    checkpoint = read_checkpoint(path)
     run_config = checkpoint[CHECKPOINT_KEY]["config"]
     run = validate(run_config)
     module = build_module(run, run_config)

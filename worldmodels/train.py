@@ -35,7 +35,7 @@ from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.fingerprint import debug_callbacks
 from worldmodels.core.run_identity import hydra_job_config, swept_keys, wandb_run_identity
 from worldmodels.core.sweep import failure_message, record_failure
-from worldmodels.tasks import build_datamodule, build_module, export_module, task_callbacks, validate
+from worldmodels.tasks import build_datamodule, build_module, check_resume, export_module, task_callbacks, validate
 
 log = logging.getLogger("worldmodels.train")
 # Lightning advertises a cloud logger on every run; the advert says nothing about this run.
@@ -103,6 +103,7 @@ def refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
 
 def train(cfg: DictConfig) -> float:
     run = validate(cfg)
+    check_resume(run)  # before a single run's Hydra job too (`check_overrides`); here for each job of a sweep
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("hydra", None)
     out = Path(run.paths.output_dir)
@@ -167,14 +168,19 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def check_overrides(argv: list[str]) -> None:
-    """Compose once before Hydra runs, so that a bad override or config (unknown key, wrong type: the schemas check
-    both while composing) stops with one line naming the key (`compose_config`'s ConfigError) instead of Hydra's
-    multi-line report."""
-    overrides = [a for a in argv if not a.startswith("-")]
+    """Compose and validate once before Hydra runs, so that bad input stops with one line naming the key
+    (`error: <key>: <problem>`) before Hydra makes the run's directory: a bad override or config (unknown key, wrong
+    type: the schemas check both while composing, `compose_config`'s ConfigError), a value out of range
+    (`validate`), a `ckpt_path` that is no checkpoint of this task (`check_resume`)."""
     if any(a in ("-m", "--multirun", "--help", "-h", "--hydra-help", "--info", "-c", "--cfg") or
            a.startswith("--") for a in argv):
         return  # sweeps and Hydra's own flags: each job is still validated by `validate`
-    compose_config(overrides)
+    overrides = [a for a in argv if not a.startswith("-")]
+    cfg = compose_config(overrides)
+    if any(a.replace(" ", "") in ("hydra.mode=MULTIRUN", "hydra.mode=multirun") for a in overrides):
+        return  # a sweep set by override: its jobs' values come from the sweeper, each is checked by `train`
+    run = validate(cfg)
+    check_resume(run)
 
 
 def main() -> None:

@@ -192,13 +192,14 @@ def test_validation_names_the_key(overrides, message):
 
 
 def test_cli_bad_config_is_one_line(tmp_path):
-    """The whole command, as a user runs it: a value the schema's own check refuses, found after composition."""
+    """The whole command, as a user runs it: a value the schema's own check refuses, found after composition and
+    before Hydra starts the run."""
     result = run_cli("worldmodels.train", "model.width=-3", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: model.width: must be > 0 (got -3)")
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # stopped before Hydra made the run's directory
 
 
 @pytest.mark.parametrize("override, message", [

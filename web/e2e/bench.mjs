@@ -28,7 +28,8 @@ try {
   const { models } = await (await fetch(`${args.url.replace(/\/$/, "")}/models/index.json`)).json();
   for (const task of ["breakout", "flappy"]) {
     if (args[task] === undefined) continue;
-    const ids = args[task].split(",").filter(Boolean).map((want) => {
+    // A comma inside parentheses belongs to a label ("(shipped, breakout)"), not between two models.
+    const ids = args[task].split(/,(?![^(]*\))/).map((want) => want.trim()).filter(Boolean).map((want) => {
       const mine = models.filter((m) => m.task === task);
       const hits = mine.filter((m) => m.id === want).concat(mine.filter((m) => m.id !== want && m.label.includes(want)));
       if (hits.length !== 1) {

@@ -8,6 +8,7 @@ that uses them (`denoiser.py`, `sim.py`, `data.py`, `objective.py` import them f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from worldmodels.core.config import OptimConfig
@@ -118,6 +119,8 @@ class DiffusionConfig:
     def validate(self, key: str) -> None:
         for prefix, low, high in ((key, self.sigma_min, self.sigma_max),
                                   (f"{key}.sampler", self.sampler.sigma_min, self.sampler.sigma_max)):
+            for name, value in (("sigma_min", low), ("sigma_max", high)):
+                require(math.isfinite(value), f"{prefix}.{name}", f"must be a finite number (got {value})")
             require(low > 0, f"{prefix}.sigma_min", f"must be > 0 (got {low})")
             require(low < high, f"{prefix}.sigma_min", f"must be < sigma_max (got {low} >= {high})")
         require(self.sampler.steps >= 1, f"{key}.sampler.steps", f"must be >= 1 (got {self.sampler.steps})")
@@ -125,6 +128,14 @@ class DiffusionConfig:
         require(0 <= self.warm_start_fraction <= 1, f"{key}.warm_start_fraction",
                 f"must be in [0, 1] (got {self.warm_start_fraction})")
 
+
+# module.name -> what its `compute_loss` returns beside the loss (`worldmodels.breakout.objective`), on training steps
+# ("train") and on held-out ones ("held_out": val/ and test/). `worldmodels.tasks.validate` checks optimized_metric
+# against them (with `loss` and train's `lr`, which the shared core logs); tests/core/test_bad_input.py checks them
+# against a real compute_loss, so they cannot drift.
+METRICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "diffusion": {"train": (), "held_out": ("psnr", "psnr_copy_last")},
+}
 
 # group -> the `name` its YAML picks -> schema: the Task record's choices, and the ConfigStore's `schema/<group>/<name>`
 SCHEMAS: dict[str, dict[str, type]] = {

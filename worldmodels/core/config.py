@@ -14,6 +14,8 @@ the key (`compose_config` turns Hydra's and OmegaConf's multi-line errors into o
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,13 +133,47 @@ class OptimConfig:
     ema_decay: float = 0.0  # 0 turns EMA weights off; e.g. 0.999 keeps a slow average for evaluation and export
 
     def validate(self, key: str) -> None:
-        require(self.lr > 0, f"{key}.lr", f"must be > 0 (got {self.lr})")
+        require(math.isfinite(self.lr) and self.lr > 0, f"{key}.lr", f"must be a finite number > 0 (got {self.lr})")
         require(self.weight_decay >= 0, f"{key}.weight_decay", "must be >= 0")
         require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{key}.betas",
                 f"must be two numbers in [0, 1) (got {self.betas})")
         require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
         require(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
         require(0 <= self.ema_decay < 1, f"{key}.ema_decay", f"must be in [0, 1) (got {self.ema_decay})")
+
+
+# What lightning.Trainer accepts by name in Lightning 2.x (`TrainerConfig.validate` refuses anything else, so a typo
+# stops at start, not after the data and the model are built). Kept here as plain tuples, not read from Lightning,
+# so that composing a config never imports it; tests/core/test_bad_input.py checks them against the installed one.
+# Precision: `lightning.fabric.connector._PRECISION_INPUT` (its strings, and the ints a YAML may give, as strings).
+PRECISIONS = ("32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true", "64-true", "64",
+              "transformer-engine", "transformer-engine-float16")
+# Strategy: "auto" and `lightning.pytorch.strategies.StrategyRegistry.available_strategies()`.
+STRATEGIES = (
+    "auto", "single_device", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook",
+    "ddp_find_unused_parameters_true", "ddp_find_unused_parameters_false",
+    "ddp_spawn_find_unused_parameters_true", "ddp_spawn_find_unused_parameters_false",
+    "ddp_fork_find_unused_parameters_true", "ddp_fork_find_unused_parameters_false",
+    "ddp_notebook_find_unused_parameters_true", "ddp_notebook_find_unused_parameters_false",
+    "fsdp", "fsdp_cpu_offload", "deepspeed", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+    "deepspeed_stage_3", "deepspeed_stage_3_offload", "deepspeed_stage_3_offload_nvme",
+    "xla", "xla_debug", "single_xla", "single_tpu",
+)
+
+
+def devices_problem(devices: Any) -> str | None:
+    """Why `devices` is not something lightning.Trainer takes ("auto", a count >= 1, a non-empty list of distinct
+    device indices), or None. Lightning's own -1 ("every GPU") is refused: "auto" says the same on every accelerator."""
+    if devices == "auto":
+        return None
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return None if devices >= 1 else f"must be >= 1 or auto (got {devices})"
+    if isinstance(devices, list):
+        if devices and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices) \
+                and len(set(devices)) == len(devices):
+            return None
+        return f"must be a non-empty list of distinct device indices >= 0 (got {devices})"
+    return f"must be auto, a device count >= 1 or a list of device indices (got {devices!r})"
 
 
 @dataclass
@@ -147,8 +183,8 @@ class TrainerConfig:
     accelerator: str = "cpu"  # cpu | gpu | auto
     devices: Any = 1  # int or "auto"
     num_nodes: int = 1
-    strategy: str = "auto"  # auto | ddp | ddp_spawn ...
-    precision: str = "32-true"  # 32-true | bf16-mixed ...
+    strategy: str = "auto"  # auto | ddp | ddp_spawn ... (STRATEGIES)
+    precision: str = "32-true"  # 32-true | bf16-mixed ... (PRECISIONS)
     max_steps: int = 20000
     val_check_interval: int = 500  # optimizer steps between validations
     gradient_clip_val: float = 1.0
@@ -159,10 +195,21 @@ class TrainerConfig:
     def validate(self, key: str) -> None:
         require(self.max_steps > 0, f"{key}.max_steps", f"must be > 0 (got {self.max_steps})")
         require(self.val_check_interval > 0, f"{key}.val_check_interval", "must be > 0")
-        require(self.gradient_clip_val >= 0, f"{key}.gradient_clip_val", "must be >= 0")
+        require(self.val_check_interval <= self.max_steps, f"{key}.val_check_interval",
+                f"must be <= trainer.max_steps={self.max_steps}, or the run never validates and has no val/ "
+                f"metrics (got {self.val_check_interval})")
+        require(math.isfinite(self.gradient_clip_val) and self.gradient_clip_val >= 0, f"{key}.gradient_clip_val",
+                f"must be a finite number >= 0 (got {self.gradient_clip_val})")
         require(self.num_nodes >= 1, f"{key}.num_nodes", "must be >= 1")
         require(self.accelerator in ("cpu", "gpu", "cuda", "mps", "auto"), f"{key}.accelerator",
                 f"unknown accelerator {self.accelerator!r}")
+        problem = devices_problem(self.devices)
+        require(problem is None, f"{key}.devices", problem or "")
+        for name, known in (("precision", PRECISIONS), ("strategy", STRATEGIES)):
+            value = getattr(self, name)
+            close = difflib.get_close_matches(value, known, n=1)
+            require(value in known, f"{key}.{name}", f"unknown {name} {value!r} ("
+                    f"{f'did you mean {close[0]}? ' if close else ''}known: {', '.join(known)})")
 
 
 @dataclass
@@ -228,7 +275,8 @@ class OnnxExportConfig:
     tolerance: float = 1e-4  # max |onnxruntime - PyTorch| accepted before the export fails
 
     def validate(self, key: str) -> None:
-        require(self.tolerance > 0, f"{key}.tolerance", "must be > 0")
+        require(math.isfinite(self.tolerance) and self.tolerance > 0, f"{key}.tolerance",
+                f"must be a finite number > 0 (got {self.tolerance})")
 
 
 @dataclass

@@ -144,6 +144,17 @@ class TransformerConfig:
         return self.width // self.heads
 
 
+# module.name -> what its `compute_loss` returns beside the loss (`worldmodels.flappy.objective.TokenLoss.metrics`:
+# `ce`, per state field `acc_<field>`, per ordinal field `acc1_<field>`, `done_recall`), the same on training steps
+# ("train") and held-out ones ("held_out": val/ and test/). Written out, not derived from the token spec, which
+# imports the game; `worldmodels.tasks.validate` checks optimized_metric against them (with `loss` and train's `lr`,
+# which the shared core logs), tests/core/test_bad_input.py checks them against a real compute_loss.
+_TOKEN_METRICS = ("ce", "acc_bird_y", "acc1_bird_y", "acc_marker", "acc_pipe_x", "acc1_pipe_x", "acc_gap_y",
+                  "acc1_gap_y", "acc_respawn", "acc_done", "done_recall")
+METRICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "tokens": {"train": _TOKEN_METRICS, "held_out": _TOKEN_METRICS},
+}
+
 # group -> the `name` its YAML picks -> schema: the Task record's choices, and the ConfigStore's `schema/<group>/<name>`
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"token_transformer": TransformerConfig},
