@@ -85,7 +85,7 @@ def export_run(path: Path) -> RunConfig:
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a .ckpt from training or an exported .onnx (manifest beside it)")
     parser.add_argument("--seed", type=int, default=0, help="picks the held-out games and the sampler noise")
     parser.add_argument("--out", type=Path, default=None, help="JSON summary path (default: <model>.eval.json)")

@@ -46,7 +46,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m worldmodels.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="a .ckpt written by python -m worldmodels.train")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <run>/export)")
     parser.add_argument("--name", default=None, help="file stem (default: the task name)")

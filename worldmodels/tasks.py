@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from worldmodels.core.config import RUN_SCHEMAS, RunConfig, store_schemas
+from worldmodels.core.config import CHECKPOINT_KEY, RUN_SCHEMAS, RunConfig, store_schemas
 from worldmodels.core.errors import UserError
 from worldmodels.core.schema import ConfigError, build
 from worldmodels.core.task import Task
@@ -136,7 +136,6 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     a missing path, a folder, an empty or foreign file. `mmap` leaves the tensors on disk (to read its config only)."""
     import torch  # heavy (seconds): kept off the registry's import, which every composition pays for
 
-    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: as above
 
     path = Path(path)
     if path.is_dir():
@@ -160,7 +159,6 @@ def check_resume(run: RunConfig) -> None:
     and model. Reads only the checkpoint's stored config, before any part of the run is built."""
     if run.ckpt_path is None:
         return
-    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: only resumed runs pay for it here
 
     try:
         stored = read_checkpoint(run.ckpt_path, mmap=True)[CHECKPOINT_KEY]["config"]
@@ -178,7 +176,6 @@ def check_resume(run: RunConfig) -> None:
 
 def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
-    from worldmodels.core.module import CHECKPOINT_KEY  # imports Lightning: kept off the registry's import
 
     checkpoint = read_checkpoint(path)
     run_config = checkpoint[CHECKPOINT_KEY]["config"]

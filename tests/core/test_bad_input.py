@@ -17,8 +17,7 @@ from omegaconf import OmegaConf
 from worldmodels import evaluate, export, train
 from worldmodels.breakout import config as breakout_config
 from worldmodels.core import config as core_config
-from worldmodels.core.config import compose_config
-from worldmodels.core.module import CHECKPOINT_KEY
+from worldmodels.core.config import CHECKPOINT_KEY, compose_config
 from worldmodels.flappy import config as flappy_config
 from worldmodels.tasks import build_module, validate
 

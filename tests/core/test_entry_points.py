@@ -37,7 +37,7 @@ def test_the_installed_scripts_are_there():
     assert missing == [], f"not installed next to {sys.executable}: reinstall with pip install -e ."
 
 
-@pytest.mark.parametrize("command", ["bench", "compare", "play"])
+@pytest.mark.parametrize("command", ["export", "evaluate", "bench", "compare", "play"])
 def test_usage_names_the_command_a_user_typed(command, capsys):
     main = importlib.import_module(f"worldmodels.{command}").main
     with pytest.raises(SystemExit):

@@ -36,6 +36,10 @@ from omegaconf.errors import (
 
 from worldmodels.core.schema import ConfigError, require
 
+# checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": <resolved run config>, "extras": <export_extras>}: what makes
+# a checkpoint describe itself (worldmodels.core.module writes it, worldmodels.tasks reads it).
+CHECKPOINT_KEY = "worldmodels"
+
 
 def config_dir() -> Path:
     """The directory holding `train.yaml`: inside the installed package (wheel) or at the checkout's top level."""

@@ -17,11 +17,8 @@ import lightning as L
 import torch
 from torch import nn
 
-from worldmodels.core.config import OptimConfig
+from worldmodels.core.config import CHECKPOINT_KEY, OptimConfig
 from worldmodels.core.errors import UserError
-
-# checkpoint["worldmodels"] = {"format": 1, "config": <resolved run config>, "extras": <export_extras>}
-CHECKPOINT_KEY = "worldmodels"
 
 
 class NonFiniteLossError(UserError):
