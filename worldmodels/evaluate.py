@@ -92,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     for name in TASKS:
         get_task(name).eval_arguments(parser.add_argument_group(f"{name} models"))
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     check_out(args.out)
     if not args.model.is_file():
         raise UserError(f"no model file at {args.model}")
@@ -100,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         run, module = export_run(args.model), None
     else:
         run, module = load_checkpoint(args.model)
-    get_task(run.task_name).evaluate(args, args.model, run, module)
+    with torch.no_grad():  # not set_grad_enabled(False): a caller's own grad mode survives main()
+        get_task(run.task_name).evaluate(args, args.model, run, module)
 
 
 if __name__ == "__main__":

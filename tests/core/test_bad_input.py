@@ -259,3 +259,10 @@ def test_evaluate_refuses_a_graph_whose_tensors_differ_from_its_manifest(tmp_pat
     line = one_error_line(capsys, lambda: evaluate.main([str(model), "--games", "1", "--horizon", "1"]))
     assert line.startswith(f"error: {model} does not match breakout.json (breakout): the graph's inputs are "
                            f"input float[N,19,64,64], the manifest's input float32[N,20,64,64]"), line
+
+
+def test_evaluate_main_leaves_the_callers_grad_mode_alone(tmp_path, capsys):
+    """`main` runs in process in these tests (and in notebooks): a refused input must not switch autograd off."""
+    with pytest.raises(SystemExit):
+        evaluate.main([str(tmp_path / "missing.onnx")])
+    assert torch.is_grad_enabled()
