@@ -64,7 +64,8 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
     raw.pop("hydra", None)
     run = build(raw, RunConfig, "")
     task = get_task(run.task_name)
-    for group, schemas in (("model", task.models), ("data", task.data), ("module", task.modules)):
+    for group in ("model", "data", "module"):
+        schemas = task.schemas[group]
         section = getattr(run, group)
         if not isinstance(section, dict):
             raise ConfigError(f"{group}: missing; pick one with {group}=<{'|'.join(schemas)}>")
@@ -136,7 +137,6 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     a missing path, a folder, an empty or foreign file. `mmap` leaves the tensors on disk (to read its config only)."""
     import torch  # heavy (seconds): kept off the registry's import, which every composition pays for
 
-
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path} is a folder, not a checkpoint; give a .ckpt file (e.g. {path}/last.ckpt)")
@@ -159,7 +159,6 @@ def check_resume(run: RunConfig) -> None:
     and model. Reads only the checkpoint's stored config, before any part of the run is built."""
     if run.ckpt_path is None:
         return
-
     try:
         stored = read_checkpoint(run.ckpt_path, mmap=True)[CHECKPOINT_KEY]["config"]
     except UserError as err:
@@ -176,7 +175,6 @@ def check_resume(run: RunConfig) -> None:
 
 def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
-
     checkpoint = read_checkpoint(path)
     run_config = checkpoint[CHECKPOINT_KEY]["config"]
     run = validate(run_config)

@@ -50,9 +50,7 @@ def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, m
 
 TASK = Task(
     name="breakout",
-    models=SCHEMAS["model"],
-    data=SCHEMAS["data"],
-    modules=SCHEMAS["module"],
+    schemas=SCHEMAS,
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,

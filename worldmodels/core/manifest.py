@@ -64,13 +64,14 @@ def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:
 
 
 @functools.cache
-def manifest_schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+def manifest_validator() -> jsonschema.Draft202012Validator:
+    """The schema, read and compiled once per process (play checks every manifest it lists)."""
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 
 def manifest_problem(manifest) -> str | None:
     """What makes `manifest` break the schema, in one line (the first problem, with its JSON path), or None."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(manifest_schema()).iter_errors(manifest))
+    error = jsonschema.exceptions.best_match(manifest_validator().iter_errors(manifest))
     if error is None:
         return None
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")

@@ -22,9 +22,7 @@ class Task:
     """One task's schemas and builders. Every callable takes the validated `RunConfig` (`run`) first."""
 
     name: str
-    models: dict[str, type]  # model.name -> its schema
-    data: dict[str, type]  # data.name -> its schema
-    modules: dict[str, type]  # module.name -> its schema
+    schemas: dict[str, dict[str, type]]  # group (model, data, module) -> the `name` its YAML picks -> its schema
     build_net: Callable  # (run) -> torch.nn.Module
     build_datamodule: Callable  # (run) -> a StreamDataModule
     build_module: Callable  # (run, net, run_config) -> a WorldModelModule

@@ -200,7 +200,7 @@ def episodes_of(manifest_path: Path) -> tuple[CollectorConfig, int]:
     """The collector config and seed that made an exported Flappy model's data (`--episodes-like`)."""
     if manifest_path.suffix not in (".json", ".onnx") or not manifest_path.with_suffix(".json").is_file():
         raise UserError(f"--episodes-like {manifest_path}: give an exported flappy .json/.onnx manifest")
-    config = json.loads(manifest_path.with_suffix(".json").read_text())["training_config"]
+    config = read_manifest(manifest_path)["training_config"]
     return build(config["data"]["collector"], CollectorConfig, "data.collector"), int(config.get("seed", 0))
 
 

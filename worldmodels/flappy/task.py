@@ -61,9 +61,7 @@ def check(run: RunConfig) -> None:
 
 TASK = Task(
     name="flappy",
-    models=SCHEMAS["model"],
-    data=SCHEMAS["data"],
-    modules=SCHEMAS["module"],
+    schemas=SCHEMAS,
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,
