@@ -11,7 +11,9 @@ Light to import (no torch or Lightning at the top): Hydra imports it to register
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -43,7 +45,8 @@ def get_task(name: str) -> Task:
 
 
 def task_config(name: str) -> ModuleType:
-    """A task's light `config` module: its `SCHEMAS` (group -> name -> schema) and, where declared, `METRICS`."""
+    """A task's light `config` module: its `SCHEMAS` (group -> name -> schema) and, where declared, `METRICS` (what
+    its modules log) and `check(run)` (checks across model, data and module, raising ConfigError)."""
     return importlib.import_module(f"{TASKS[name]}.config")
 
 
@@ -63,22 +66,25 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
     raw = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     raw.pop("hydra", None)
     run = build(raw, RunConfig, "")
-    task = get_task(run.task_name)
+    if run.task_name not in TASKS:
+        raise ConfigError(f"task_name: unknown task {run.task_name!r} (known: {', '.join(TASKS)})")
+    config = task_config(run.task_name)  # light: validation never imports a task's torch code
     for group in ("model", "data", "module"):
-        schemas = task.schemas[group]
+        schemas = config.SCHEMAS[group]
         section = getattr(run, group)
         if not isinstance(section, dict):
             raise ConfigError(f"{group}: missing; pick one with {group}=<{'|'.join(schemas)}>")
         name = section.get("name")
         if name not in schemas:
-            owner = next((t for t in TASKS if t != task.name and name in task_config(t).SCHEMAS.get(group, {})), None)
+            owner = next((t for t in TASKS if t != run.task_name and name in task_config(t).SCHEMAS.get(group, {})),
+                         None)
             if owner is not None:
-                raise ConfigError(f"{group}.name: {name!r} belongs to task {owner}, not {task.name}; pick "
+                raise ConfigError(f"{group}.name: {name!r} belongs to task {owner}, not {run.task_name}; pick "
                                   f"{group}=<{'|'.join(schemas)}>, or task={owner}")
-            raise ConfigError(f"{group}.name: unknown {group} {name!r} for task {task.name} "
+            raise ConfigError(f"{group}.name: unknown {group} {name!r} for task {run.task_name} "
                               f"(known: {', '.join(schemas)})")
         setattr(run, group, build(section, schemas[name], group))
-    task.check(run)
+    getattr(config, "check", lambda run: None)(run)  # the task's checks across model, data and module
     check_optimized_metric(run)
     return run
 
@@ -171,6 +177,14 @@ def check_resume(run: RunConfig) -> None:
     if model != run.model.name:
         raise ConfigError(f"ckpt_path: {run.ckpt_path} holds a {model!r} model, this run builds "
                           f"{run.model.name!r}; resume it with model={model} or pick another checkpoint")
+    ours, theirs = dataclasses.asdict(run.model), stored["model"]
+    differ = [k for k, v in theirs.items() if k in ours and ours[k] != v]
+    if differ:
+        def pairs(values: dict) -> str:
+            return " ".join(f"model.{k}={json.dumps(values[k]).replace(' ', '')}" for k in differ)
+
+        raise ConfigError(f"ckpt_path: {run.ckpt_path} holds a model of another shape ({pairs(theirs)}, this run "
+                          f"builds {pairs(ours)}); resume it with {pairs(theirs)} or pick another checkpoint")
 
 
 def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
@@ -179,6 +193,11 @@ def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     run_config = checkpoint[CHECKPOINT_KEY]["config"]
     run = validate(run_config)
     module = build_module(run, run_config)
-    module.load_state_dict(checkpoint["state_dict"])
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:  # missing, unexpected or differently shaped tensors
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), str(err))
+        raise UserError(f"{path}: its weights do not fit the model its config describes ({first[:160]}); "
+                        f"the file was edited or mixed up, pick another checkpoint") from None
     module.export_extras = checkpoint[CHECKPOINT_KEY].get("extras", {})
     return run, module.eval()

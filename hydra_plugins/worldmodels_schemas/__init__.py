@@ -1,4 +1,5 @@
-"""worldmodels' config schemas, put into Hydra's ConfigStore before Hydra composes anything.
+"""worldmodels' config schemas, put into Hydra's ConfigStore before Hydra composes anything, and its `${pid:}`
+resolver (run folder names).
 
 Every YAML under `conf/` extends a schema dataclass registered as `schema/...` (e.g. `conf/model/tiny_denoiser.yaml`:
 `- /schema/model/tiny_denoiser@_here_`), so the store must be filled whoever composes: `python -m worldmodels.train`,
@@ -10,6 +11,8 @@ Light: the schemas' modules import no torch, Lightning, gymnasium or stable-base
 `__init__.py` on purpose: it is a namespace package shared with the installed Hydra plugins.
 """
 
+from worldmodels.core.config import register_resolvers
 from worldmodels.tasks import register_schemas
 
 register_schemas()
+register_resolvers()

@@ -77,6 +77,9 @@ BAD_TRAIN = [
     (["module.sigma_max=nan"], "error: module.sigma_max: must be a finite number (got nan)"),
     (["module.sampler.sigma_max=inf"], "error: module.sampler.sigma_max: must be a finite number (got inf)"),
     (["module.optim.lr=inf"], "error: module.optim.lr: must be a finite number > 0 (got inf)"),
+    # a U-Net whose lowest resolution would be below 1 px of a 64 px frame (7 widths reach 1 px and still run)
+    (["model=fast_denoiser", "model.widths=[8,8,8,8,8,8,8,8]", "model.blocks=[1,1,1,1,1,1,1,1]"],
+     "error: model.widths: 8 resolutions halve a 64 px frame below 1 px; give at most 7 widths"),
 ]
 
 
@@ -141,6 +144,13 @@ def fake_checkpoint(path: Path, *overrides: str, entry: bool = True) -> Path:
     return path
 
 
+def truncated(path: Path) -> Path:
+    """`path` cut to half its bytes, as a crash in a plain copy would leave it."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "missing.ckpt", "error: ckpt_path: no checkpoint at {}"),
     (lambda d: d, "error: ckpt_path: {} is a folder, not a checkpoint"),
@@ -154,7 +164,11 @@ def fake_checkpoint(path: Path, *overrides: str, entry: bool = True) -> Path:
                                                                   "task=flappy"),
     (lambda d: fake_checkpoint(d / "fast.ckpt", "model=fast_denoiser"), "error: ckpt_path: {} holds a "
                                                                         "'fast_denoiser' model"),
-], ids=["missing", "folder", "empty", "text", "foreign", "other_task", "other_model"])
+    (lambda d: fake_checkpoint(d / "wide.ckpt", "model.width=64", "model.dilations=[1,2]"),
+     "error: ckpt_path: {} holds a model of another shape (model.width=64 model.dilations=[1,2], this run builds "
+     "model.width=96 model.dilations=[1,2,4,8]); resume it with model.width=64 model.dilations=[1,2]"),
+    (lambda d: truncated(fake_checkpoint(d / "cut.ckpt")), "error: ckpt_path: {} is not a readable checkpoint"),
+], ids=["missing", "folder", "empty", "text", "foreign", "other_task", "other_model", "other_shape", "truncated"])
 def test_train_refuses_a_checkpoint_it_cannot_resume(tmp_path, monkeypatch, capsys, make, message):
     folder = tmp_path / "ckpts"
     folder.mkdir()
@@ -189,6 +203,14 @@ def test_export_checks_its_flags_before_loading(tmp_path, capsys, flags, message
     # the checkpoint does not exist: the flags are checked first, before anything is loaded
     line = one_error_line(capsys, lambda: export.main([str(tmp_path / "last.ckpt"), *flags]))
     assert line.startswith(message.format(file=file)), line
+
+
+def test_export_refuses_weights_that_do_not_fit_their_config(tmp_path, capsys):
+    """A checkpoint whose stored config describes another net than its weights (edited, or mixed up)."""
+    path = fake_checkpoint(tmp_path / "mixed.ckpt", "debug=smoke")
+    line = one_error_line(capsys, lambda: export.main([str(path), "--out", str(tmp_path / "out")]))
+    assert line.startswith(f"error: {path}: its weights do not fit the model its config describes (Missing key"), line
+    assert not (tmp_path / "out").exists()
 
 
 def copy_export(source: Path, folder: Path, stem: str | None = None) -> Path:

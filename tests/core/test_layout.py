@@ -45,7 +45,7 @@ def module_exists(name: str) -> bool:
 
 
 def layer(module: str) -> str:
-    """core, a task folder's name, tasks, entry, or package (worldmodels/__init__.py)."""
+    """core, a task folder's name, tasks, fit (what `train` runs), entry, or package (worldmodels/__init__.py)."""
     parts = module.split(".")
     if len(parts) == 1:
         return "package"
@@ -53,11 +53,13 @@ def layer(module: str) -> str:
         return parts[1]
     if parts[1] == "tasks":
         return "tasks"
+    if parts[1] == "fit":
+        return "fit"
     assert parts[1] in ENTRY_POINTS, f"{module}: a top-level module that is not an entry point or the registry"
     return "entry"
 
 
-RANK = {"package": 0, "core": 1, "breakout": 2, "flappy": 2, "tasks": 3, "entry": 4}
+RANK = {"package": 0, "core": 1, "breakout": 2, "flappy": 2, "tasks": 3, "fit": 4, "entry": 5}
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from tests.conftest import run_cli
 from worldmodels.breakout.metrics import MODEL
 from worldmodels.core.config import compose_config, config_dir
 from worldmodels.core.module import NonFiniteLossError
+from worldmodels.fit import train
 from worldmodels.tasks import build_module, load_checkpoint, validate
-from worldmodels.train import train
 
 
 @pytest.mark.slow

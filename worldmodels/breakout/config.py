@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from worldmodels.core.config import OptimConfig
 from worldmodels.core.schema import require
 
+FRAME_SIZE = 64  # frames are FRAME_SIZE x FRAME_SIZE RGB (the simulator's, `worldmodels.breakout.sim`)
 
 @dataclass
 class DenoiserConfig:
@@ -47,6 +48,9 @@ class FastDenoiserConfig:
                 f"must give a count >= 0 for each of the {len(self.widths)} widths (got {self.blocks})")
         require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
                 f"must be a non-empty list of positive ints (got {self.dilations})")
+        lowest = FRAME_SIZE >> (len(self.widths) - 1)
+        require(lowest >= 1, f"{key}.widths", f"{len(self.widths)} resolutions halve a {FRAME_SIZE} px frame below "
+                f"1 px; give at most {FRAME_SIZE.bit_length()} widths (one per resolution, {FRAME_SIZE} px down to 1)")
 
 
 @dataclass
@@ -137,7 +141,8 @@ METRICS: dict[str, dict[str, tuple[str, ...]]] = {
     "diffusion": {"train": (), "held_out": ("psnr", "psnr_copy_last")},
 }
 
-# group -> the `name` its YAML picks -> schema: the Task record's choices, and the ConfigStore's `schema/<group>/<name>`
+# group -> the `name` its YAML picks -> schema: what `worldmodels.tasks.validate` builds, and the ConfigStore's
+# `schema/<group>/<name>`
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig},
     "data": {"breakout": BreakoutDataConfig},

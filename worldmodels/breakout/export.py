@@ -34,6 +34,7 @@ from worldmodels.breakout.denoiser import (
 from worldmodels.breakout.sim import ACTION_NAMES, FRAME_SIZE
 from worldmodels.core.config import RunConfig
 from worldmodels.core.data import EVAL
+from worldmodels.core.files import write_atomic
 from worldmodels.core.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_FORMAT_VERSION,
@@ -41,7 +42,6 @@ from worldmodels.core.manifest import (
     ExportError,
     git_commit,
     metadata_props,
-    write_atomic,
     write_manifest,
 )
 

@@ -24,9 +24,8 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from worldmodels.breakout.config import PolicyConfig
+from worldmodels.breakout.config import FRAME_SIZE, PolicyConfig
 
-FRAME_SIZE = 64  # frames are FRAME_SIZE x FRAME_SIZE RGB
 ACTION_NAMES = ("noop", "left", "right")  # the action ids 0, 1, 2
 NUM_ACTIONS = len(ACTION_NAMES)
 NOOP, LEFT, RIGHT = range(NUM_ACTIONS)

@@ -11,7 +11,6 @@ import lightning as L
 from torch import nn
 
 from worldmodels.breakout import evaluate
-from worldmodels.breakout.config import SCHEMAS
 from worldmodels.breakout.data import BreakoutDataModule
 from worldmodels.breakout.denoiser import build_denoiser
 from worldmodels.breakout.export import export_breakout
@@ -50,7 +49,6 @@ def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, m
 
 TASK = Task(
     name="breakout",
-    schemas=SCHEMAS,
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import (
     ConfigAttributeError,
     ConfigKeyError,
@@ -59,6 +60,13 @@ def compose_config(overrides: Sequence[str] = (), output_dir: str = ".") -> Dict
             return compose("train", overrides=["paths.root_dir=.", f"paths.output_dir={output_dir}", *overrides])
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(composition_error_line(err)) from None
+
+
+def register_resolvers() -> None:
+    """`${pid:}`, the composing process's id, in run folder names (`conf/train.yaml`): two runs started in the same
+    second get separate folders. Cached like Hydra's `${now:}`, so a run and its sweep jobs resolve it once."""
+    if not OmegaConf.has_resolver("pid"):
+        OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
 
 
 def store_schemas(schemas: Mapping[str, type], group: str = "schema") -> None:

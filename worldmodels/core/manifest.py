@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import jsonschema
 
 from worldmodels.core.errors import UserError
+from worldmodels.core.files import write_atomic
 
 MANIFEST_FORMAT = "worldmodels-manifest"
 MANIFEST_FORMAT_VERSION = 1
@@ -41,15 +40,6 @@ def git_commit() -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; an export is meant to be read by servers and other users
-    os.replace(tmp, path)
 
 
 def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:

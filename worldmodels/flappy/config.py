@@ -155,9 +155,22 @@ METRICS: dict[str, dict[str, tuple[str, ...]]] = {
     "tokens": {"train": _TOKEN_METRICS, "held_out": _TOKEN_METRICS},
 }
 
-# group -> the `name` its YAML picks -> schema: the Task record's choices, and the ConfigStore's `schema/<group>/<name>`
+# group -> the `name` its YAML picks -> schema: what `worldmodels.tasks.validate` builds, and the ConfigStore's
+# `schema/<group>/<name>`
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"token_transformer": TransformerConfig},
     "data": {"flappy": FlappyDataConfig},
     "module": {"tokens": TokenObjectiveConfig},
 }
+
+
+def check(run) -> None:
+    """Windows of an ordered (non-sliding) attention model must fit its context (`worldmodels.tasks.validate`)."""
+    if run.model.sliding_window:
+        return
+    from worldmodels.flappy.tokens import SPEC  # the token spec reads the game's constants; kept off Hydra's start-up
+
+    tokens = run.data.window_frames * SPEC.tokens_per_frame
+    require(tokens <= run.model.context, "data.window_frames",
+            f"{run.data.window_frames} frames ({tokens} tokens) do not fit model.context={run.model.context}; "
+            "shorten the windows or set model.sliding_window=true (banded attention trains on longer ones)")

@@ -20,6 +20,7 @@ import onnxruntime as ort
 from torch import nn
 
 from worldmodels.core.config import RunConfig
+from worldmodels.core.files import write_atomic
 from worldmodels.core.manifest import (
     MANIFEST_FORMAT,
     MANIFEST_FORMAT_VERSION,
@@ -27,7 +28,6 @@ from worldmodels.core.manifest import (
     ExportError,
     git_commit,
     metadata_props,
-    write_atomic,
     write_manifest,
 )
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend, TorchBackend

@@ -11,10 +11,8 @@ import lightning as L
 from torch import nn
 
 from worldmodels.core.config import RunConfig
-from worldmodels.core.schema import require
 from worldmodels.core.task import Task
 from worldmodels.flappy import evaluate
-from worldmodels.flappy.config import SCHEMAS
 from worldmodels.flappy.data import FlappyDataModule
 from worldmodels.flappy.export import export_flappy
 from worldmodels.flappy.media import FlappyRolloutGif
@@ -49,19 +47,8 @@ def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, m
                          module.export_extras.get("start_contexts"))
 
 
-def check(run: RunConfig) -> None:
-    """Windows of an ordered (non-sliding) attention model must fit its context."""
-    if run.model.sliding_window:
-        return
-    tokens = run.data.window_frames * SPEC.tokens_per_frame
-    require(tokens <= run.model.context, "data.window_frames",
-            f"{run.data.window_frames} frames ({tokens} tokens) do not fit model.context={run.model.context}; "
-            "shorten the windows or set model.sliding_window=true (banded attention trains on longer ones)")
-
-
 TASK = Task(
     name="flappy",
-    schemas=SCHEMAS,
     build_net=build_net,
     build_datamodule=build_datamodule,
     build_module=build_module,
@@ -69,5 +56,4 @@ TASK = Task(
     export=export,
     eval_arguments=evaluate.add_arguments,
     evaluate=evaluate.run,
-    check=check,
 )
