@@ -14,8 +14,13 @@ policies and caches both. Plain functions, no Lightning: the DataModule (`worldm
    `give_up_after`, then never flaps). The episodes' hash covers the PPO hash and the token spec, so retraining
    the player or changing the spec records afresh; the number of workers does not change the result.
 
-Both caches are written into a temporary directory that is renamed into place when complete; on load, a missing
-manifest, a checksum or shape mismatch or another config's manifest means "rebuild", with a log line saying why.
+Both caches are written into a temporary directory that is synced and renamed into place when complete; on load, a
+missing manifest, a checksum or shape mismatch or another config's manifest means "rebuild", with a log line saying
+why, while an episode manifest edited by hand stops with `EditedManifestError` (delete the folder to rebuild). One
+process at a time builds a cache, holding the flock of `<cache>.lock` beside it: a second run that needs the same
+cache logs that it waits, then loads what the first built. A build killed outright (kill -9, OOM) leaves its
+`.<cache>.tmp-*` folder; the next `ensure_episodes` removes it unless its builder still holds the lock, and the
+recording workers die with their parent.
 
 `policy="heuristic"` replaces PPO everywhere by the scripted `HeuristicPolicy` (a stand-in, not PPO; no training):
 tests and quick runs use it.
@@ -30,19 +35,26 @@ Prebuild the caches outside training (e.g. before a multi-GPU run) with the run'
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import gymnasium
 import numpy as np
@@ -53,6 +65,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from tqdm import tqdm
 
+from worldmodels.core.files import fsync_dir
 from worldmodels.flappy import episodes as episode_store
 from worldmodels.flappy.config import POLICY_NAMES, CollectorConfig
 from worldmodels.flappy.game import (
@@ -89,6 +102,8 @@ EVAL_MAX_FRAMES = 10_000  # evaluation games end here (264 pipes), so a perfect 
 LANES = 64  # games a recorder plays in lockstep, sharing one batched PPO forward pass per frame
 EPISODE_STREAM, SPLIT_STREAM, EVAL_STREAM = 1, 2, 3  # seed streams: episodes, the train/val split, PPO evaluation
 _HEURISTIC = HeuristicPolicy()
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+T = TypeVar("T")
 
 
 def config_hash(config: dict) -> str:
@@ -113,23 +128,106 @@ def episodes_config(cfg: CollectorConfig, seed: int) -> dict:
     return json.loads(json.dumps(config))
 
 
+# ---- the caches on disk ---------------------------------------------------------------------------------------
+# One process at a time builds a cache `<cache>/`: the one holding the exclusive flock of `<cache>.lock` beside it (the
+# file stays, as deleting a lock file that others wait on would let two builders in). It writes `.<cache>.tmp-*` and
+# renames that into place. A builder killed with SIGKILL leaves its temporary folder behind, and the kernel drops its
+# lock; as only the lock's holder makes them, such folders are removed by whoever next gets the lock.
+
+LEFTOVER = re.compile(r"\.(?P<cache>[^.]+)\.(?:tmp|old)-[^.]+")  # what atomic_directory leaves if killed
+
+
+def _lock_path(final: Path) -> Path:
+    return final.with_name(f"{final.name}.lock")
+
+
+def _try_lock(lock) -> bool:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def build_lock(final: Path) -> Iterator[None]:
+    """Hold the build lock of cache `final` inside the block: wait (saying so) while another process builds it, then
+    remove what builders killed mid-build left of it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(_lock_path(final), "a") as lock:
+        if not _try_lock(lock):
+            log.info("%s: another process is building it; waiting for its lock %s", final.name, lock.name)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        _remove_leftovers(final)
+        yield
+
+
+def remove_stale_leftovers(folder: Path) -> None:
+    """Remove the temporary folders killed builders left in `folder`, of every cache that nobody is building now,
+    so that even a cache whose config is never built again does not keep its dead builder's ~1 GB."""
+    if not folder.is_dir():
+        return
+    for name in sorted({m["cache"] for path in folder.glob(".*") if (m := LEFTOVER.fullmatch(path.name))}):
+        with open(_lock_path(folder / name), "a") as lock:
+            if _try_lock(lock):
+                _remove_leftovers(folder / name)
+
+
+def _remove_leftovers(final: Path) -> None:
+    """Delete `final`'s temporary folders; call it only holding `final`'s lock, or a live builder's go too."""
+    for path in sorted(final.parent.glob(f".{final.name}.*")):
+        if LEFTOVER.fullmatch(path.name):
+            log.info("removing %s, left by a build that did not finish", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_files(folder: Path) -> None:
+    for path in folder.iterdir():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside `final`; when the block succeeds it becomes `final` (replacing a
-    broken one), when it fails or is interrupted it is deleted. Readers never see a half-written `final`."""
+    broken one), when it fails or is interrupted it is deleted. Readers never see a half-written `final`, nor does a
+    power cut after the rename leave one: the files and their folder reach the disk before it, the parent after.
+    Hold `final`'s `build_lock` around it, so that what a SIGKILL leaves is removed by the next build."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        tmp.chmod(0o755)
+        _fsync_files(tmp)
+        fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    tmp.chmod(0o755)
     old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
+    fsync_dir(final.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def cached_or_built(directory: Path, load: Callable[[], T], build: Callable[[], T], what: str) -> T:
+    """`load()` the cache at `directory` if it is valid, else `build()` it under its lock. A process that waited for
+    the lock loads what the holder built instead of building it again."""
+    try:
+        return load()
+    except episode_store.CacheError:
+        pass
+    with build_lock(directory):
+        try:
+            return load()
+        except episode_store.CacheError as err:
+            if directory.exists():
+                log.warning("%s: rebuilding the cache: %s", what, err)
+        return build()
 
 
 # ---- the PPO player -------------------------------------------------------------------------------------------
@@ -234,13 +332,16 @@ def ensure_policy(cfg: CollectorConfig, cache_dir: Path) -> tuple[Path | None, d
         return None, {}
     config = ppo_config(cfg)
     directory = Path(cache_dir) / "flappy" / f"ppo-{config_hash(config)}"
-    try:
+
+    def load() -> tuple[Path, dict]:
         manifest = _load_policy_manifest(directory, config)
         log.info("PPO policy: cached at %s (mean score %.1f)", directory, manifest["scores"]["mean_score"])
         return directory / "policy.zip", manifest["scores"]
-    except episode_store.CacheError as err:
-        if directory.exists():
-            log.warning("PPO policy: rebuilding the cache: %s", err)
+
+    return cached_or_built(directory, load, lambda: _train_policy(cfg, config, directory), "PPO policy")
+
+
+def _train_policy(cfg: CollectorConfig, config: dict, directory: Path) -> tuple[Path, dict]:
     log.info("PPO policy: training %d steps on %d envs into %s", cfg.ppo_timesteps, cfg.ppo_envs, directory)
     start = time.perf_counter()
     with one_torch_thread():
@@ -358,12 +459,31 @@ def _one_thread_call(recorder: _Recorder, chunk: list[tuple[int, str]]) -> list[
         return recorder(chunk)
 
 
-def _start_worker(cfg: CollectorConfig, policy_path: Path | None) -> None:
-    """Pool initializer: one torch thread per process (see one_torch_thread; the workers fill the cores), the
-    policy loaded once from its zip onto the CPU."""
+def _start_worker(cfg: CollectorConfig, policy_path: Path | None, parent: int) -> None:
+    """Pool initializer: die with the parent, one torch thread per process (see one_torch_thread; the workers fill
+    the cores), the policy loaded once from its zip onto the CPU."""
     global _WORKER_RECORDER
+    _exit_with_parent(parent)
     torch.set_num_threads(1)
     _WORKER_RECORDER = _make_recorder(cfg, policy_path)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as the process `parent` that started it dies. A parent killed with SIGKILL cannot
+    terminate its pool, and a worker would play its chunk to the end first (~15 s at full size). On Linux the kernel
+    sends the SIGKILL (prctl PR_SET_PDEATHSIG); elsewhere a thread watches for the worker being orphaned."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the watch began
+        os._exit(1)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _record_in_worker(chunk: list[tuple[int, str]]) -> list[tuple[np.ndarray, int]]:
@@ -407,7 +527,8 @@ def record_episodes(cfg: CollectorConfig, seed: int, policy_path: Path | None
             played, pool = (_one_thread_call(recorder, chunk) for chunk in chunks), None
         else:
             # spawn: torch and forked threads do not mix, and a fresh process loads only what it needs
-            pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _start_worker, (cfg, policy_path))
+            pool = multiprocessing.get_context("spawn").Pool(cfg.workers, _start_worker,
+                                                              (cfg, policy_path, os.getpid()))
             played = pool.imap(_record_in_worker, chunks)
         try:
             for chunk in played:
@@ -422,21 +543,28 @@ def record_episodes(cfg: CollectorConfig, seed: int, policy_path: Path | None
 
 def ensure_episodes(cfg: CollectorConfig, cache_dir: Path, seed: int, build: bool = True):
     """The `EpisodeStore` for (cfg, seed), recorded now (training PPO first if needed) unless a valid cache holds
-    it. With `build=False` a missing or broken cache raises `CacheError` instead."""
+    it. With `build=False` a missing or broken cache raises `CacheError` instead. Either way it first removes what
+    builders killed mid-build left in the cache folder."""
     config = episodes_config(cfg, seed)
     directory = Path(cache_dir) / "flappy" / f"episodes-{config_hash(config)}"
-    try:
+    remove_stale_leftovers(directory.parent)
+
+    def load() -> episode_store.EpisodeStore:
         store = episode_store.EpisodeStore(directory)
         if store.manifest.get("config") != config:
             raise episode_store.CacheError(f"{directory / 'manifest.json'}: made by another config")
         log.info("episodes: cached at %s (%d episodes, %d frames)", directory, store.num_episodes,
                  store.manifest["frames"])
         return store
-    except episode_store.CacheError as err:
-        if not build:
-            raise
-        if directory.exists():
-            log.warning("episodes: rebuilding the cache: %s", err)
+
+    if not build:
+        return load()
+    return cached_or_built(directory, load, lambda: _record_store(cfg, cache_dir, seed, config, directory),
+                           "episodes")
+
+
+def _record_store(cfg: CollectorConfig, cache_dir: Path, seed: int, config: dict, directory: Path
+                  ) -> episode_store.EpisodeStore:
     policy_path, scores = ensure_policy(cfg, cache_dir)
     log.info("episodes: recording %d with %d workers into %s", cfg.episodes, cfg.workers, directory)
     start = time.perf_counter()

@@ -12,10 +12,14 @@ Episode store format: one directory, `cache_dir/flappy/episodes-<hash>/`, holdin
     score.npy     int32 [E]      pipes passed
     seed.npy      int64 [E]      the game's reset seed, so `FlappyGame().reset(seed)` + the actions replays it
     manifest.json format and version, the config that made it and its hash, counts, the policy id -> name table,
-                  the held-out episode ids (`val_episodes`), and each array file's sha256, dtype and shape
+                  the held-out episode ids (`val_episodes`), each array file's sha256, dtype and shape, and
+                  `manifest_sha256`: the sha256 of the rest of the manifest (`manifest_checksum`)
 
 An episode ends with a done=yes frame, unless it was cut at the collector's max_frames. Loading verifies every file
-against the manifest and raises `CacheError` naming the file and the problem.
+against the manifest and raises `CacheError` naming the file and the problem. A manifest whose `manifest_sha256` no
+longer matches was changed after it was written (it is written whole and renamed into place, so this is an edit):
+that raises `EditedManifestError`, which the collector does not rebuild over, since the edit was somebody's intent;
+the message says to delete the directory to record the store afresh.
 
     python -c "from worldmodels.flappy.episodes import EpisodeStore; \
 s = EpisodeStore('.cache/flappy/episodes-<hash>'); print(s.num_episodes, s.policy_names)"
@@ -33,14 +37,19 @@ import numpy as np
 from worldmodels.core.errors import UserError
 from worldmodels.flappy.tokens import SPEC
 
-FORMAT, VERSION = "flappy-episodes", 1
-MANIFEST = "manifest.json"
+FORMAT, VERSION = "flappy-episodes", 2  # 2: the manifest carries its own checksum
+MANIFEST, CHECKSUM = "manifest.json", "manifest_sha256"
 ARRAYS = {"tokens": np.int16, "offsets": np.int64, "frames": np.int32, "policy": np.int8, "score": np.int32,
           "seed": np.int64}
 
 
 class CacheError(UserError):
-    """A cached file is missing, damaged or made by another config."""
+    """A cached file is missing, damaged or made by another config: the collector records the store afresh."""
+
+
+class EditedManifestError(UserError):
+    """A store's manifest no longer matches its own checksum: someone changed it (`val_episodes`, say), and loading
+    it would use the change silently while rebuilding would silently discard it."""
 
 
 def sha256_file(path: Path) -> str:
@@ -51,10 +60,17 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def manifest_checksum(manifest: dict) -> str:
+    """The sha256 of `manifest`'s canonical JSON (sorted keys, no spaces), leaving out its own checksum field. The
+    manifest holds every array file's sha256, so this covers the files too."""
+    content = {key: value for key, value in manifest.items() if key != CHECKSUM}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def write_episodes(directory: Path, tokens: Sequence[np.ndarray], policy, score, seed, manifest: dict) -> None:
     """Write one store into an empty `directory`: the arrays from per-episode token arrays, then the manifest
     (last, so a directory without one is plainly unfinished). `manifest` must hold `policy_names`, `val_episodes`
-    and whatever describes the config; counts and file checksums are added here."""
+    and whatever describes the config; counts, file checksums and the manifest's own are added here."""
     directory = Path(directory)
     frames = np.array([len(t) // SPEC.tokens_per_frame for t in tokens], np.int32)
     offsets = np.concatenate([[0], np.cumsum(frames.astype(np.int64) * SPEC.tokens_per_frame)])
@@ -74,6 +90,8 @@ def write_episodes(directory: Path, tokens: Sequence[np.ndarray], policy, score,
         files[path.name] = {"sha256": sha256_file(path), "dtype": np.dtype(dtype).name, "shape": shape}
     manifest = {"format": FORMAT, "version": VERSION, **manifest, "episodes": len(frames),
                 "frames": int(frames.sum()), "tokens": int(offsets[-1]), "files": files}
+    manifest = json.loads(json.dumps(manifest))  # the checksum is over what a reader will parse (lists, not tuples)
+    manifest[CHECKSUM] = manifest_checksum(manifest)
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
 
 
@@ -119,6 +137,9 @@ class EpisodeStore:
         if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
             raise CacheError(f"{path}: format {manifest.get('format')!r} v{manifest.get('version')}, "
                              f"expected {FORMAT!r} v{VERSION}")
+        if manifest.get(CHECKSUM) != manifest_checksum(manifest):
+            raise EditedManifestError(f"{path}: changed since it was written ({CHECKSUM} does not match its content); "
+                                      f"a store is not edited by hand: delete {self.directory} to record it afresh")
         return manifest
 
     def _check_consistent(self) -> None:
