@@ -10,7 +10,8 @@ ARGS ?=
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/.installed: pyproject.toml
+# an editable install copies hydra_plugins/ (a force-include) into site-packages: reinstall when it changes
+$(BIN)/.installed: pyproject.toml hydra_plugins/worldmodels_schemas/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	# the CPU wheel first: an unpinned torch would pull several GB of CUDA packages

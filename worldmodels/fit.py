@@ -26,11 +26,17 @@ from worldmodels.core.config import RunConfig
 from worldmodels.core.errors import UserError
 from worldmodels.core.fingerprint import debug_callbacks
 from worldmodels.core.loggers import build_logger
+from worldmodels.core.progress import StepProgressBar, progress_callbacks
 from worldmodels.tasks import build_datamodule, build_module, check_resume, export_module, task_callbacks, validate
 
 log = logging.getLogger("worldmodels.train")
 # Lightning advertises a cloud logger on every run; the advert says nothing about this run.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "litlogger" not in r.getMessage())
+# `import lightning` gives the "lightning" logger a console handler of its own, and its records still reach the root
+# logger's handlers (Hydra's console and train.log): every Lightning line came twice. Where the root has handlers,
+# they are enough.
+if logging.getLogger().hasHandlers():
+    logging.getLogger("lightning").handlers.clear()
 
 
 def build_callbacks(run: RunConfig) -> list[L.Callback]:
@@ -50,8 +56,24 @@ def build_callbacks(run: RunConfig) -> list[L.Callback]:
             return export_module(module, run, out_dir, tolerance=tolerance, metrics=metrics)
 
         callbacks.append(OnnxExport(run.callbacks.onnx_export, export, out / "export"))
+    callbacks += progress_callbacks(run.trainer.enable_progress_bar)  # a step bar at a terminal, else log lines
     callbacks += debug_callbacks()  # test instrumentation, only with WORLDMODELS_DUMP_WEIGHTS set
     return callbacks
+
+
+def build_trainer(run: RunConfig, callbacks: list[L.Callback], logger) -> L.Trainer:
+    """The run's Trainer: step-based (our data are streams), checkpoints by AtomicCheckpointIO, no model summary
+    (its FLOPs column reads 0 for our nets; `train` logs the parameter count)."""
+    t = run.trainer
+    return L.Trainer(
+        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
+        precision=t.precision, max_steps=t.max_steps, val_check_interval=t.val_check_interval,
+        check_val_every_n_epoch=None, limit_val_batches=run.data.val_batches, limit_test_batches=run.data.val_batches,
+        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=any(isinstance(c, StepProgressBar) for c in callbacks), enable_model_summary=False,
+        deterministic=t.deterministic, default_root_dir=run.paths.output_dir, callbacks=callbacks, logger=logger,
+        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
+    )
 
 
 def refuse_ddp_in_sweep(trainer: L.Trainer) -> None:
@@ -86,15 +108,8 @@ def train(cfg: DictConfig) -> float:
     logger = build_logger(run, run_config)
     log.info("logger: %s", run.logger.name)
 
+    trainer = build_trainer(run, callbacks, logger)
     t = run.trainer
-    trainer = L.Trainer(
-        accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        precision=t.precision, max_steps=t.max_steps, val_check_interval=t.val_check_interval,
-        check_val_every_n_epoch=None, limit_val_batches=run.data.val_batches, limit_test_batches=run.data.val_batches,
-        gradient_clip_val=t.gradient_clip_val, log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.enable_progress_bar, deterministic=t.deterministic, default_root_dir=str(out),
-        callbacks=callbacks, logger=logger, num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
-    )
     log.info("trainer: %s x%s, %s, %d steps", t.accelerator, t.devices, t.precision, t.max_steps)
     refuse_ddp_in_sweep(trainer)
     trainer.fit(module, datamodule=datamodule, ckpt_path=run.ckpt_path)

@@ -7,12 +7,12 @@ Every YAML under `conf/` extends a schema dataclass registered as `schema/...` (
 `hydra_plugins` namespace package when it starts (its plugin discovery, which is also how its launcher and sweeper
 plugins register their configs), so this one registers ours, and `worldmodels.core` needs no import of the tasks.
 
-Light: the schemas' modules import no torch, Lightning, gymnasium or stable-baselines3. `hydra_plugins/` has no
-`__init__.py` on purpose: it is a namespace package shared with the installed Hydra plugins.
+Light: the schemas' modules import no torch, Lightning or stable-baselines3 (`import worldmodels` loads gymnasium,
+for its env id). `hydra_plugins/` has no `__init__.py` on purpose: it is a namespace package shared with the
+installed Hydra plugins. An editable install copies this file into site-packages (`make setup` reinstalls when it
+changes), so it stays one call.
 """
 
-from worldmodels.core.config import register_resolvers
-from worldmodels.tasks import register_schemas
+from worldmodels.tasks import register_schemas  # also registers the resolvers (`worldmodels.core.config`)
 
 register_schemas()
-register_resolvers()

@@ -354,8 +354,8 @@ def test_maybe_reset_restarts_masked_games():
     assert (sim.score[mask] == 0).all() and (sim.score[~mask] == 5).all()
 
 
-def test_importing_the_simulator_registers_the_gym_env():
-    probe = ("import gymnasium, worldmodels.breakout.sim; "
+def test_importing_the_package_registers_the_gym_env():
+    probe = ("import gymnasium, worldmodels, sys; assert 'worldmodels.breakout.sim' not in sys.modules; "
              "print(gymnasium.make('worldmodels/Breakout-v0').observation_space.shape)")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -24,6 +24,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from worldmodels import BREAKOUT_ENV_ID, register_envs  # noqa: F401 (re-exported: sim.register_envs)
 from worldmodels.breakout.config import FRAME_SIZE, PolicyConfig
 
 ACTION_NAMES = ("noop", "left", "right")  # the action ids 0, 1, 2
@@ -62,7 +63,7 @@ BALL_COLOR = np.array([0, 255, 255], np.uint8)
 # Euclidean RGB distance under which a pixel counts as a given colour in the read-outs.
 COLOR_TOLERANCE = 60.0
 
-ENV_ID = "worldmodels/Breakout-v0"
+ENV_ID = BREAKOUT_ENV_ID  # registered by `import worldmodels` (`worldmodels.register_envs`)
 
 _MULBERRY_INCREMENT = np.uint32(0x6D2B79F5)
 _SEED_SALT = 0x9E3779B9
@@ -515,16 +516,3 @@ class BreakoutVectorEnv(VectorEnv):
 
     def _info(self) -> dict:
         return {"score": self._sim.score.copy(), "lives": self._sim.lives.copy()}
-
-
-def register_envs() -> None:
-    """Register ENV_ID with gymnasium (safe to call more than once)."""
-    if ENV_ID not in gymnasium.registry:
-        gymnasium.register(
-            id=ENV_ID,
-            entry_point="worldmodels.breakout.sim:BreakoutEnv",
-            vector_entry_point="worldmodels.breakout.sim:BreakoutVectorEnv",
-        )
-
-
-register_envs()  # importing the simulator makes `gymnasium.make(ENV_ID)` work, as the README says

@@ -69,6 +69,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)
 
 
+register_resolvers()  # at import: Hydra's plugin (hydra_plugins/worldmodels_schemas) imports this module first
+
+
 def store_schemas(schemas: Mapping[str, type], group: str = "schema") -> None:
     """Put each schema into Hydra's ConfigStore as `<group>/<name>`, for a YAML's `defaults:` to extend
     (`- /schema/trainer@_here_`): its fields and their defaults, typed."""
@@ -236,10 +239,17 @@ class LoggerConfig:
     group: str | None = None
     run_name: str | None = None
     tags: list[str] = field(default_factory=list)  # added to the automatic ones: the task, the experiment
+    # wandb only: the W&B run to log to (it is continued if it exists). null = the run of the `ckpt_path` being
+    # resumed (its checkpoints record it), else a new one. The resolved id is what every checkpoint and export records.
+    id: str | None = None
 
     def validate(self, key: str) -> None:
         require(self.name in ("wandb", "csv", "none"), f"{key}.name", f"must be wandb, csv or none (got {self.name!r})")
         require(self.mode in ("auto", "online", "offline"), f"{key}.mode", "must be auto, online or offline")
+        # W&B refuses some punctuation in run ids; the model artifact's name (`<task>-<id>`) allows only these.
+        require(self.id is None or re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.id) is not None, f"{key}.id",
+                f"must be null (the resumed checkpoint's run, or a new one) or 1 to 64 letters, digits, '-', '_' "
+                f"or '.' (got {self.id!r})")
         for field_name in ("group", "run_name"):
             value = getattr(self, field_name)
             require(value is None or 0 < len(value) <= 128, f"{key}.{field_name}",
@@ -285,10 +295,14 @@ class RolloutConfig:
 class OnnxExportConfig:
     enabled: bool = True
     tolerance: float = 1e-4  # max |onnxruntime - PyTorch| accepted before the export fails
+    # frames played on both runtimes by a parity check that plays frames (Flappy's); 0: the task's own default
+    # (Flappy: 100 frames token by token, 300 with the frame graph). debug=smoke plays 10.
+    parity_frames: int = 0
 
     def validate(self, key: str) -> None:
         require(math.isfinite(self.tolerance) and self.tolerance > 0, f"{key}.tolerance",
                 f"must be a finite number > 0 (got {self.tolerance})")
+        require(self.parity_frames >= 0, f"{key}.parity_frames", f"must be >= 0 (got {self.parity_frames})")
 
 
 @dataclass

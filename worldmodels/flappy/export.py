@@ -114,7 +114,8 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                   start_contexts: list[list[int]] | None = None) -> tuple[Path, Path, float]:
     """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame)
     and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
-    `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames."""
+    `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames
+    (`callbacks.onnx_export.parity_frames` frames for both instead, when set)."""
     if not start_contexts:
         raise ExportError("a Flappy export needs real start contexts from held-out episodes; the checkpoint has "
                           "none (was it trained with python -m worldmodels.train task=flappy?)")
@@ -128,20 +129,23 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
             warnings.simplefilter("ignore")
             export_onnx(net, decode_tmp, prefill_tmp, dynamic_batch=False)  # the player decodes one game
             export_frame_onnx(net, frame_rules(SPEC), frame_tmp)
-        frames = PARITY_TOKENS // SPEC.tokens_per_frame
+        chosen = run.callbacks.onnx_export.parity_frames
+        frames = chosen or PARITY_TOKENS // SPEC.tokens_per_frame
+        graph_frames = chosen or FRAME_PARITY_FRAMES
         max_diff, same = flappy_parity(net, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]), frames,
                                        slide_frames)
         if not (max_diff <= tolerance and same):
-            raise ExportError(f"ONNX decoding differs from PyTorch over {PARITY_TOKENS} tokens: max |logit diff| "
+            raise ExportError(f"ONNX decoding differs from PyTorch over {frames * SPEC.tokens_per_frame} tokens: "
+                              f"max |logit diff| "
                               f"{max_diff:.3g} (tolerance {tolerance:g}), identical tokens: {same}; "
                               "nothing was written")
         temperature = run.module.decoding.temperature
         frame_parity = flappy_frame_parity(frame_tmp, decode_tmp, prefill_tmp, np.asarray(start_contexts[0]),
-                                           FRAME_PARITY_FRAMES, slide_frames, temperature,
+                                           graph_frames, slide_frames, temperature,
                                            ring=net.cfg.sliding_window)
         if not (frame_parity["identical_frames"] and frame_parity["max_abs_diff"] <= tolerance):
             raise ExportError(f"the frame graph's frames differ from the per-token decoder's over "
-                              f"{FRAME_PARITY_FRAMES} frames (identical: {frame_parity['identical_frames']}, max "
+                              f"{graph_frames} frames (identical: {frame_parity['identical_frames']}, max "
                               f"|logit diff| {frame_parity['max_abs_diff']:.3g}, tolerance {tolerance:g}); "
                               "nothing was written")
         decode_model, prefill_model = onnx.load(str(decode_tmp)), onnx.load(str(prefill_tmp))
@@ -198,7 +202,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                      "temperature": run.module.decoding.temperature, "rules": "worldmodels/flappy/decoding/rules.py"},
         "start_contexts": [list(map(int, c)) for c in start_contexts],
         "model": {**asdict(cfg), "parameters": sum(p.numel() for p in net.parameters())},
-        "parity": {"max_abs_diff": max_diff, "identical_tokens": same, "tokens": PARITY_TOKENS,
+        "parity": {"max_abs_diff": max_diff, "identical_tokens": same, "tokens": frames * SPEC.tokens_per_frame,
                    "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         "git_commit": git_commit(),
         "metrics": metrics or {},

@@ -1,0 +1,80 @@
+"""Checkpoints and exports that a crash cannot tear: written beside their target (never under $TMPDIR), fsynced,
+renamed onto it, the folder fsynced; the run's Trainer writes its checkpoints that way."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from worldmodels.core import files
+from worldmodels.core.checkpoints import AtomicCheckpointIO
+from worldmodels.core.config import compose_config
+from worldmodels.tasks import validate
+
+
+@pytest.fixture
+def recorded(monkeypatch, tmp_path):
+    """Every fsync and rename, in order, with $TMPDIR on a folder of its own (standing in for a tmpfs)."""
+    calls = []
+    tmpdir = tmp_path / "elsewhere"
+    tmpdir.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(src), str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "replace", replace)
+    return calls, tmpdir
+
+
+def test_a_checkpoint_is_written_beside_its_target_fsynced_and_renamed(recorded, tmp_path):
+    calls, tmpdir = recorded
+    target = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(3)}}, target)
+    assert torch.load(target, weights_only=True)["state_dict"]["w"].tolist() == [1, 1, 1]
+    (kind, synced), (rename, src, dst), (kind2, folder) = calls
+    assert kind == "fsync" and rename == "replace" and kind2 == "fsync"
+    assert Path(src).parent == target.parent and synced == src and dst == str(target)  # same folder: atomic
+    assert folder == str(target.parent)  # the rename itself made durable
+    assert list(tmpdir.iterdir()) == []  # nothing went through $TMPDIR
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, target)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        AtomicCheckpointIO().save_checkpoint({"step": 2, "bad": Unpicklable()}, target)
+    assert torch.load(target, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_exports_and_manifests_are_written_the_same_way(recorded, tmp_path):
+    calls, tmpdir = recorded
+    files.write_atomic(tmp_path / "model.json", b"{}\n")
+    assert [c[0] for c in calls] == ["fsync", "replace", "fsync"] and list(tmpdir.iterdir()) == []
+    assert (tmp_path / "model.json").stat().st_mode & 0o777 == 0o644  # readable by the player's server
+
+
+def test_the_runs_trainer_writes_checkpoints_atomically(tmp_path):
+    from worldmodels.fit import build_trainer  # Lightning: only the tests that build a Trainer import it
+
+    run = validate(compose_config(["debug=smoke"], output_dir=str(tmp_path)))
+    trainer = build_trainer(run, [], logger=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
