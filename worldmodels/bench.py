@@ -28,281 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import tempfile
-import time
 from pathlib import Path
-
-import lightning as L
-import numpy as np
-import onnxruntime as ort
-import torch
-
-from worldmodels.breakout.config import DenoiserConfig
-from worldmodels.breakout.denoiser import (
-    INPUT_CHANNELS,
-    INPUT_NAME,
-    OUTPUT_NAME,
-    TinyDenoiser,
-    build_denoiser,
-    conv_flops,
-)
-from worldmodels.breakout.sim import BreakoutSim
-from worldmodels.core.config import compose_config
-from worldmodels.core.manifest import OPSET
-from worldmodels.flappy.config import TransformerConfig
-from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
-from worldmodels.flappy.decoding.rules import frame_rules
-from worldmodels.flappy.frame_graph import export_frame_onnx
-from worldmodels.flappy.game import GEOMETRY, FlappyGame, HeuristicPolicy, record_episode
-from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import TokenTransformer, export_onnx
-from worldmodels.tasks import build_datamodule, build_module, validate
-
-
-def machine() -> str:
-    return (f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), numpy {np.__version__}, python {platform.python_version()}")
-
-
-def bench_sim(games: int, steps: int) -> list[tuple[str, float]]:
-    rng = np.random.default_rng(0)
-    actions = rng.integers(0, 3, size=(steps, games))
-    seeds = np.arange(games)
-
-    def vectorized() -> float:
-        sim = BreakoutSim(seeds)
-        start = time.perf_counter()
-        for t in range(steps):
-            sim.step(actions[t])
-            sim.render()
-        return games * steps / (time.perf_counter() - start)
-
-    def one_at_a_time() -> float:
-        sims = [BreakoutSim(seeds[i:i + 1]) for i in range(games)]
-        loop_steps = max(1, steps // 10)  # ten times fewer steps: the loop is that much slower
-        start = time.perf_counter()
-        for t in range(loop_steps):
-            for i, sim in enumerate(sims):
-                sim.step(actions[t, i:i + 1])
-                sim.render()
-        return games * loop_steps / (time.perf_counter() - start)
-
-    vectorized()  # warm caches and allocator
-    return [("one game at a time (Python loop)", one_at_a_time()), (f"vectorized, {games} games", vectorized())]
-
-
-class StepTiming(L.Callback):
-    """Wall time of the training steps after the first (which pays start-up costs) and the part spent waiting for
-    the next batch: the gap between one step's end and the next step's start."""
-
-    def __init__(self):
-        self.wait, self.steps = 0.0, 0
-        self.start = self.last_end = None
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if self.last_end is not None:
-            self.wait += time.perf_counter() - self.last_end
-            self.steps += 1
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.last_end = time.perf_counter()
-        if self.start is None:
-            self.start = self.last_end
-
-
-def bench_train(overrides: list[str], train_steps: int) -> list[tuple[str, float, float]]:
-    rows = []
-    for workers in (0, 1):
-        with tempfile.TemporaryDirectory() as out:
-            run = validate(compose_config([*overrides, f"data.num_workers={workers}"], output_dir=out))
-            module = build_module(run, {})
-            timing = StepTiming()
-            trainer = L.Trainer(accelerator=run.trainer.accelerator, devices=1, max_steps=train_steps + 1,
-                                logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                enable_model_summary=False, limit_val_batches=0, callbacks=[timing],
-                                default_root_dir=out)
-            trainer.fit(module, datamodule=build_datamodule(run))
-            elapsed = timing.last_end - timing.start
-            rows.append((f"data.num_workers={workers}", run.data.batch_size * timing.steps / elapsed,
-                         timing.wait / elapsed))
-    return rows
-
-
-def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
-    """The decode, prefill and frame graphs of an exported model (plus a start context and its cache kind), or of
-    a fresh default-size one with random weights. The frame graph's speed depends on the weights (how many passes
-    a frame takes), so an export without one gets no frame-graph rows."""
-
-
-    torch.manual_seed(0)
-    if onnx_path:
-        onnx_path = Path(onnx_path)
-        manifest = json.loads(onnx_path.with_suffix(".json").read_text())
-        frame = manifest.get("frame_onnx")
-        return {"decode": onnx_path, "prefill": onnx_path.with_name(manifest["prefill_onnx"]),
-                "frame": onnx_path.with_name(frame) if frame else None,
-                "context": np.asarray(manifest["start_contexts"][0]),
-                "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path)}
-
-    model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, sliding_window=True))
-    export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
-    export_frame_onnx(model, frame_rules(SPEC), out / "frame.onnx")
-    states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=38)
-    return {"decode": out / "decode.onnx", "prefill": out / "prefill.onnx", "frame": out / "frame.onnx",
-            "context": SPEC.encode_episode(states, actions)[:-1], "ring": True,
-            "weights": "random (default shape, sliding window): pass counts are not a trained model's"}
-
-
-def dream_pilot(state_tokens) -> int:
-    """The decode benchmarks' player: flap when the dreamed bird's centre is more than 10 px below the centre of
-    the gap of the first visible pipe it has not passed (HeuristicPolicy's rule, read off the decoded tokens)."""
-
-    state, _ = SPEC.decode_frame(state_tokens)
-    ahead = [(x, gap) for x, gap, shown in zip(state.pipe_x, state.gap_y, state.visible, strict=True)
-             if shown and x + GEOMETRY["pipe_width"] > GEOMETRY["bird_x"]]
-    if not ahead:
-        return 0
-    return int(state.bird_y + GEOMETRY["bird_height"] / 2 > min(ahead)[1] + 10)
-
-
-def _timed_game(decoder, context: np.ndarray, tokens: int, warmup_frames: int = 50) -> dict:
-    """Tokens/s of every 1,000 tokens (100 frames: action + state) of one game played by the dream pilot from
-    `context`, after `warmup_frames` untimed frames of another (a runtime's first calls run slower). The pilot plays
-    on after the model's own done token: this times decoding, not the game."""
-    start = [0.0]
-
-    def play(frames: int, report) -> None:
-        decoder.reset(context)
-        start[0] = time.perf_counter()  # the clock starts after the reset's prefill
-        action = 0
-        for i in range(frames):
-            action = dream_pilot(decoder.step(action))
-            report(i)
-
-    def calls() -> int:  # model calls so far: frame-graph passes, or one per token
-        frames = decoder.tokens_generated // SPEC.state_tokens_per_frame
-        return getattr(decoder, "passes", frames * SPEC.tokens_per_frame)
-
-    play(warmup_frames, lambda i: None)
-    chunk, rates = 100, []
-
-    def report(i: int) -> None:
-        if (i + 1) % chunk == 0:
-            now = time.perf_counter()
-            rates.append(chunk * SPEC.tokens_per_frame / (now - start[0]))
-            start[0] = now
-
-    chunk_tokens = chunk * SPEC.tokens_per_frame  # 1,000
-    play(tokens // chunk_tokens * chunk, report)
-    seconds = float(np.sum(chunk_tokens / np.array(rates)))
-    return {"first": rates[0], "last": rates[-1], "mean": float(len(rates) / np.sum(1 / np.array(rates))),
-            "tokens": len(rates) * chunk_tokens, "slides": decoder.slides, "history": decoder.history,
-            "passes_per_frame": calls() / (len(rates) * chunk),
-            "per_token_s": seconds / (len(rates) * chunk_tokens), "per_call_s": seconds / calls()}
-
-
-def bench_decode(onnx_path: str | None, tokens: int, long_tokens: int) -> dict:
-    """Tokens/s of the frame graph (one call per frame) and the KV-cache decode graph (one call per token) against
-    a full recompute; then the cost per token (and per model call) of one `long_tokens` game against the median
-    of five 1,000-token games, with the frame graph when the export has one."""
-
-    with tempfile.TemporaryDirectory() as tmp:
-        graphs = flappy_graphs(onnx_path, Path(tmp))
-        ring = graphs["ring"]
-        backend = OrtBackend.from_files(graphs["decode"], graphs["prefill"], threads=1, ring=ring)
-        window, context = backend.context, graphs["context"]
-        # Full recompute: every token re-runs the whole window through the prefill graph.
-        ids = np.resize(context, window).astype(np.int64)
-        positions = np.arange(window, dtype=np.int64)
-        recompute_tokens = 50
-        start = time.perf_counter()
-        for _ in range(recompute_tokens):
-            backend.prefill(ids, positions)
-        recompute = recompute_tokens / (time.perf_counter() - start)
-        # Cached: the frame decoders (slot masks, choices, window) over one game each, both sliding an ordered
-        # window before a frame that does not fit, so that they make the same frames.
-        decoder = FrameDecoder(backend, seed=0, slide_before_frame=True)
-        per_token = _timed_game(decoder, context, tokens)
-        per_frame = None
-        if graphs["frame"] is not None:
-            frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1, ring=ring)
-            decoder = FrameGraphDecoder(frame_backend, seed=0)
-            per_frame = _timed_game(decoder, context, tokens)
-        short = [_timed_game(decoder, context, 1000, warmup_frames=1) for _ in range(5)]
-        long = _timed_game(decoder, context, long_tokens, warmup_frames=1)
-    identical = per_frame is not None and per_token.pop("history") == per_frame.pop("history")
-    growth = {key: long[key] / float(np.median([s[key] for s in short])) for key in ("per_token_s", "per_call_s")}
-    return {"context": window, "ring": ring, "weights": graphs["weights"], "recompute": recompute,
-            "per_token": per_token, "per_frame": per_frame, "identical": identical, "long_tokens": long["tokens"],
-            "growth": growth}
-
-
-def time_ms(call, calls: int) -> float:
-    """Mean milliseconds per `call()` over `calls` calls, after one warm-up call."""
-    call()
-    start = time.perf_counter()
-    for _ in range(calls):
-        call()
-    return (time.perf_counter() - start) / calls * 1000
-
-
-def ort_session(onnx_path: str | Path, threads: int):
-    """An onnxruntime CPU session with `threads` intra-op threads and one inter-op thread."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-
-def denoiser_input(manifest: dict) -> np.ndarray:
-    """A random batch-1 input of the shape the Breakout manifest declares."""
-    frame = manifest["frame"]
-    x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
-    return x.astype(np.float32)
-
-
-def seed_denoiser_onnx(out: Path, like: dict) -> Path:
-    """The seed-scale TinyDenoiser (width 96, 14 blocks; random weights: speed does not depend on them) as ONNX,
-    with a manifest copied from `like` so it samples the same way."""
-
-
-    net = TinyDenoiser(DenoiserConfig()).eval()
-    path = out / "seed_tiny_denoiser.onnx"
-    x = torch.from_numpy(denoiser_input(like))
-    torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
-                      dynamo=False)
-    model = {**vars(DenoiserConfig()), "parameters": net.num_parameters()}
-    path.with_suffix(".json").write_text(json.dumps({**like, "name": path.stem, "onnx": path.name, "model": model}))
-    return path
-
-
-def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
-    """ms per denoiser call (batch 1) of the seed-scale TinyDenoiser (the baseline, exported here) and of each
-    given model: PyTorch (the model's own config, random weights) and onnxruntime with 1 and 2 intra-op threads,
-    with the convolutions' GFLOP per call."""
-
-
-    with tempfile.TemporaryDirectory() as tmp:
-        like = json.loads(Path(onnx_paths[0]).with_suffix(".json").read_text())
-        rows = []
-        for path in [seed_denoiser_onnx(Path(tmp), like), *map(Path, onnx_paths)]:
-            manifest = json.loads(path.with_suffix(".json").read_text())
-            x = denoiser_input(manifest)
-            net = build_denoiser(manifest["model"]).eval()
-            frame = manifest["frame"]
-            row = {"model": "seed-scale tiny_denoiser (baseline)" if path.parent == Path(tmp) else str(path),
-                   "gflop": conv_flops(net, frame["height"], frame["width"]) / 1e9}
-            repeats = max(3, calls // 10) if row["gflop"] > 5 else calls  # the seed net is ~200 ms a call here
-            with torch.no_grad():
-                row["PyTorch"] = time_ms(lambda n=net, x=x: n(torch.from_numpy(x)), repeats)
-            for threads in (1, 2):
-                session = ort_session(path, threads)
-                row[f"onnxruntime {threads} thread{'s' * (threads > 1)}"] = time_ms(
-                    lambda s=session, x=x: s.run(None, {"input": x}), repeats)
-            rows.append(row)
-    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,14 +51,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="write the seed-scale TinyDenoiser (random weights) with a manifest like the shipped "
                              "Breakout model's into this folder, for the browser's bench page, and exit")
     args = parser.parse_args(argv)
+    from worldmodels import benchmarks as b  # torch, Lightning and both tasks: ~10 s that --help skips
+
     if args.seed_denoiser_out:
         args.seed_denoiser_out.mkdir(parents=True, exist_ok=True)
         like = json.loads(Path("models/breakout/breakout.json").read_text())
-        print(f"wrote {seed_denoiser_onnx(args.seed_denoiser_out, like)}")
+        print(f"wrote {b.seed_denoiser_onnx(args.seed_denoiser_out, like)}")
         return
-    print(f"machine: {machine()}\n")
+    print(f"machine: {b.machine()}\n")
     if args.only in (None, "sim"):
-        rows = bench_sim(args.games, args.steps)
+        rows = b.bench_sim(args.games, args.steps)
         base = rows[0][1]
         print(f"{'simulator':<36}{'rows/s':>12}{'vs loop':>10}")
         for name, rate in rows:
@@ -340,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         print()
     if args.only in (None, "train"):
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-        rows = bench_train(args.overrides, args.train_steps)
+        rows = b.bench_train(args.overrides, args.train_steps)
         base = rows[0][1]
         print(f"training ({' '.join(args.overrides)})")
         print(f"{'rows made in':<36}{'samples/s':>12}{'vs main':>10}{'data wait':>12}")
@@ -348,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<36}{rate:>12.1f}{rate / base:>9.2f}x{wait:>11.1%}")
         print()
     if args.only in (None, "decode"):
-        r = bench_decode(args.flappy_onnx, args.decode_tokens, args.long_tokens)
+        r = b.bench_decode(args.flappy_onnx, args.decode_tokens, args.long_tokens)
         token, frame = r["per_token"], r["per_frame"]
         cache = "ring cache (sliding window)" if r["ring"] else "ordered window"
         print(f"flappy decode, onnxruntime 1 thread, {r['context']}-token {cache}, {token['tokens']:,} tokens per "
@@ -370,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['growth']['per_token_s']:.2f}x, per model call {r['growth']['per_call_s']:.2f}x")
         print()
     if args.only in (None, "denoiser"):
-        rows = bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)
+        rows = b.bench_denoiser(args.breakout_onnx or ["models/breakout/breakout.onnx"], args.denoiser_calls)
         runtimes = ("PyTorch", "onnxruntime 1 thread", "onnxruntime 2 threads")
         print("breakout denoiser, batch 1: ms per call and speed-up against the seed-scale net in this run")
         print(f"{'model':<44}{'GFLOP':>7}" + "".join(f"{r:>24}" for r in runtimes) + f"{'fps@1 (ORT 2)':>15}")

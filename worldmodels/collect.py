@@ -14,16 +14,24 @@ import sys
 from pathlib import Path
 
 from worldmodels.core.config import compose_config
-from worldmodels.core.errors import one_line_errors
-from worldmodels.flappy.collector import ensure_episodes
+from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.tasks import validate
 
 
 @one_line_errors
 def main(overrides: list[str] | None = None) -> None:
     """`overrides`: Hydra overrides of the run whose data to build (default: the command line's)."""
+    overrides = sys.argv[1:] if overrides is None else overrides
+    if any(a in ("-h", "--help") for a in overrides):
+        print(__doc__.strip())
+        return
+    flags = [a for a in overrides if a.startswith("-")]
+    if flags:
+        raise UserError(f"{flags[0]}: collect takes only Hydra overrides (key=value) and --help")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    run = validate(compose_config(["task=flappy", *(sys.argv[1:] if overrides is None else overrides)]))
+    run = validate(compose_config(["task=flappy", *overrides]))
+    from worldmodels.flappy.collector import ensure_episodes  # SB3 and the game: seconds that --help skips
+
     store = ensure_episodes(run.data.collector, Path(run.paths.cache_dir), run.seed)
     print(f"{store.directory}: {store.num_episodes} episodes, {store.manifest['frames']} frames")
 

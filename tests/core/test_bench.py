@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.conftest import run_cli
-from worldmodels.bench import bench_denoiser
+from worldmodels.benchmarks import bench_denoiser
 
 pytestmark = pytest.mark.slow  # every test benchmarks the smoke run's export
 

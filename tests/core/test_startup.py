@@ -15,15 +15,23 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "lightning", "onnx", "onnxruntime")
 
 PROBE = """
-import sys
-from worldmodels import train
-sys.argv = ["worldmodels.train", *{argv!r}]
+import importlib, sys
+main = importlib.import_module("worldmodels.{command}").main
+sys.argv = ["worldmodels.{command}", *{argv!r}]
 try:
-    train.main()
+    main()
 except SystemExit:
     pass
 print("loaded:", *[m for m in {heavy!r} if m in sys.modules])
 """
+
+
+def loaded(command: str, argv: list[str]) -> str:
+    """The heavy modules `python -m worldmodels.<command> <argv>` had imported when it answered."""
+    result = subprocess.run([sys.executable, "-c", PROBE.format(command=command, argv=argv, heavy=HEAVY)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip(), result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--cfg", "job"], ["model.widht=3"], ["model.width=-3"],
@@ -31,10 +39,13 @@ print("loaded:", *[m for m in {heavy!r} if m in sys.modules])
                                   ["model=fast_denoiser", "model.widths=[8,8,8,8,8,8,8,8]",
                                    "model.blocks=[1,1,1,1,1,1,1,1]"]],
                          ids=["help", "cfg_job", "typo", "range", "flappy_check", "too_deep"])
-def test_answers_without_importing_torch_or_lightning(argv):
-    result = subprocess.run([sys.executable, "-c", PROBE.format(argv=argv, heavy=HEAVY)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == "loaded:", result.stdout[-500:] + result.stderr[-2000:]
+def test_train_answers_without_importing_torch_or_lightning(argv):
+    assert loaded("train", argv) == "loaded:"
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "bench", "compare", "play", "collect"])
+def test_every_commands_help_is_light(command):
+    assert loaded(command, ["--help"]) == "loaded:"
 
 
 def test_help_lists_the_groups_and_the_config_with_overrides(monkeypatch, capsys):
