@@ -60,6 +60,9 @@ def test_export_command(smoke_run, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "mine.onnx").is_file() and (tmp_path / "mine.json").is_file()
     assert "max |onnxruntime - PyTorch|" in result.stdout
+    # the run's paths travel relative to its root: no directory of the machine it was trained on
+    paths = json.loads((tmp_path / "mine.json").read_text())["training_config"]["paths"]
+    assert paths["root_dir"] == "." and not any(str(v).startswith("/") for v in paths.values()), paths
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 from worldmodels.core.errors import UserError
-from worldmodels.core.manifest import ExportError, manifest_problem, read_manifest, write_manifest
+from worldmodels.core.manifest import ExportError, manifest_problem, portable_config, read_manifest, write_manifest
 from worldmodels.evaluate import main as evaluate_main
 
 SHIPPED = sorted((ROOT / "models").glob("*/*.json"))
@@ -81,3 +81,26 @@ def test_evaluate_refuses_a_manifest_of_another_version_in_one_line(tmp_path, ca
     assert exit_.value.code == 2
     assert stderr.strip().count("\n") == 0 and "format_version: 1 was expected" in stderr
     assert not (tmp_path / "breakout.eval.json").exists()
+
+
+def test_a_manifests_config_names_no_directory_of_the_training_machine():
+    config = {"seed": 0, "paths": {"root_dir": "/work/snap", "output_dir": "/work/snap/outputs/breakout/run-1",
+                                   "cache_dir": "/elsewhere/cache"}}
+    assert portable_config(config) == {"seed": 0, "paths": {"root_dir": ".", "output_dir": "outputs/breakout/run-1",
+                                                            "cache_dir": "cache"}}
+    assert portable_config({"paths": {"root_dir": ".", "output_dir": ".", "cache_dir": ".cache"}})["paths"] == {
+        "root_dir": ".", "output_dir": ".", "cache_dir": ".cache"}
+
+
+def absolute_paths(value, where: str = ""):
+    """Every string in a JSON value that looks like an absolute path, with where it is."""
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in absolute_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in absolute_paths(v, f"{where}[{i}]")]
+    return [(where, value)] if isinstance(value, str) and value.startswith(("/", "~")) else []
+
+
+@pytest.mark.parametrize("manifest", sorted((ROOT / "models").glob("*/*.json")), ids=lambda p: p.parent.name)
+def test_shipped_manifests_carry_no_absolute_path(manifest):
+    assert absolute_paths(json.loads(manifest.read_text())) == []

@@ -42,6 +42,7 @@ from worldmodels.core.manifest import (
     ExportError,
     git_commit,
     metadata_props,
+    portable_config,
     write_manifest,
 )
 
@@ -92,7 +93,7 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
         "parity": {"max_abs_diff": max_diff, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         "git_commit": git_commit(),
         "metrics": metrics or {},
-        "training_config": run_config,
+        "training_config": portable_config(run_config),
     }
 
 

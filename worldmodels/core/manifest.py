@@ -42,6 +42,21 @@ def git_commit() -> str | None:
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def portable_config(run_config: dict) -> dict:
+    """The run's resolved config as a manifest carries it: `paths` relative to `paths.root_dir` (itself `.`), and a
+    path outside the root as its folder name only, so an export names no directory of the machine it was made on."""
+    paths = dict(run_config.get("paths") or {})
+    root = Path(paths.get("root_dir") or ".")
+
+    def portable(value):
+        if not isinstance(value, str) or not Path(value).is_absolute():
+            return value
+        path = Path(value)
+        return (path.relative_to(root).as_posix() or ".") if path.is_relative_to(root) else path.name
+
+    return {**run_config, "paths": {k: "." if k == "root_dir" else portable(v) for k, v in paths.items()}}
+
+
 def metadata_props(manifest: dict, *extra: str) -> dict[str, str]:
     """The manifest's key facts as ONNX metadata_props (strings): task, format, inputs/outputs, commit, `extra`."""
     props = {

@@ -28,6 +28,7 @@ from worldmodels.core.manifest import (
     ExportError,
     git_commit,
     metadata_props,
+    portable_config,
     write_manifest,
 )
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend, TorchBackend
@@ -206,7 +207,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                    "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         "git_commit": git_commit(),
         "metrics": metrics or {},
-        "training_config": run_config,
+        "training_config": portable_config(run_config),
     }
     props = metadata_props(manifest, "token_spec")
     onnx.helper.set_model_props(decode_model, props)
