@@ -9,14 +9,17 @@ A run is a directory holding `summary.json` (its final metrics, written by `worl
 or no `summary.json`) are listed with their error, never dropped. Writes `compare.md` (one row per run: the run,
 the overrides that differ between runs, the metrics; by default every metric the finished runs share) and
 `compare.png` (each metric against the swept parameter when exactly one numeric parameter varies, else one bar per
-run) into `--out` (default: the sweep directory, or the current directory).
+run) into `--out` (default: the sweep directory, or the current directory). The plot leaves out what tells the runs
+nothing (unless `--metrics` names it): bookkeeping (`global_step`, learning rates) and metrics equal in every run.
+The metric the runs optimized (`optimized_metric` of their `.hydra/config.yaml`, lower is better unless their sweeper's
+`direction` is `maximize`) is marked, in the table's heading and on its panel, with its best run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +27,21 @@ from omegaconf import OmegaConf
 
 from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.run_identity import overrides_dict
-from worldmodels.core.sweep import FAILED, read_failure
+from worldmodels.core.sweep import (
+    OVERRIDES,
+    SUMMARY,
+    best_value,
+    is_run,
+    job_dirs,
+    job_result,
+    maximizes,
+)
 
-SUMMARY, OVERRIDES = "summary.json", ".hydra/overrides.yaml"
+CONFIG, HYDRA_CONFIG = ".hydra/config.yaml", ".hydra/hydra.yaml"
 MISSING = "-"
+# Not worth a panel: counters and the learning-rate schedule (train/lr, LearningRateMonitor's lr-AdamW/pg1, ...).
+BOOKKEEPING = re.compile(r"(global_step|step|epoch|lr-.*|.*/lr)")
+BEST_COLOR = "tab:red"
 
 
 @dataclass
@@ -36,18 +50,12 @@ class Run:
     overrides: dict[str, str] = field(default_factory=dict)  # key -> value, as given on the command line
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # None: finished
+    optimized: str | None = None  # the run's optimized_metric, None when it has no readable config
+    maximize: bool = False  # its sweeper maximized it
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def _is_run(path: Path) -> bool:
-    return (path / SUMMARY).is_file() or (path / FAILED).is_file()
-
-
-def _job_order(path: Path) -> tuple:
-    return (0, int(path.name), "") if path.name.isdigit() else (1, 0, path.name)
 
 
 def find_runs(paths: list[Path]) -> list[Path]:
@@ -56,12 +64,10 @@ def find_runs(paths: list[Path]) -> list[Path]:
     for path in paths:
         if not path.is_dir():
             raise UserError(f"{path}: no such directory")
-        if _is_run(path):
+        if is_run(path):
             found.append(path)
             continue
-        # A sweep: numbered job directories (even those that died before writing anything), or any that are runs.
-        jobs = sorted((p for p in path.iterdir() if p.is_dir() and (p.name.isdigit() or _is_run(p)
-                                                                     or (p / ".hydra").is_dir())), key=_job_order)
+        jobs = job_dirs(path)  # a sweep
         if jobs:
             found.extend(jobs)
         elif (path / ".hydra").is_dir():
@@ -89,18 +95,30 @@ def read_run(path: Path) -> Run:
             run.overrides = overrides_dict(OmegaConf.to_container(OmegaConf.load(overrides)) or [])
         except Exception as err:  # noqa: BLE001 (a broken file must not hide the run)
             run.error = f"unreadable {OVERRIDES}: {_one_line(err)}"
-    if (path / SUMMARY).is_file():
-        try:
-            summary = json.loads((path / SUMMARY).read_text())
-            run.metrics = {k: float(v) for k, v in summary["metrics"].items() if isinstance(v, (int, float))}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            run.error = f"unreadable {SUMMARY}: {_one_line(err)}"
-    elif run.error is None:
-        run.error = f"no {SUMMARY} (still running, killed, or crashed before the end)"
-    failure = read_failure(path)
-    if failure is not None:
-        run.error = _one_line(failure)
+    run.metrics, error = job_result(path)
+    if error is not None:
+        run.error = _one_line(error)
+    try:
+        if (path / CONFIG).is_file():
+            optimized = OmegaConf.load(path / CONFIG).get("optimized_metric")
+            run.optimized = None if optimized is None else str(optimized)
+        if (path / HYDRA_CONFIG).is_file():
+            run.maximize = maximizes(OmegaConf.select(OmegaConf.load(path / HYDRA_CONFIG), "hydra.sweeper.direction"))
+    except Exception:  # noqa: BLE001 (an unreadable config only loses the marking)
+        run.optimized = None
     return run
+
+
+def objective(runs: list[Run]) -> tuple[str, bool] | None:
+    """The metric the finished runs optimized and whether higher is better; None when they name none or differ."""
+    named = {(r.optimized, r.maximize) for r in runs if r.ok and r.optimized}
+    return named.pop() if len(named) == 1 else None
+
+
+def best_run(runs: list[Run], metric: str, maximize: bool) -> Run | None:
+    """The finished run with the best finite `metric`, None when no run has one."""
+    best = best_value({i: r.metrics[metric] for i, r in enumerate(runs) if r.ok and metric in r.metrics}, maximize)
+    return None if best is None else runs[best]
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
@@ -123,6 +141,19 @@ def choose_metrics(runs: list[Run], wanted: list[str] | None) -> list[str]:
     if not common:
         raise UserError(f"the finished runs share no metric; pick some with --metrics (logged: {', '.join(known)})")
     return common
+
+
+def plot_metrics(runs: list[Run], metrics: list[str], optimized: str | None) -> list[str]:
+    """The metrics worth a panel: not bookkeeping (`BOOKKEEPING`) and not the same in every finished run (when two or
+    more logged it); the optimized metric always, first."""
+    finished = [r for r in runs if r.ok]
+
+    def constant(metric: str) -> bool:
+        values = [r.metrics[metric] for r in finished if metric in r.metrics]
+        return len(values) > 1 and math.isclose(min(values), max(values), rel_tol=1e-9, abs_tol=1e-12)
+
+    shown = [m for m in metrics if m != optimized and not (BOOKKEEPING.fullmatch(m) or constant(m))]
+    return [optimized, *shown] if optimized in metrics else shown
 
 
 def sort_runs(runs: list[Run], metric: str | None, descending: bool) -> list[Run]:
@@ -186,9 +217,15 @@ def numeric_parameter(runs: list[Run], swept: list[str]) -> str | None:
     return key if all(_number(r.overrides.get(key)) is not None for r in finished) else None
 
 
-def plot(runs: list[Run], swept: list[str], metrics: list[str], path: Path, title: str) -> None:
+def _run_label(run: Run, swept: list[str]) -> str:
+    return ",".join(f"{k}={run.overrides.get(k, MISSING)}" for k in swept) or run.dir.name
+
+
+def plot(runs: list[Run], swept: list[str], metrics: list[str], path: Path, title: str,
+         goal: tuple[str, bool] | None = None) -> None:
     """Each metric against the one numeric swept parameter (points, and a line through the mean per value), or
-    one bar per finished run."""
+    one bar per finished run. `goal` = (the optimized metric, higher is better): its panel is framed and titled as
+    such, and its best run drawn in `BEST_COLOR`."""
     import matplotlib  # heavy (~1 s to import): only the plot pays for it, not the table
 
     matplotlib.use("Agg")
@@ -204,23 +241,38 @@ def plot(runs: list[Run], swept: list[str], metrics: list[str], path: Path, titl
         ax.axis("off")
     for ax, metric in zip(axes.flat, metrics, strict=False):
         have = [r for r in finished if metric in r.metrics]
+        best = best_run(have, *goal) if goal and metric == goal[0] else None
         if param:
             xs = [_number(r.overrides[param]) for r in have]
             ys = [r.metrics[metric] for r in have]
             ax.scatter(xs, ys, s=18, zorder=3)
             means = {x: sum(y for x2, y in zip(xs, ys, strict=True) if x2 == x) / xs.count(x) for x in set(xs)}
             ax.plot(sorted(means), [means[x] for x in sorted(means)], zorder=2)
+            if best is not None:
+                x, y = _number(best.overrides[param]), best.metrics[metric]
+                ax.scatter([x], [y], s=90, marker="*", color=BEST_COLOR, zorder=4)
+                ax.annotate(f"best: {_fmt(y)}", (x, y), textcoords="offset points", fontsize=7, color=BEST_COLOR,
+                            xytext=(6, -12 if goal[1] else 6))  # inside the axes: the best is at its top or bottom
             positive = [x for x in xs if x > 0]
             if positive and len(positive) == len(xs) and max(positive) / min(positive) >= 100:
                 ax.set_xscale("log")
             ax.set_xlabel(param)
         else:
-            labels = [",".join(f"{k}={r.overrides.get(k, MISSING)}" for k in swept) or r.dir.name for r in have]
-            ax.bar(range(len(have)), [r.metrics[metric] for r in have])
+            labels = [_run_label(r, swept) for r in have]
+            bars = ax.bar(range(len(have)), [r.metrics[metric] for r in have])
+            if best is not None:
+                bars[have.index(best)].set_color(BEST_COLOR)
             ax.set_xticks(range(len(have)), labels, rotation=30 if len(have) > 3 else 0, ha="right", fontsize=7)
-        ax.set_title(metric, fontsize=9)
+        if goal and metric == goal[0]:
+            ax.set_title(f"{metric}: optimized ({'higher' if goal[1] else 'lower'} is better)", fontsize=9,
+                         color=BEST_COLOR, fontweight="bold")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(BEST_COLOR)
+                spine.set_linewidth(2)
+        else:
+            ax.set_title(metric, fontsize=9)
         ax.grid(alpha=0.3)
-    failed = [",".join(f"{k}={r.overrides.get(k, MISSING)}" for k in swept) or r.dir.name for r in runs if not r.ok]
+    failed = [_run_label(r, swept) for r in runs if not r.ok]
     fig.suptitle(title + (f"  (failed: {'; '.join(failed)})" if failed else ""), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -238,26 +290,33 @@ def compare(paths: list[Path], out: Path | None = None, metrics: list[str] | Non
                         f"{', '.join(sorted(set().union(*(r.metrics for r in runs)))) or 'nothing'})")
     runs = sort_runs(runs, sort, descending)
     swept = swept_keys(runs)
+    goal = objective(runs)
     if out is None:
-        sweeps = [p for p in paths if not _is_run(p)]
+        sweeps = [p for p in paths if not is_run(p)]
         out = sweeps[0] if len(paths) == 1 and sweeps else Path.cwd()
     out.mkdir(parents=True, exist_ok=True)
     failed = sum(not r.ok for r in runs)
     title = ", ".join(str(p) for p in paths)
     table = markdown_table(runs, swept, chosen, out)
     text = [f"# {len(runs)} runs compared ({failed} failed)", "", f"From: {title}", ""]
+    best = best_run(runs, *goal) if goal else None
+    if goal:
+        text += [f"Optimized: {goal[0]} ({'higher' if goal[1] else 'lower'} is better)"
+                 + (f"; best: {_label(best.dir, out)} ({_fmt(best.metrics[goal[0]])})." if best else "."), ""]
     if sort:
         text += [f"Sorted by {sort} ({'highest' if descending else 'lowest'} first).", ""]
     text += [table]
     md = out / "compare.md"
     md.write_text("\n".join(text))
     print(table, end="")
+    panels = chosen if metrics else plot_metrics(runs, chosen, goal[0] if goal else None)
     png: Path | None = out / "compare.png"
-    if chosen and any(r.ok for r in runs):
-        plot(runs, swept, chosen, png, title)
+    if panels and any(r.ok for r in runs):
+        plot(runs, swept, panels, png, title, goal)
     else:
         png = None
-        print("no run finished: nothing to plot")
+        print("no run finished: nothing to plot" if not any(r.ok for r in runs) else
+              "the runs differ in no plotted metric: nothing to plot (pick some with --metrics)")
     print(f"wrote {md}" + (f" and {png}" if png else ""))
     return md, png
 

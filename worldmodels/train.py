@@ -43,7 +43,7 @@ def hydra_main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode != RunMode.MULTIRUN:
         return one_line_errors(train)(cfg)
     # In a sweep one failed job must not end the others: record it, tell the sweeper it scored +inf, go on.
-    # worldmodels.core.sweep.ReportFailures lists the failed jobs when the sweep ends.
+    # worldmodels.core.sweep.ReportSweep lists the failed jobs when the sweep ends.
     try:
         return train(cfg)
     except Exception as err:  # noqa: BLE001 (any failure of one job)

@@ -10,14 +10,20 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from tests.conftest import run_cli
-from worldmodels.compare import compare, find_runs, numeric_parameter, read_run, swept_keys
+from worldmodels.compare import compare, find_runs, numeric_parameter, plot_metrics, read_run, swept_keys
 from worldmodels.core.errors import UserError
 
 
-def make_run(path: Path, overrides: list[str], metrics: dict | None = None, error: str | None = None) -> Path:
-    """A run directory as `worldmodels.train` leaves it: .hydra/overrides.yaml, summary.json and/or failed.json."""
+def make_run(path: Path, overrides: list[str], metrics: dict | None = None, error: str | None = None,
+             optimized: str | None = None, direction: str | None = None) -> Path:
+    """A run directory as `worldmodels.train` leaves it: .hydra/overrides.yaml, summary.json and/or failed.json;
+    with `optimized`, .hydra/config.yaml (its optimized_metric) and .hydra/hydra.yaml (the sweeper's direction)."""
     (path / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), path / ".hydra" / "overrides.yaml")
+    if optimized is not None:
+        OmegaConf.save(OmegaConf.create({"seed": 0, "optimized_metric": optimized}), path / ".hydra" / "config.yaml")
+        sweeper = {"_target_": "optuna", "direction": direction} if direction else {"_target_": "basic"}
+        OmegaConf.save(OmegaConf.create({"hydra": {"sweeper": sweeper}}), path / ".hydra" / "hydra.yaml")
     if metrics is not None:
         (path / "summary.json").write_text(json.dumps({"task": "breakout", "metrics": metrics}))
     if error is not None:
@@ -65,6 +71,38 @@ def test_sweep_plot_is_written(sweep):
         assert image.format == "PNG" and image.size[0] > 200
     runs = [read_run(p) for p in find_runs([sweep])]
     assert numeric_parameter(runs, swept_keys(runs)) == "model.width"  # one numeric parameter: metric vs width
+
+
+def red_pixels(png: Path) -> int:
+    """Pixels drawn in BEST_COLOR (matplotlib's tab:red, #d62728): the marked panel's frame, title and best run."""
+    with Image.open(png) as image:
+        pixels = image.convert("RGB").getdata()
+        return sum(abs(r - 0xD6) + abs(g - 0x27) + abs(b - 0x28) < 30 for r, g, b in pixels)
+
+
+@pytest.mark.parametrize("direction, best", [(None, "2"), ("maximize", "0")])
+def test_plot_leaves_out_flat_panels_and_marks_the_optimized_metric(tmp_path, direction, best):
+    """Learning rates, the step count and metrics equal in every run get no panel; the optimized metric's panel
+    comes first and is marked, with its best run (the lowest loss, or the highest when the sweeper maximized)."""
+    root = tmp_path / "sweep"
+    for num, (width, loss) in enumerate([(8, 0.5), (16, 0.25), (32, 0.125)]):
+        metrics = {"val/loss": loss, "val/psnr": 20.0 + width, "val/psnr_copy_last": 31.4, "global_step": 4,
+                   "lr-AdamW/pg1": 1e-4, "lr-AdamW/pg2": 1e-4, "train/lr": 1e-4}
+        make_run(root / str(num), [f"model.width={width}"], metrics, optimized="val/loss", direction=direction)
+    runs = [read_run(p) for p in find_runs([root])]
+    assert plot_metrics(runs, sorted(runs[0].metrics), "val/loss") == ["val/loss", "val/psnr"]
+
+    md, png = compare([root])
+    goal = "higher" if direction else "lower"
+    assert f"Optimized: val/loss ({goal} is better); best: {best} (" in md.read_text()
+    with Image.open(png) as image:
+        assert image.size == (720, 300)  # two panels side by side (3.6 x 3 inches each at 100 dpi), not eleven
+    assert red_pixels(png) > 500
+
+    _, unmarked = compare([root], out=tmp_path / "asked", metrics=["global_step", "val/psnr"])
+    with Image.open(unmarked) as image:
+        assert image.size == (720, 300)  # what --metrics names is plotted, bookkeeping too
+    assert red_pixels(unmarked) == 0  # the optimized metric is not among them
 
 
 def test_metrics_and_sort(sweep, tmp_path):
