@@ -78,3 +78,29 @@ def test_the_runs_trainer_writes_checkpoints_atomically(tmp_path):
     run = validate(compose_config(["debug=smoke"], output_dir=str(tmp_path)))
     trainer = build_trainer(run, [], logger=False)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_interrupted_ckpt_and_says_where(tmp_path):
+    """SIGINT mid-fit, as Ctrl-C sends it: `interrupted.ckpt` is written (a whole, loadable checkpoint) and the run
+    says where it is and how to resume from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir, log = tmp_path / "run", tmp_path / "output.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "worldmodels.train", "debug=smoke", "logger=none",
+                                 "trainer.max_steps=100000", "trainer.val_check_interval=100000",
+                                 f"hydra.run.dir={run_dir}"], stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while not list(run_dir.glob("checkpoints/step*.ckpt")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)  # a periodic checkpoint (every 2 steps under debug=smoke): training is under way
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    output = log.read_text()
+    path = run_dir / "checkpoints" / "interrupted.ckpt"
+    assert path.is_file(), output[-3000:]
+    assert torch.load(path, weights_only=True)["global_step"] > 0
+    assert f"saved {path}; resume with ckpt_path={path}" in output, output[-3000:]
