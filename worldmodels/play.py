@@ -3,14 +3,19 @@
     python -m worldmodels.play                 # or: make play; then open the printed URL
     python -m worldmodels.play --port 0 --models path/to/export   # any free port; extra model folders
 
-It builds the player (`web/`, npm) when its sources are newer than `web/dist`, then serves on 127.0.0.1 only:
-the built player's files, `/models/index.json` (the models it found) and, under `/models/<id>/`, exactly the files
-each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the manifest). Nothing else on disk is
-reachable: a path with `..`, a file outside `web/dist` or a file a manifest does not name gets 403/404. Responses
-carry the cross-origin isolation headers (so onnxruntime-web may use two WASM threads) and correct MIME types (`.wasm`,
-`.mjs`).
+From a clone it builds the player (`web/`, npm) when its sources are newer than `web/dist`; an installed wheel
+carries the built player and the shipped models inside the package (`worldmodels/player/`, `worldmodels/models/`,
+put there by `web/hatch_build.py`), and a wheel built without them stops in one line that says so. It serves on
+127.0.0.1 only: the built player's files, `/models/index.json` (the models it found), under `/models/<id>/` exactly
+the files each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the manifest), and under
+`/sprites/` the game's own Flappy sprites from the installed `flappy-bird-gymnasium` (only the names in `SPRITES`,
+listed at `/sprites/index.json`; never copied into the repository). Nothing else on disk is reachable: a path with
+`..`, a file outside `web/dist`, a file a manifest does not name or a sprite not in `SPRITES` gets 403/404.
+Responses carry the cross-origin isolation headers (so onnxruntime-web may use two WASM threads) and correct MIME
+types (`.wasm`, `.mjs`).
 Checks: a Host other than 127.0.0.1, localhost or [::1] with our port gets 403 (DNS rebinding), a symlink out of
-`web/dist` or its model's folder 404, a path over 2,048 characters 414; idle connections close after 10 s.
+`web/dist`, its model's folder or the sprite folder 404, a path over 2,048 characters 414; idle connections close
+after 10 s.
 
 Models come from `models/` in the repo (shipped, with model cards), the newest exports under `outputs/` and
 `multirun/` (`<run>/export/*.json`), and any `--models` folder. Other JSON there is skipped with a warning (under a run
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -37,8 +43,13 @@ from urllib.parse import unquote, urlsplit
 from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.manifest import MANIFEST_FORMAT, SCHEMA_PATH, manifest_problem
 
-ROOT = Path(__file__).resolve().parent.parent
-WEB_DIR = ROOT / "web"
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent  # the checkout, when this runs from a clone
+WEB_DIR = ROOT / "web"  # the player's sources (a clone only)
+IN_CHECKOUT = (WEB_DIR / "build.mjs").is_file()
+# An installed wheel carries the built player and the shipped models in the package (web/hatch_build.py).
+DIST = WEB_DIR / "dist" if IN_CHECKOUT else PACKAGE / "player"
+MODELS_DIR = ROOT / "models" if IN_CHECKOUT else PACKAGE / "models"
 HOST = "127.0.0.1"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")  # the only Host names served (DNS rebinding)
 MAX_PATH = 2048  # characters of the request target; longer gets 414
@@ -56,6 +67,16 @@ MIME = {
     ".json": "application/json", ".map": "application/json", ".wasm": "application/wasm",
     ".onnx": "application/octet-stream", ".png": "image/png", ".svg": "image/svg+xml", ".ico": "image/x-icon",
 }
+# The flappy-bird-gymnasium sprites the player draws, by role (the page reads this from /sprites/index.json); the only
+# names served under /sprites/. The bird's frames are in the env's order (its `player_idx`: up, mid, down).
+SPRITES = {
+    "background": "background-day.png",
+    "base": "base.png",
+    "pipe": "pipe-green.png",
+    "bird": ["yellowbird-upflap.png", "yellowbird-midflap.png", "yellowbird-downflap.png"],
+    "digits": [f"{d}.png" for d in range(10)],
+}
+SPRITE_FILES = frozenset(n for v in SPRITES.values() for n in ([v] if isinstance(v, str) else v))
 # What a rebuild depends on: newer than dist/build.json means stale.
 BUILD_INPUTS = ("src", "public", "build.mjs", "package.json", "package-lock.json",
                 "../worldmodels/core/manifest.schema.json")  # the player bundles the manifest schema
@@ -165,7 +186,18 @@ def _short(folder: Path) -> Path:
         return folder
 
 
-def discover(models_dir: Path = ROOT / "models", run_roots: tuple[Path, ...] = (Path("outputs"), Path("multirun")),
+def sprites_folder() -> Path | None:
+    """The installed flappy-bird-gymnasium's sprite folder (resolved), found without importing the package (that
+    would import pygame); None when the package or the folder is missing."""
+    spec = importlib.util.find_spec("flappy_bird_gymnasium")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "assets" / "sprites"
+        if folder.is_dir():
+            return folder.resolve()
+    return None
+
+
+def discover(models_dir: Path = MODELS_DIR, run_roots: tuple[Path, ...] = (Path("outputs"), Path("multirun")),
              extra: tuple[Path, ...] = (), newest: int = 6) -> list[Model]:
     """Shipped models, then the `newest` exported runs (newest first), then the extra folders' manifests."""
     for folder in extra:
@@ -213,9 +245,9 @@ class PlayerHandler(BaseHTTPRequestHandler):
     server_version = "worldmodels-play"
     timeout = IDLE_TIMEOUT_S  # StreamRequestHandler puts it on the socket: an idle connection is closed
 
-    def __init__(self, *args, dist: Path, models: list[Model], quiet: bool = False, timeout: float | None = None,
-                 **kwargs):
-        self.dist, self.models, self.quiet = dist, {m.id: m for m in models}, quiet
+    def __init__(self, *args, dist: Path, models: list[Model], sprites: Path | None = None, quiet: bool = False,
+                 timeout: float | None = None, **kwargs):
+        self.dist, self.models, self.sprites, self.quiet = dist, {m.id: m for m in models}, sprites, quiet
         if timeout is not None:
             self.timeout = timeout
         super().__init__(*args, **kwargs)
@@ -256,6 +288,14 @@ class PlayerHandler(BaseHTTPRequestHandler):
         if path == "/models/index.json":
             data = json.dumps({"models": [m.entry() for m in self.models.values()]}, indent=1).encode()
             return self._send(data, MIME[".json"], body)
+        if parts[1] == "sprites":
+            if self.sprites is None:
+                return self._error(HTTPStatus.NOT_FOUND, "flappy-bird-gymnasium's sprites are not installed")
+            if path == "/sprites/index.json":
+                return self._send(json.dumps(SPRITES).encode(), MIME[".json"], body)
+            if len(parts) != 3 or parts[2] not in SPRITE_FILES:
+                return self._error(HTTPStatus.NOT_FOUND, "no such sprite")
+            return self._file([self.sprites / parts[2]], self.sprites, body)
         if parts[1] == "models":
             model = self.models.get(parts[2]) if len(parts) == 4 else None
             if model is None or parts[3] not in model.files:
@@ -295,8 +335,13 @@ class PlayerHandler(BaseHTTPRequestHandler):
 
 
 def check_dist(dist: Path) -> None:
-    if not (dist / "index.html").is_file():
-        raise UserError(f"{dist} has no built player: run without --no-build (needs npm) or `cd web && npm run build`")
+    if (dist / "index.html").is_file():
+        return
+    if not IN_CHECKOUT and dist == DIST:
+        raise UserError(f"this installation has no built web player ({dist} is missing: the wheel was built without "
+                        "npm); run from a clone of the repository (make play), or build the wheel there with Node.js "
+                        "and npm installed (pip wheel .)")
+    raise UserError(f"{dist} has no built player: run without --no-build (needs npm) or `cd web && npm run build`")
 
 
 def listen(port: int) -> ThreadingHTTPServer:
@@ -313,21 +358,22 @@ def listen(port: int) -> ThreadingHTTPServer:
                         "(--port 0 picks a free one)") from err
 
 
-def serve(server: ThreadingHTTPServer, models: list[Model], dist: Path = WEB_DIR / "dist", quiet: bool = False,
-          timeout: float | None = None) -> ThreadingHTTPServer:
-    """`server` set to serve the player in `dist` and `models`; `timeout` (default IDLE_TIMEOUT_S) closes idle
-    connections."""
+def serve(server: ThreadingHTTPServer, models: list[Model], dist: Path = DIST, quiet: bool = False,
+          timeout: float | None = None, sprites: Path | None = None) -> ThreadingHTTPServer:
+    """`server` set to serve the player in `dist`, `models` and the `SPRITES` in the folder `sprites` (None: no
+    sprites; `main` passes `sprites_folder()`); `timeout` (default IDLE_TIMEOUT_S) closes idle connections."""
     check_dist(dist)
-    server.RequestHandlerClass = partial(PlayerHandler, dist=dist.resolve(), models=models, quiet=quiet,
+    server.RequestHandlerClass = partial(PlayerHandler, dist=dist.resolve(), models=models,
+                                         sprites=sprites.resolve() if sprites else None, quiet=quiet,
                                          timeout=IDLE_TIMEOUT_S if timeout is None else timeout)
     return server
 
 
-def make_server(port: int, models: list[Model], dist: Path = WEB_DIR / "dist", quiet: bool = False,
-                timeout: float | None = None) -> ThreadingHTTPServer:
+def make_server(port: int, models: list[Model], dist: Path = DIST, quiet: bool = False,
+                timeout: float | None = None, sprites: Path | None = None) -> ThreadingHTTPServer:
     """A ThreadingHTTPServer on 127.0.0.1:port (0 = any free port) serving the player."""
     check_dist(dist)
-    return serve(listen(port), models, dist, quiet, timeout)
+    return serve(listen(port), models, dist, quiet, timeout, sprites)
 
 
 @one_line_errors
@@ -336,19 +382,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--models", type=Path, action="append", default=[], help="extra folder of exported models")
     parser.add_argument("--newest", type=int, default=6, help="how many of the newest exported runs to list")
-    parser.add_argument("--no-build", action="store_true", help="serve web/dist as it is (no npm)")
+    parser.add_argument("--no-build", action="store_true", help="serve web/dist as it is (no npm; an installed "
+                        "wheel never builds)")
     parser.add_argument("--quiet", action="store_true", help="no request log")
     args = parser.parse_args(argv)
 
+    if not IN_CHECKOUT:
+        check_dist(DIST)  # a wheel without the player says so before anything else
     server = listen(args.port)  # a busy or invalid port says so before minutes of npm
     try:
-        if not args.no_build:
+        if IN_CHECKOUT and not args.no_build:
             build()
         models = discover(extra=tuple(args.models), newest=args.newest)
-        serve(server, models, quiet=args.quiet)
+        sprites = sprites_folder()
+        serve(server, models, dist=DIST, quiet=args.quiet, sprites=sprites)
         host, port = server.server_address[:2]
         for m in models:
             print(f"  model {m.label}")
+        if sprites is None:
+            print("  no Flappy sprites (flappy-bird-gymnasium is not installed): Flappy is drawn schematically")
         if not models:
             print("  no models found: export one (python -m worldmodels.export run/checkpoints/last.ckpt) or add "
                   "--models DIR", flush=True)

@@ -1,5 +1,6 @@
-"""The player server (worldmodels/play.py): model discovery, what it serves, headers and MIME types, and that no path
-outside the player's files and the manifests' files is reachable."""
+"""The player server (worldmodels/play.py): model discovery, what it serves, headers and MIME types, that no path
+outside the player's files, the manifests' files and the allowed Flappy sprites is reachable, and that an installed
+wheel serves the player it carries (or says in one line that it carries none)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from worldmodels import play
-from worldmodels.play import ROOT, discover, make_server, needs_build
+from worldmodels.play import ROOT, SPRITE_FILES, SPRITES, discover, make_server, needs_build, sprites_folder
 
 # Valid manifests (the shipped ones, renamed): discovery checks them against the schema and warns about the others.
 MANIFEST = {**json.loads((ROOT / "models" / "breakout" / "breakout.json").read_text()), "name": "tiny",
@@ -41,8 +43,14 @@ def served(tmp_path):
     (models / "secret.txt").write_text("not named by any manifest")
     (models / "notes.json").write_text(json.dumps({"format": "something-else"}))
     (tmp_path / "outside.txt").write_text("outside the served folders")
+    sprites = tmp_path / "sprites"
+    sprites.mkdir()
+    for name in SPRITE_FILES:
+        (sprites / name).write_bytes(b"\x89PNG " + name.encode())
+    (sprites / "message.png").write_bytes(b"\x89PNG a sprite of the package the player does not use")
+    (sprites / "notes.txt").write_text("not a sprite")
     found = discover(models_dir=tmp_path / "none", run_roots=(), extra=(models,))
-    with running(make_server(0, found, dist=dist, quiet=True)) as port:
+    with running(make_server(0, found, dist=dist, quiet=True, sprites=sprites)) as port:
         yield port, found
 
 
@@ -148,6 +156,51 @@ def test_a_flappy_manifest_serves_its_three_graphs(tmp_path):
     assert set(model.files) == {"f.json", *names.values()}  # not f.other.onnx
 
 
+# --- The Flappy sprites of the installed flappy-bird-gymnasium
+
+
+def test_the_allowed_sprites_and_their_index_are_served(served):
+    port, _ = served
+    status, headers, body = get(port, "/sprites/index.json")
+    assert status == 200 and json.loads(body) == SPRITES
+    status, headers, body = get(port, "/sprites/pipe-green.png")
+    assert status == 200 and headers["content-type"] == "image/png" and body == b"\x89PNG pipe-green.png"
+    assert headers["cross-origin-resource-policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("path", ["/sprites/message.png", "/sprites/notes.txt", "/sprites/", "/sprites",
+                                  "/sprites/x/base.png", "/sprites/../outside.txt", "/sprites/%2e%2e/outside.txt",
+                                  "/sprites/BASE.PNG"])
+def test_nothing_else_is_served_under_sprites(served, path):
+    status, _, body = get(served[0], path)
+    assert status in (403, 404), path
+    assert b"\x89PNG" not in body and b"outside the served folders" not in body
+
+
+def test_a_sprite_linked_out_of_its_folder_is_not_served(served, tmp_path):
+    link = tmp_path / "sprites" / "base.png"
+    link.unlink()
+    link.symlink_to(tmp_path / "outside.txt")
+    status, _, body = get(served[0], "/sprites/base.png")
+    assert status == 404 and b"outside the served folders" not in body
+
+
+def test_without_the_package_there_are_no_sprites(tmp_path):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html>")
+    with running(make_server(0, [], dist=dist, quiet=True, sprites=None)) as port:
+        for path in ("/sprites/index.json", "/sprites/base.png"):
+            status, headers, _ = get(port, path)
+            assert status == 404 and headers["content-type"].startswith("text/plain")  # the page falls back
+
+
+def test_every_allowed_sprite_is_in_the_installed_package():
+    folder = sprites_folder()
+    assert folder is not None and folder.name == "sprites", "flappy-bird-gymnasium is a dependency: pip install -e ."
+    assert all((folder / name).is_file() for name in SPRITE_FILES)
+
+
 # --- Files reached through a symlink out of their folder
 
 
@@ -202,7 +255,8 @@ def test_any_other_host_is_refused(served, host):
     """A DNS-rebinding page's requests carry its own name as Host: refused before any file is read."""
     port, found = served
     host = host.format(port=port, other=port + 1 if port < 65535 else port - 1)
-    for path in ("/models/index.json", f"/models/{found[0].id}/tiny.onnx", "/"):
+    for path in ("/models/index.json", f"/models/{found[0].id}/tiny.onnx", "/", "/sprites/index.json",
+                 "/sprites/base.png"):
         status, headers, body = get(port, path, host=host)
         assert status in (403, 421), (host, path)
         assert headers["content-type"].startswith("text/plain") and len(body) < 200
@@ -322,3 +376,59 @@ def test_a_manifest_the_player_will_refuse_is_listed_with_a_warning(tmp_path, ca
     (model,) = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("warning: ") and "future.json" in line and "format_version" in line
+
+
+# --- An installed wheel
+
+
+def test_an_install_without_the_player_says_what_is_missing_in_one_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(play, "IN_CHECKOUT", False)
+    monkeypatch.setattr(play, "DIST", tmp_path / "site-packages" / "worldmodels" / "player")
+    with pytest.raises(SystemExit) as exit_:
+        play.main(["--port", "0"])
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert line.startswith("error: this installation has no built web player") and "make play" in line
+    assert str(play.DIST) in line
+
+
+@pytest.mark.slow  # builds a wheel (and the player, with npm)
+def test_a_wheel_serves_the_player_and_the_shipped_models(tmp_path):
+    """`pip wheel .`, installed outside the checkout: `python -m worldmodels.play` from there serves the player and
+    the shipped models the wheel carries (web/hatch_build.py), and the sprites of the installed package."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], check=True,
+                   timeout=600)
+    (wheel,) = wheels.glob("worldmodels-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"worldmodels/player/index.html", "worldmodels/player/app.js", "worldmodels/player/flappy-worker.js",
+            "worldmodels/player/ort/ort-wasm-simd-threaded.wasm", "worldmodels/models/flappy/flappy.frame.onnx",
+            "worldmodels/models/breakout/breakout.onnx"} <= names
+    assert not [n for n in names if n.endswith(".map")]
+    assert wheel.stat().st_size < 30e6, f"the wheel grew to {wheel.stat().st_size / 1e6:.1f} MB"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}  # before the checkout's editable install on sys.path
+    script = "import sys, worldmodels.play as p; print(p.__file__, flush=True); p.main(sys.argv[1:])"
+    server = subprocess.Popen([sys.executable, "-c", script, "--port", "0", "--quiet", "--newest", "0"], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout.readline().strip() == str(site / "worldmodels" / "play.py")
+        lines = []
+        for line in server.stdout:
+            lines.append(line)
+            if "serving the player on" in line:
+                break
+        port = int(lines[-1].split("127.0.0.1:")[1].split("/")[0])
+        status, _, body = get(port, "/")
+        assert status == 200 and b"/app.js" in body
+        assert get(port, "/ort/ort-wasm-simd-threaded.wasm")[0] == 200
+        models = json.loads(get(port, "/models/index.json")[2])["models"]
+        assert sorted((m["task"], m["source"]) for m in models) == [("breakout", "shipped")] * 2 + [
+            ("flappy", "shipped")] * 2
+        status, _, body = get(port, models[0]["manifest"])
+        assert status == 200 and json.loads(body)["task"] == models[0]["task"]
+        assert get(port, "/sprites/index.json")[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -88,11 +88,16 @@ def test_browser(web_built, tmp_path):
                 break
         assert url, "the player server did not start"
         ARTIFACTS.mkdir(exist_ok=True)
-        result = subprocess.run(["node", "e2e/browser.mjs", "--url", url, "--artifacts", str(ARTIFACTS)],
-                                cwd=WEB_DIR, capture_output=True, text=True, timeout=600)
+        sys.path.insert(0, str(ROOT / "tests" / "web"))
+        import web_fixtures
+
+        sprites = web_fixtures.write_flappy_sprites(tmp_path / "sprites.json")
+        result = subprocess.run(["node", "e2e/browser.mjs", "--url", url, "--artifacts", str(ARTIFACTS),
+                                 "--sprite-reference", str(sprites)], cwd=WEB_DIR, capture_output=True, text=True,
+                                timeout=600)
         print(result.stdout)
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-        for name in ("breakout.png", "flappy.png", "flappy-game-over.png"):
+        for name in ("breakout.png", "flappy-start.png", "flappy.png", "flappy-game-over.png"):
             assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} missing"
     finally:
         server.terminate()

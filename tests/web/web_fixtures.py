@@ -5,6 +5,8 @@ outputs for fixed inputs, so the TS sampler and decoder can be pinned to `worldm
     python tests/web/web_fixtures.py OUT_DIR          # then: cd web && WM_FIXTURES=OUT_DIR npx vitest run
 
 tests/web/test_web.py writes them into a temporary folder for every run, so the two sides cannot drift apart unnoticed.
+`write_flappy_sprites` writes the real env's own rendered frames for the browser tests (web/e2e/browser.mjs compares
+the player's sprite drawing with them).
 """
 
 from __future__ import annotations
@@ -379,11 +381,117 @@ def write_flappy(out: Path) -> None:
                                       "summary": summary})
 
 
+ROTATION_ANGLES = (-90, -87, -60, -33, -9, -3, 0, 17, 20, 45, 90, 180)  # the bird turns by 3 degrees in [-90, 20]
+
+
+def write_sprite_checks(out: Path, seed: int = 5, give_up: int = 400) -> None:
+    """What the player's sprite renderer must reproduce without a canvas, read by web/tests/flappy_sprites.test.ts:
+    `rotations.json`, pygame.transform.rotate of a random 34 x 24 RGBA pattern (the bird sprite's size; some pixels
+    transparent) at `ROTATION_ANGLES`, source and results as base64 RGBA rows; `poses.json`, one real game (the
+    scripted player, giving up after `give_up` steps) as the tokens see it, each step's state (FlappyGame's two
+    slots) and action with the env's own pose after it: visible rotation, wing frame, base x, score."""
+    import base64
+    import json
+    import os
+
+    import numpy as np
+
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    import pygame
+
+    rgba = np.random.default_rng(0).integers(0, 256, (24, 34, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rgba[..., 3] < 64, 0, 255)
+    surface = pygame.Surface((34, 24), pygame.SRCALPHA, 32)
+    pygame.surfarray.pixels3d(surface)[:] = rgba[..., :3].transpose(1, 0, 2)
+    pygame.surfarray.pixels_alpha(surface)[:] = rgba[..., 3].T
+
+    def pixels(surf) -> dict:
+        data = np.dstack([pygame.surfarray.array3d(surf).transpose(1, 0, 2), pygame.surfarray.array_alpha(surf).T])
+        return {"width": surf.get_width(), "height": surf.get_height(),
+                "rgba_b64": base64.b64encode(np.ascontiguousarray(data).tobytes()).decode()}
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rotations.json").write_text(json.dumps({
+        "source": pixels(surface),
+        "rotations": [{"degrees": a, **pixels(pygame.transform.rotate(surface, a))} for a in ROTATION_ANGLES]}))
+
+    from flappy_bird_gymnasium.envs.constants import PLAYER_ROT_THR
+
+    from worldmodels.flappy.game import FlappyGame, HeuristicPolicy
+
+    game, policy = FlappyGame(), HeuristicPolicy()
+    env = game.env.unwrapped
+
+    def frame(state) -> dict:
+        return {"birdY": state.bird_y, "respawn": state.respawn, "done": state.done, "action": None,
+                "pipes": [{"visible": v, "x": x if v else None, "gapY": g if v else None}
+                          for v, x, g in zip(state.visible, state.pipe_x, state.gap_y, strict=True)]}
+
+    def pose() -> dict:
+        return {"rotation": min(env._player_rot, PLAYER_ROT_THR), "wing": env._player_idx,
+                "groundX": env._ground["x"], "score": game.score}
+
+    steps = [{"state": frame(game.reset(seed)), "pose": pose()}]
+    while not game.done:
+        action = policy(game.obs) if len(steps) < give_up else 0
+        steps.append({"action": action, "state": frame(game.step(action)), "pose": pose()})
+    assert steps[-1]["pose"]["score"] >= 3, "the scripted player should pass a few pipes"
+    _flappy_json(out / "poses.json", {"seed": seed, "steps": steps})
+
+
+def write_flappy_sprites(path: Path, seed: int = 3, give_up: int = 150) -> Path:
+    """The real flappy-bird-gymnasium's rgb_array frames (its own sprite renderer) at a few steps of one game, with
+    the state and pose that made each: bird y, every pipe (x, gap centre), the visible rotation, wing frame and base
+    x, read from the env's objects. The scripted player stops flapping after `give_up` steps, so the bird falls to
+    the ground. Frames are picked to cover a just-flapped and a falling bird, each wing frame and a pipe at a
+    fractional x. One JSON file; RGB rows as base64."""
+    import base64
+    import json
+
+    import gymnasium
+    from flappy_bird_gymnasium.envs.constants import PIPE_HEIGHT, PLAYER_ROT_THR
+
+    from worldmodels.flappy.game import HeuristicPolicy
+
+    env = gymnasium.make("FlappyBird-v0", use_lidar=False, render_mode="rgb_array")
+    game = env.unwrapped
+    obs, _ = env.reset(seed=seed)
+    policy, wanted, frames = HeuristicPolicy(), {}, []
+    for step in range(1, 10 * give_up):
+        obs, _, terminated, truncated, _ = env.step(policy(obs) if step < give_up else 0)
+        if terminated or truncated:
+            break
+        pipes = list(zip(game._upper_pipes, game._lower_pipes, strict=True))
+        traits = {f"wing {game._player_idx}", "flapped" if game._player_rot > PLAYER_ROT_THR else "",
+                  "falling" if game._player_rot < -30 else "",
+                  "fractional pipe" if any(0 < u["x"] < 288 and u["x"] % 1 for u, _ in pipes) else ""} - {""}
+        if not traits - set(wanted):
+            continue
+        wanted.update(dict.fromkeys(traits, step))
+        frames.append({
+            "step": step,
+            "state": {"birdY": float(game._player_y), "respawn": False, "done": False, "action": None,
+                      "pipes": [{"visible": True, "x": float(u["x"]), "gapY": (u["y"] + PIPE_HEIGHT + low["y"]) / 2}
+                                for u, low in pipes]},
+            "pose": {"rotation": min(game._player_rot, PLAYER_ROT_THR), "wing": game._player_idx,
+                     "groundX": game._ground["x"], "score": None},
+            "rgb_b64": base64.b64encode(env.render().tobytes()).decode(),
+        })
+    env.close()
+    missing = {"wing 0", "wing 1", "wing 2", "flapped", "falling", "fractional pipe"} - set(wanted)
+    assert not missing, f"seed {seed}: no frame with {missing} in its game"
+    path = Path(path)
+    path.write_text(json.dumps({"width": 288, "height": 512, "frames": frames}))
+    return path
+
+
 def write_all(out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_breakout(out / "breakout")
     write_flappy(out / "flappy")
+    write_sprite_checks(out / "sprites")
     return out
 
 

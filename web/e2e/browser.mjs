@@ -1,19 +1,21 @@
 // Browser tests in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) against a running
 // `python -m worldmodels.play` server. tests/web/test_web.py starts the server and runs:
 //
-//   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR
+//   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR --sprite-reference FILE
 //
 // It needs the shipped (trained) models for Flappy's done token, plus the extra models the test serves:
-// "corrupt" (an ONNX file of garbage) and "future" (an unknown manifest format version).
+// "corrupt" (an ONNX file of garbage) and "future" (an unknown manifest format version). FILE holds the real
+// flappy-bird-gymnasium's own rendered frames with their states (tests/web/web_fixtures.py write_flappy_sprites).
 // Exit code 0 = every check passed; each check prints one line; screenshots go to DIR.
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
 const { values: args } = parseArgs({
-  options: { url: { type: "string" }, artifacts: { type: "string", default: "test-artifacts" } },
+  options: { url: { type: "string" }, artifacts: { type: "string", default: "test-artifacts" },
+    "sprite-reference": { type: "string" } },
 });
 const base = args.url.replace(/\/$/, "");
 mkdirSync(args.artifacts, { recursive: true });
@@ -39,6 +41,13 @@ function rawGet(path) {
     req.end();
   });
 }
+
+/** RGBA bytes of a canvas's pixel. */
+const pixelAt = (page, id, x, y) => page.evaluate(([id, x, y]) =>
+  Array.from(document.getElementById(id).getContext("2d").getImageData(x, y, 1, 1).data), [id, x, y]);
+const near = (rgb, want, tolerance = 6) => want.every((v, i) => Math.abs(rgb[i] - v) <= tolerance);
+const BACKGROUND_DAY = [78, 192, 202]; // background-day.png's sky, as the env renders it
+const SCHEMATIC_SKY = [112, 197, 206]; // src/flappy/render.ts
 
 async function until(page, fn, arg, timeout, what) {
   try {
@@ -75,7 +84,20 @@ try {
   await page.goto(`${base}/?model=${breakout.id}`);
   const ready = await until(page, (id) => window.__playerReady === id && window.__breakout, breakout.id, 60_000, "Breakout to load");
   check(ready, "Breakout loads");
-  // Left first (the game's random serve may leave the paddle at the right edge), then Right, then Left again.
+  // Nothing moves before the player serves: not the ball, not the dream (in either mode).
+  await page.waitForTimeout(1500);
+  const idle = await page.evaluate(() => ({ tick: window.__breakout.tick(), waiting: window.__breakout.waiting(),
+    dreamFrames: window.__breakout.dreamFrames(), prompt: document.getElementById("breakout-serve").hidden ? "" :
+      document.getElementById("breakout-serve").textContent, lives: document.getElementById("breakout-lives").textContent }));
+  check(idle.tick === 0 && idle.waiting && idle.lives === "3" && /press a key to serve/i.test(idle.prompt) &&
+    idle.dreamFrames === 0, `before a key the game waits to serve (${JSON.stringify(idle)})`);
+  await page.click("#dream-autonomous");
+  await page.waitForTimeout(1000);
+  const dreaming = await page.evaluate(() => [window.__breakout.tick(), window.__breakout.dreamFrames()]);
+  check(dreaming.join() === "0,0", `the autonomous dream waits for the serve too (ticks, dream frames: ${dreaming})`);
+  await page.click("#dream-autonomous");
+  // Left first (the game's random serve may leave the paddle at the right edge), then Right, then Left again. The
+  // first key serves.
   const hold = async (key, ms) => {
     await page.keyboard.down(key);
     await page.waitForTimeout(ms);
@@ -91,12 +113,43 @@ try {
   const dreamFrames = await page.evaluate(() => window.__breakout.dreamFrames());
   check(dreamed, `the dream layer produces frames (${dreamFrames} so far; ${await page.textContent("#dream-fps")})`);
   await page.screenshot({ path: join(args.artifacts, "breakout.png") });
+  // With the paddle left alone the ball is lost; then the game waits for a key again, and Space serves.
+  const lost = await until(page, () => document.getElementById("breakout-lives").textContent !== "3", null, 30_000,
+    "a lost ball");
+  const t0 = await page.evaluate(() => window.__breakout.tick());
+  await page.waitForTimeout(600);
+  const after = await page.evaluate(() => ({ tick: window.__breakout.tick(), waiting: window.__breakout.waiting(),
+    prompt: !document.getElementById("breakout-serve").hidden, status: document.getElementById("status").textContent }));
+  check(lost && after.waiting && after.tick === t0 && after.prompt && /press a key to serve/i.test(after.status),
+    `after a lost ball the game waits for a key (${JSON.stringify(after)})`);
+  await page.keyboard.press("Space");
+  check(await until(page, (t) => window.__breakout.tick() > t + 5, t0, 10_000, "ticks after Space"),
+    "Space serves again");
 
   // --- Flappy: frames advance, Space changes the trajectory, the model's done token ends the game, R restarts
   check(Boolean(flappy), `a shipped Flappy model is listed (${flappy?.label})`);
+  // The graphs are held back (up to 4 s, until these checks are done): meanwhile the canvas shows the real start
+  // frames, with the game's sprites, and the page says what is loading.
+  const held = (route) => setTimeout(() => route.continue().catch(() => {}), 4000);
+  await page.route("**/*.onnx", held);
+  const opened = Date.now();
   await page.goto(`${base}/?model=${flappy.id}`);
+  const early = await until(page, () => window.__flappy && /^start context frame/.test(window.__flappy.shown()) &&
+    window.__flappy.timings().firstDraw, null, 3_500, "the start frames");
+  const first = await page.evaluate(() => ({ shown: window.__flappy?.shown(), view: window.__flappy?.view(),
+    frames: window.__flappy?.frames(), loading: document.getElementById("loading").hidden ? "" :
+      document.getElementById("load-text").textContent }));
+  const sky = await pixelAt(page, "flappy-canvas", 5, 5);
+  check(early && Date.now() - opened < 3_900 && first.frames === 0 && first.view === "sprites" && near(sky, BACKGROUND_DAY),
+    `before the model has loaded the canvas shows the real start frames with the game's sprites (${JSON.stringify(first)}, sky ${sky})`);
+  check(/file 1 of 2/.test(first.loading) && /MB/.test(first.loading), `the page says what is loading: "${first.loading}"`);
+  await page.screenshot({ path: join(args.artifacts, "flappy-start.png") });
+  await page.unroute("**/*.onnx", held);
   check(await until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 5,
     flappy.id, 60_000, "Flappy frames"), "Flappy loads and frames advance");
+  const t = await page.evaluate(() => window.__flappy.timings());
+  console.log(`     (Flappy: first frame drawn ${(t.firstDraw - t.mounted).toFixed(0)} ms after mounting; model frames ` +
+    `after ${(t.started - t.mounted).toFixed(0)} ms, its graphs held back until the checks above)`);
   // Not pressing, gravity pulls the bird down ever faster; one Space sends it up. So the frames after the press
   // must move up clearly faster than the last unpressed frame did (3+ px/frame). The page records every frame's bird y
   // and the frame at which the flap was sent (window.__flappy.trace/flaps), so a test process slowed by a busy
@@ -150,6 +203,48 @@ try {
   check(contexts.size > 1, `restarts use different start contexts (${[...contexts].join(", ")})`);
   const stream = await page.textContent("#token-stream");
   check(stream && stream.length > 0, "the token-stream panel shows tokens");
+  // "Schematic view" draws the flat renderer, and back.
+  const redrawn = (sky) => until(page, (sky) => {
+    const d = document.getElementById("flappy-canvas").getContext("2d").getImageData(5, 5, 1, 1).data;
+    return sky.every((v, i) => Math.abs(d[i] - v) <= 6);
+  }, sky, 5_000, `the sky ${sky}`);
+  await page.click("#flappy-schematic");
+  await redrawn(SCHEMATIC_SKY);
+  const flat = [await page.evaluate(() => window.__flappy.view()), await pixelAt(page, "flappy-canvas", 5, 5)];
+  await page.click("#flappy-schematic");
+  await redrawn(BACKGROUND_DAY);
+  const back = [await page.evaluate(() => window.__flappy.view()), await pixelAt(page, "flappy-canvas", 5, 5)];
+  check(flat[0] === "schematic" && near(flat[1], SCHEMATIC_SKY, 1) && back[0] === "sprites" && near(back[1], BACKGROUND_DAY),
+    `the schematic view toggles (${flat[0]} ${flat[1]}, then ${back[0]} ${back[1]})`);
+  // The sprites sit where the game draws them: the env's own frames against the player's drawing of the same state.
+  const reference = JSON.parse(readFileSync(args["sprite-reference"], "utf8"));
+  const misdrawn = async (frame, birdShift) => {
+    const state = { ...frame.state, birdY: frame.state.birdY + birdShift };
+    const rgba = await page.evaluate(([s, p]) => window.__flappy.spriteFrame(s, p), [state, frame.pose]);
+    const rgb = Buffer.from(frame.rgb_b64, "base64");
+    let wrong = 0;
+    for (let i = 0; i < reference.width * reference.height; i++) {
+      if ([0, 1, 2].some((c) => Math.abs(rgba[i * 4 + c] - rgb[i * 3 + c]) > 48)) wrong++;
+    }
+    return wrong;
+  };
+  const off = [];
+  for (const frame of reference.frames) off.push(await misdrawn(frame, 0));
+  const control = await misdrawn(reference.frames[0], 1);
+  check(reference.frames.length >= 4 && off.every((n) => n <= 4) && control > 100,
+    `the sprite frames match the env's own rendering (pixels off per frame: ${off.join(", ")}; bird 1 px lower: ${control})`);
+
+  // Without the sprites (404) the page draws schematically and says why in one line.
+  const bare = await context.newPage();
+  await bare.route("**/sprites/**", (route) => route.fulfill({ status: 404, body: "404 not found" }));
+  await bare.goto(`${base}/?model=${flappy.id}`);
+  const noted = await until(bare, () => document.getElementById("flappy-sprites-note")?.hidden === false, null, 20_000,
+    "the note");
+  const fallback = await bare.evaluate(() => ({ view: window.__flappy?.view(), note: document.getElementById("flappy-sprites-note").textContent,
+    locked: document.getElementById("flappy-schematic").checked && document.getElementById("flappy-schematic").disabled }));
+  check(noted && fallback.view === "schematic" && fallback.locked && /404/.test(fallback.note) &&
+    near(await pixelAt(bare, "flappy-canvas", 5, 5), SCHEMATIC_SKY, 1), `without sprites: ${JSON.stringify(fallback)}`);
+  await bare.close();
 
   // --- Bad model files show an error message, never a blank canvas
   for (const [entry, expect] of [[corrupt, /not an ONNX model|corrupt/i], [future, /format version/i]]) {

@@ -1,11 +1,11 @@
 // The app shell: lists the models the server found (/models/index.json), switches between the two games, loads a
-// model (manifest validation, ONNX download with progress) and mounts the game; any failure is shown as a message.
+// model's manifest (validated), mounts the game on it at once and downloads the graphs the game plays meanwhile (with
+// progress); any failure is shown as a message.
 // URL parameters: ?game=breakout|flappy, ?model=<id>. Browser tests: web/e2e/browser.mjs.
 import { mountBreakout } from "./breakout/game";
 import { mountFlappy } from "./flappy/game";
-import { loadModel, listModels } from "./shell/loader";
+import { listModels, loadGraphs, loadManifest, playedGraphs } from "./shell/loader";
 import { chooseRuntime, configureOrt } from "./shell/ort";
-import type { BreakoutManifest, FlappyManifest } from "./shell/manifest";
 import type { Game, GameHost, ModelEntry, RuntimeChoice } from "./shell/types";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -31,12 +31,18 @@ function clearError(): void {
   errorBox.textContent = "";
 }
 
-function progress(loaded: number, total: number, what: string): void {
-  const box = $<HTMLDivElement>("loading");
-  box.hidden = loaded >= total && total > 0;
-  $<HTMLProgressElement>("load-progress").value = total > 0 ? loaded / total : 0;
-  $<HTMLSpanElement>("load-text").textContent =
-    `loading ${what}: ${(loaded / 1e6).toFixed(1)}${total > 0 ? ` / ${(total / 1e6).toFixed(1)}` : ""} MB`;
+/** The loading line above the game: a step, with a bar (`fraction`; none: it moves without a measure). */
+function showLoading(text: string, fraction?: number): void {
+  const bar = $<HTMLProgressElement>("load-progress");
+  if (fraction === undefined) bar.removeAttribute("value");
+  else bar.value = fraction;
+  $<HTMLSpanElement>("load-text").textContent = text;
+  $<HTMLDivElement>("loading").hidden = false;
+}
+
+function downloadProgress(loaded: number, total: number, what: string): void {
+  showLoading(`Loading ${what}: ${(loaded / 1e6).toFixed(1)}${total > 0 ? ` / ${(total / 1e6).toFixed(1)}` : ""} MB`,
+    total > 0 ? loaded / total : undefined);
 }
 
 function fillSelect(): ModelEntry[] {
@@ -55,6 +61,7 @@ async function open(id: string | undefined): Promise<void> {
   gameRoot.replaceChildren();
   clearError();
   const entry = models.find((m) => m.id === id);
+  if (entry) showLoading(`Loading the manifest of ${entry.label}…`);
   if (!entry) {
     showError(`No ${game} model to play. Export one (python -m worldmodels.export <run>/checkpoints/last.ckpt) ` +
       `and restart python -m worldmodels.play, or pass --models DIR.`);
@@ -65,17 +72,22 @@ async function open(id: string | undefined): Promise<void> {
   url.searchParams.set("model", entry.id);
   history.replaceState(null, "", url);
   try {
-    const model = await loadModel(entry, progress);
+    const manifest = await loadManifest(entry);
     if (token !== loadToken) return;
+    const graphs = loadGraphs(entry, playedGraphs(manifest), (loaded, total, what) => {
+      if (token === loadToken) downloadProgress(loaded, total, what);
+    });
+    graphs.catch(() => {}); // the game awaits them and fails with their error
     const host: GameHost = {
       root: gameRoot,
       runtime,
       status: (text) => { statusLine.textContent = text; },
+      progress: (text, fraction) => { if (token === loadToken) showLoading(text, fraction); },
       error: showError,
     };
-    current = entry.task === "breakout"
-      ? await mountBreakout(host, model as any as import("./shell/types").LoadedModel<BreakoutManifest>)
-      : await mountFlappy(host, model as any as import("./shell/types").LoadedModel<FlappyManifest>);
+    current = manifest.task === "breakout"
+      ? await mountBreakout(host, { entry, manifest, graphs })
+      : await mountFlappy(host, { entry, manifest, graphs });
     if (token !== loadToken) current.dispose();
     (window as any).__playerReady = entry.id;
   } catch (err) {

@@ -1,6 +1,7 @@
 // The Breakout keys: the arrows or A / D move the paddle. A key counts while it is held and, until the next tick,
-// once it was pressed: a tap shorter than a tick (or than a stall) still moves. Keys typed into a form field are left
-// to it, and a control hands the keyboard back as soon as it is changed.
+// once it was pressed: a tap shorter than a tick (or than a stall) still moves. Any key (a character, an arrow, Space,
+// Enter) also serves when the game waits for a serve (src/breakout/serve.ts). Keys typed into a form field or with
+// Ctrl, Cmd or Alt are left alone, and a control hands the keyboard back as soon as it is changed.
 import { LEFT, NOOP, RIGHT } from "./sim";
 
 export interface BreakoutKeys {
@@ -14,12 +15,22 @@ function gameKey(e: KeyboardEvent): string | null {
   return ["ArrowLeft", "ArrowRight", "a", "d"].includes(key) ? key : null;
 }
 
-export function listenKeys(controls: HTMLInputElement[]): BreakoutKeys {
+/** A key that serves: a character (Space included), an arrow or Enter; not Tab, Escape, F-keys or a lone modifier. */
+function servingKey(e: KeyboardEvent): boolean {
+  return e.key.length === 1 || ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Enter"].includes(e.key);
+}
+
+/** Listens until dispose; `onServe` is called for every key that serves. */
+export function listenKeys(controls: HTMLInputElement[], onServe: () => void): BreakoutKeys {
   const held = new Set<string>();
   const tapped = new Set<string>(); // pressed since the last tick
   const onKeyDown = (e: KeyboardEvent) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target instanceof HTMLElement && e.target.matches("input, select, textarea")) return;
+    if (servingKey(e)) onServe();
+    if (e.key === " ") e.preventDefault(); // Space serves; it must not scroll the page
     const key = gameKey(e);
-    if (!key || (e.target instanceof HTMLElement && e.target.matches("input, select, textarea"))) return;
+    if (!key) return;
     held.add(key);
     tapped.add(key);
     e.preventDefault();

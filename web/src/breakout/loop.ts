@@ -1,12 +1,15 @@
 // The Breakout loops. The real game: the simulator ticks at 30 per second on requestAnimationFrame (after a stall it
-// catches up at most 5 ticks, slowing down instead of jumping ahead) and every animation frame paints the newest real
-// frame with the model's latest one blended over it. The dream: the module worker (src/breakout/worker.ts ->
-// /breakout-worker.js) has one "predict" in flight at a time; each answer is shown and immediately followed by the
-// next request with the newest context (real frames, or the model's own in autonomous mode) and the action held now.
+// catches up at most 5 ticks, slowing down instead of jumping ahead) once the player has served, and waits for a key
+// again after each lost ball (src/breakout/serve.ts); every animation frame paints the newest real frame with the
+// model's latest one blended over it. The dream: the module worker (src/breakout/worker.ts -> /breakout-worker.js)
+// has one "predict" in flight at a time; each answer is shown and immediately followed by the next request with the
+// newest context (real frames, or the model's own in autonomous mode) and the action held now. It pauses while the
+// game waits for a serve, in either mode, and resumes at the serve.
 import type { BreakoutManifest } from "../shell/manifest";
-import type { GameHost, LoadedModel } from "../shell/types";
+import type { GameHost, ModelEntry } from "../shell/types";
 import type { BreakoutKeys } from "./input";
 import type { FromWorker, ToWorker } from "./protocol";
+import type { ServeGate } from "./serve";
 import type { BreakoutGame } from "./sim";
 import { type BreakoutView, framePainter } from "./view";
 
@@ -18,6 +21,7 @@ const FPS_WINDOW_MS = 2000;
 /** What the two loops share. */
 export interface BreakoutPlay {
   sim: BreakoutGame;
+  gate: ServeGate; // whether the game waits for a key to serve
   real: Uint8Array[]; // the newest context frames of the real game, oldest first
   ticks: number; // simulator steps so far
   dream: Uint8Array | null; // the model's latest frame
@@ -34,15 +38,19 @@ export function runGame(play: BreakoutPlay, view: BreakoutView, keys: BreakoutKe
   showScore();
   const tick = () => {
     const before = sim.score;
-    const result = sim.step(keys.action());
+    const result = play.gate.tick(sim, keys.action());
     keys.ticked();
+    if (!result) return;
     play.real = [...play.real.slice(1), sim.render()];
     play.ticks++;
-    if (result.gameOver) host.status(`Game over with ${before + result.reward} points; a new game has started.`);
+    if (result.gameOver) host.status(`Game over with ${before + result.reward} points. Press a key to serve a new game.`);
+    else if (result.lifeLost) host.status(`Ball lost: ${result.lives} left. Press a key to serve.`);
+    if (result.lifeLost) play.dream = null; // its last frame shows the lost ball; the next serve dreams afresh
     showScore();
   };
   const paint = framePainter();
   const draw = () => {
+    view.servePrompt.hidden = !play.gate.waiting;
     const frame = play.real[play.real.length - 1];
     const b = play.dream ? Number(view.blend.value) : 0;
     const d = play.dream ?? frame;
@@ -69,13 +77,16 @@ export function runGame(play: BreakoutPlay, view: BreakoutView, keys: BreakoutKe
 }
 
 export interface Dream {
-  /** Start the worker and create the session there; rejects with a clear message when the model cannot load. */
-  start(): Promise<void>;
+  /** Start the worker and create the session on the denoiser's bytes; rejects with a clear message when the model
+   * cannot load. */
+  start(onnx: Uint8Array): Promise<void>;
+  /** The game served: predict again (requests pause while it waits for a serve). */
+  resume(): void;
   dispose(): void;
 }
 
 export function createDream(play: BreakoutPlay, view: BreakoutView, keys: BreakoutKeys, host: GameHost,
-  model: LoadedModel<BreakoutManifest>): Dream {
+  entry: ModelEntry, manifest: BreakoutManifest): Dream {
   let dreamContext: Uint8Array[] | null = null; // the model's own frames, in autonomous mode
   let contextEpoch = 0; // bumps when autonomous mode is switched, so a late prediction does not leak across
   const completions: number[] = [];
@@ -93,7 +104,7 @@ export function createDream(play: BreakoutPlay, view: BreakoutView, keys: Breako
   const send = (msg: ToWorker, transfer: Transferable[] = []) => worker?.postMessage(msg, transfer);
 
   const requestNext = () => {
-    if (disposed || !ready || stopped || inFlight) return;
+    if (disposed || !ready || stopped || inFlight || play.gate.waiting) return;
     const context = (dreamContext ?? play.real).map((frame) => frame.slice()); // copies: the buffers are transferred
     inFlight = { id: ++nextId, epoch: contextEpoch };
     send({ type: "predict", id: inFlight.id, context, action: keys.action(), steps: Number(view.steps.value),
@@ -112,7 +123,7 @@ export function createDream(play: BreakoutPlay, view: BreakoutView, keys: Breako
     view.latency.textContent = ms.toFixed(0);
   };
 
-  const start = (): Promise<void> => new Promise<void>((resolve, reject) => {
+  const start = (onnx: Uint8Array): Promise<void> => new Promise<void>((resolve, reject) => {
     let initialised = false;
     const fail = (message: string) => {
       if (disposed) return;
@@ -137,7 +148,7 @@ export function createDream(play: BreakoutPlay, view: BreakoutView, keys: Breako
         case "ready":
           initialised = true;
           ready = true;
-          host.status(`${model.entry.label} dreaming on ${msg.backend}` +
+          host.status(`${entry.label} dreaming on ${msg.backend}` +
             (msg.backend === "wasm" ? ` (${msg.threads} thread${msg.threads > 1 ? "s" : ""})` : "") + " in a worker");
           resolve();
           requestNext();
@@ -161,13 +172,14 @@ export function createDream(play: BreakoutPlay, view: BreakoutView, keys: Breako
       fail(`the model's worker (${WORKER_URL}) failed: ${event.message || "could not load it"}`);
     };
     worker.onmessageerror = () => fail("the model's worker sent a message that could not be read");
-    host.status(`Starting ${model.entry.label} on ${host.runtime.backend}...`);
-    const onnx = model.onnx.slice(); // a copy: the shell keeps its bytes
-    send({ type: "init", runtime: host.runtime, manifest: model.manifest, onnx }, [onnx.buffer]);
+    host.status(`Starting ${entry.label} on ${host.runtime.backend}...`);
+    host.progress(`Starting the model: creating the onnxruntime-web session (${manifest.onnx}, ${host.runtime.backend})…`);
+    send({ type: "init", runtime: host.runtime, manifest, onnx }, [onnx.buffer]);
   });
 
   return {
     start,
+    resume: requestNext,
     dispose: () => {
       disposed = true;
       worker?.terminate();

@@ -1,33 +1,48 @@
-// The Flappy game page: starts the decoding worker (dist/flappy-worker.js), draws each committed frame on
-// #flappy-canvas, shows the live token stream (#token-stream) and the speed readouts (#flappy-tps, #flappy-fps).
-// Space or a click flaps, R restarts from another start context; the model's done token shows the game-over overlay.
-// The page (view.ts), the controls (input.ts) and the worker's messages (loop.ts) are put together here.
+// The Flappy game page: shows a real start context on #flappy-canvas at once, starts the decoding worker
+// (dist/flappy-worker.js) when the graphs have downloaded, draws each committed frame with the game's own sprites
+// (or schematically: "Schematic view", and whenever the sprites cannot be had), shows the live token stream
+// (#token-stream) and the speed readouts (#flappy-tps, #flappy-fps). Space or a click flaps, R restarts from another
+// start context; the model's done token shows the game-over overlay. The page (view.ts), the controls (input.ts) and
+// the worker's messages (loop.ts) are put together here.
 // window.__flappy exposes the state to web/e2e/browser.mjs, which tests these files end to end.
 import type { FlappyManifest } from "../shell/manifest";
-import type { Game, GameHost, LoadedModel, MountFlappy } from "../shell/types";
+import type { Game, GameHost, MountFlappy, OpeningModel } from "../shell/types";
 import { listenInput } from "./input";
 import { type FlappyProbe, startLoop } from "./loop";
-import { TokenSpec } from "./spec";
+import { type FrameState, TokenSpec } from "./spec";
+import { drawSprites, loadSprites, type Pose } from "./sprites";
 import { buildView, createScreen } from "./view";
+
+/** The probe, and a test hook: `state` drawn with the sprites and `pose` on a canvas of the game's size, as RGBA
+ * bytes (null without sprites); web/e2e/browser.mjs compares it with the env's own rendering. */
+type FlappyDebug = FlappyProbe & { spriteFrame(state: FrameState, pose: Pose): Promise<number[] | null> };
 
 declare global {
   interface Window {
-    __flappy?: FlappyProbe;
+    __flappy?: FlappyDebug;
   }
 }
 
-export const mountFlappy: MountFlappy = async (host: GameHost, model: LoadedModel<FlappyManifest>): Promise<Game> => {
+export const mountFlappy: MountFlappy = async (host: GameHost, model: OpeningModel<FlappyManifest>): Promise<Game> => {
   const manifest = model.manifest;
   const spec = new TokenSpec(manifest.token_spec);
-  if (!model.prefill) throw new Error(`${model.entry.label}: the prefill graph (${manifest.prefill_onnx}) was not loaded`);
 
   const view = buildView(spec);
   host.root.append(view.root);
   const ctx = view.canvas.getContext("2d");
   if (!ctx) throw new Error("this browser gives no 2D canvas context");
-  const screen = createScreen(view, spec, ctx);
+  const sprites = loadSprites();
+  const screen = createScreen(view, spec, ctx, sprites);
   const loop = startLoop(host, model, view, screen, spec);
-  window.__flappy = loop.probe;
+  const spriteFrame = async (state: FrameState, pose: Pose) => {
+    const images = await sprites.catch(() => null);
+    if (!images) return null;
+    const canvas = Object.assign(document.createElement("canvas"), { width: view.canvas.width, height: view.canvas.height });
+    const c = canvas.getContext("2d")!;
+    drawSprites(c, spec.geometry, state, images, pose);
+    return Array.from(c.getImageData(0, 0, canvas.width, canvas.height).data);
+  };
+  window.__flappy = { ...loop.probe, spriteFrame };
   const stopInput = listenInput(view.canvas, loop);
   const dispose = () => {
     loop.dispose();

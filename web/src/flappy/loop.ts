@@ -1,9 +1,10 @@
 // The Flappy frame loop runs in the module worker (src/flappy/worker.ts -> /flappy-worker.js, at a fixed frame rate);
-// this side starts it, sends it flaps and restarts and shows what it posts: each committed frame, the speed readouts,
-// the model's done token as the game-over overlay. It keeps the per-game record that window.__flappy exposes to
-// web/e2e/browser.mjs.
+// this side starts it, sends it flaps and restarts and shows what it posts: its start-up steps, each committed frame,
+// the speed readouts, the model's done token as the game-over overlay. The first game's start context is chosen here,
+// so the screen replays its real frames at once, while the graphs download and the sessions start. It keeps the
+// per-game record that window.__flappy exposes to web/e2e/browser.mjs.
 import type { FlappyManifest } from "../shell/manifest";
-import type { GameHost, LoadedModel } from "../shell/types";
+import type { GameHost, OpeningModel } from "../shell/types";
 import type { FlappyActions } from "./input";
 import type { FromWorker, ToWorker } from "./protocol";
 import type { TokenSpec } from "./spec";
@@ -21,6 +22,10 @@ export interface FlappyProbe {
   trace(): number[]; // the current game's bird y per frame, [0] = its start, while it is under TRACE_FRAMES frames
   flaps(): number[]; // frames() at each flap sent in the current game (its effect shows from the next frame on)
   decoder(): string; // "frame graph" or "per token"
+  shown(): string; // what the canvas shows: "start context frame i of n" or "model frame"
+  view(): "sprites" | "schematic";
+  // performance.now() of each start-up step: mounted, firstDraw, graphs (downloaded), ready (sessions), started
+  timings(): Record<string, number>;
 }
 
 export interface FlappyLoop extends FlappyActions {
@@ -30,11 +35,14 @@ export interface FlappyLoop extends FlappyActions {
   dispose(): void;
 }
 
-/** Start the worker on the model's graphs (`model.prefill` must be loaded) and play from the first start context. */
-export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, view: FlappyView, screen: FlappyScreen,
+/** Show a start context at once, start the worker on the model's graphs once they are downloaded and play from that
+ * start context. */
+export function startLoop(host: GameHost, model: OpeningModel<FlappyManifest>, view: FlappyView, screen: FlappyScreen,
   spec: TokenSpec): FlappyLoop {
   const manifest = model.manifest;
-  let frames = 0, birdY = NaN, done = false, starts = 0, contextIndex = -1, decoder = "";
+  const timings: Record<string, number> = { mounted: performance.now() };
+  const first = Math.floor(Math.random() * manifest.start_contexts.length);
+  let frames = 0, birdY = NaN, done = false, starts = 0, contextIndex = first, decoder = "";
   let passes = 0, passFrames = 0;
   let trace: number[] = [];
   let flapsAt: number[] = [];
@@ -42,10 +50,13 @@ export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, vi
     view.status.textContent = text;
     host.status(`Flappy: ${text}`);
   };
-  const show = (tokens: number[], label: string) => {
-    birdY = spec.decodeFrame(tokens).birdY;
-    screen.show(tokens, label);
+  const starting = (text: string) => {
+    setStatus(`starting the model: ${text}`);
+    host.progress(`Starting the model: ${text}…`);
   };
+  screen.start(manifest.start_contexts[first], true);
+  birdY = spec.decodeFrame(manifest.start_contexts[first].slice(-spec.stateTokensPerFrame)).birdY;
+  setStatus(`loading the model (start context ${first + 1} of ${manifest.start_contexts.length} shown)`);
 
   const worker = new Worker(WORKER_URL, { type: "module" });
   const send = (msg: ToWorker, transfer: Transferable[] = []) => worker.postMessage(msg, transfer);
@@ -72,18 +83,24 @@ export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, vi
   worker.onmessage = (event: MessageEvent<FromWorker>) => {
     const msg = event.data;
     switch (msg.type) {
+      case "progress":
+        if (starts === 0) starting(msg.text);
+        return;
       case "ready":
+        timings.ready = performance.now();
         decoder = msg.decoder;
         setStatus(`model loaded (${msg.backend}, ${msg.decoder}, ${msg.contexts} start context(s))`);
-        send({ type: "reset" });
+        send({ type: "reset", contextIndex: starts === 0 ? first : undefined });
         return;
       case "started":
+        timings.started ??= performance.now();
         starts += 1;
         frames = 0;
         done = false;
         contextIndex = msg.contextIndex;
         view.overlay.hidden = true;
-        show(msg.tokens, "start");
+        screen.start(manifest.start_contexts[msg.contextIndex], false);
+        birdY = spec.decodeFrame(msg.tokens).birdY;
         trace = [birdY];
         flapsAt = [];
         setStatus(`playing from start context ${msg.contextIndex + 1} of ${manifest.start_contexts.length}`);
@@ -91,7 +108,8 @@ export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, vi
         return;
       case "frame":
         frames = msg.frameIndex;
-        show(msg.tokens, `#${msg.frameIndex}`);
+        birdY = spec.decodeFrame(msg.tokens).birdY;
+        screen.show(msg.tokens, `#${msg.frameIndex}`, msg.action);
         if (msg.frameIndex === trace.length && trace.length < TRACE_FRAMES) trace.push(birdY);
         view.tps.textContent = msg.tokensPerSec.toFixed(0);
         view.fps.textContent = msg.framesPerSec.toFixed(1);
@@ -114,12 +132,14 @@ export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, vi
     fail(`the Flappy worker (${WORKER_URL}) failed: ${event.message || "could not load it"}`);
   };
 
-  // Copies, so that the LoadedModel stays usable; the copies' buffers move to the worker.
-  const onnx = model.onnx.slice();
-  const prefill = model.prefill!.slice();
-  const frame = model.frame?.slice();
-  send({ type: "init", runtime: host.runtime, manifest, onnx, prefill, frame },
-    [onnx.buffer, prefill.buffer, ...(frame ? [frame.buffer] : [])]);
+  // The graphs' buffers move to the worker. Without a frame graph it decodes with the per-token graph.
+  model.graphs.then(({ onnx, prefill, frame }) => {
+    timings.graphs = performance.now();
+    if (!prefill) throw new Error(`the prefill graph (${manifest.prefill_onnx}) was not loaded`);
+    if (!frame && !onnx) throw new Error(`the decode graph (${manifest.onnx}) was not loaded`);
+    send({ type: "init", runtime: host.runtime, manifest, onnx, prefill, frame },
+      [prefill.buffer, ...(onnx ? [onnx.buffer] : []), ...(frame ? [frame.buffer] : [])]);
+  }).catch((err) => fail(err instanceof Error ? err.message : String(err)));
 
   const probe: FlappyProbe = {
     frames: () => frames,
@@ -130,6 +150,9 @@ export function startLoop(host: GameHost, model: LoadedModel<FlappyManifest>, vi
     decoder: () => decoder,
     trace: () => trace.slice(),
     flaps: () => flapsAt.slice(),
+    shown: () => screen.shown(),
+    view: () => screen.view(),
+    timings: () => ({ ...timings, ...(screen.firstDrawMs() === null ? {} : { firstDraw: screen.firstDrawMs()! }) }),
   };
   return { probe, started, flap, restart, mounted: () => (isMounted = true), dispose: () => worker.terminate() };
 }

@@ -33,6 +33,7 @@ export interface Geometry {
   bird_x: number;
   bird_width: number;
   bird_height: number;
+  pipe_speed: number; // px per frame, leftwards
   fps: number;
 }
 
@@ -59,7 +60,8 @@ export class TokenSpecError extends Error {
 }
 
 const GEOMETRY_KEYS: (keyof Geometry)[] = [
-  "screen_width", "screen_height", "ground_y", "pipe_width", "pipe_gap", "bird_x", "bird_width", "bird_height", "fps",
+  "screen_width", "screen_height", "ground_y", "pipe_width", "pipe_gap", "bird_x", "bird_width", "bird_height",
+  "pipe_speed", "fps",
 ];
 
 export class TokenSpec {

@@ -1,10 +1,14 @@
 // The Flappy page's DOM: the game canvas (#flappy-canvas) with its game-over overlay (#flappy-over), the speed
-// readouts (#flappy-tps, #flappy-fps, #flappy-passes), the status line (#flappy-status) and the live token stream
-// (#token-stream); and the screen that draws the newest frame at the next animation frame. The ids are what
-// web/e2e/browser.mjs reads.
-import { el } from "../shell/dom";
+// readouts (#flappy-tps, #flappy-fps, #flappy-passes), the status line (#flappy-status), the "Schematic view" toggle
+// (#flappy-schematic) with the note shown when the sprites cannot be had (#flappy-sprites-note), and the live token
+// stream (#token-stream); and the screen that draws the newest frame at the next animation frame, with the game's
+// sprites (sprites.ts) or schematically (render.ts). Before the model runs, the screen replays the chosen start
+// context's real frames and holds its last one, where the game will go on. The ids are what web/e2e/browser.mjs
+// reads.
+import { checkbox, el } from "../shell/dom";
 import { canvasSize, drawFrame } from "./render";
-import type { TokenSpec } from "./spec";
+import type { FrameState, TokenSpec } from "./spec";
+import { drawSprites, PoseTracker, type Sprites } from "./sprites";
 
 export const GAME_OVER = "the model says: game over — R to restart";
 const STREAM_FRAMES = 6; // frames listed in the token-stream panel
@@ -17,6 +21,8 @@ export interface FlappyView {
   fps: HTMLSpanElement;
   passes: HTMLSpanElement;
   status: HTMLDivElement;
+  schematic: HTMLInputElement; // checked: draw schematically, not with the sprites
+  spritesNote: HTMLDivElement;
   stream: HTMLDivElement;
 }
 
@@ -29,39 +35,120 @@ export function buildView(spec: TokenSpec): FlappyView {
   const tps = el("span", { id: "flappy-tps", className: "readout", textContent: "–" });
   const fps = el("span", { id: "flappy-fps", className: "readout", textContent: "–" });
   const passes = el("span", { id: "flappy-passes", className: "readout", textContent: "–" });
-  const status = el("div", { id: "flappy-status", textContent: "starting the model…" });
+  const status = el("div", { id: "flappy-status", textContent: "loading the model…" });
+  const schematic = checkbox("flappy-schematic", "Schematic view");
+  schematic.label.style.justifyContent = "flex-start"; // the panel spreads its other labels across
+  const spritesNote = el("div", { id: "flappy-sprites-note", hidden: true });
+  spritesNote.style.color = "var(--muted)";
   const stream = el("div", { id: "token-stream", className: "tokens" });
   const stage = el("div", {}, canvas, overlay);
   stage.style.position = "relative";
   const panel = el("div", { className: "panel" },
     el("label", {}, "tokens/s", tps), el("label", {}, "frames/s", fps),
     el("label", { title: "model calls a frame: the frame graph's fixed-point passes, or one per token" }, "calls/frame", passes),
-    status,
+    status, schematic.label, spritesNote,
     el("div", { textContent: "Space / click: flap · R: restart" }), stream);
   const root = el("div", { className: "game flappy" }, stage, panel);
-  return { root, canvas, overlay, tps, fps, passes, status, stream };
+  schematic.input.addEventListener("change", () => schematic.input.blur()); // Space flaps again, not toggles
+  return { root, canvas, overlay, tps, fps, passes, status, schematic: schematic.input, spritesNote, stream };
 }
 
 export interface FlappyScreen {
-  show(tokens: number[], label: string): void; // draw this frame next, listed in the token stream as `label`
+  /** A game starts from `context` (a start context's tokens): replay its frames at the game's frame rate
+   * (`replay`) or show its last one at once; then frames follow with `show`. */
+  start(context: number[], replay: boolean): void;
+  /** Draw this frame next, made with `action` from the frame before; listed in the token stream as `label`. */
+  show(tokens: number[], label: string, action: number): void;
+  /** What the canvas shows: "start context frame i of n" or "model frame". */
+  shown(): string;
+  view(): "sprites" | "schematic";
+  firstDrawMs(): number | null; // performance.now() of the first drawn frame
   dispose(): void;
 }
 
-export function createScreen(view: FlappyView, spec: TokenSpec, ctx: CanvasRenderingContext2D): FlappyScreen {
-  let latest: number[] | null = null;
+/** The screen; `sprites` settles before the first frame is drawn (a rejection, with its reason, means schematic). */
+export function createScreen(view: FlappyView, spec: TokenSpec, ctx: CanvasRenderingContext2D,
+  sprites: Promise<Sprites>): FlappyScreen {
+  const g = spec.geometry;
+  const pose = new PoseTracker(g);
+  let images: Sprites | null = null;
+  let settled = false;
+  let latest: FrameState | null = null;
+  let latestTokens: number[] | null = null;
+  let what = "nothing";
   let recent: string[] = [];
   let drawPending = 0;
+  let replayTimer = 0;
+  let firstDraw: number | null = null;
   const draw = () => {
     drawPending = 0;
-    if (latest) drawFrame(ctx, spec, latest);
+    if (!settled || !latest || !latestTokens) return;
+    if (images && !view.schematic.checked) drawSprites(ctx, g, latest, images, pose.pose(images.base.width));
+    else drawFrame(ctx, spec, latestTokens);
+    firstDraw ??= performance.now();
     view.stream.textContent = recent.join("\n");
   };
+  const redraw = () => (drawPending ||= requestAnimationFrame(draw));
+  const list = (tokens: number[], label: string) => {
+    recent = [`${label}: ${spec.describe(tokens).join("  ")}`, ...recent].slice(0, STREAM_FRAMES);
+  };
+  const frame = (tokens: number[], action: number | null) => {
+    const state = spec.decodeFrame(tokens);
+    if (latest && action !== null) pose.step(latest, state, action);
+    latest = state;
+    latestTokens = tokens;
+  };
+  sprites.then((s) => (images = s), (err) => {
+    view.schematic.checked = true;
+    view.schematic.disabled = true;
+    view.spritesNote.textContent = `No game sprites (${err instanceof Error ? err.message : err}): drawn schematically.`;
+    view.spritesNote.hidden = false;
+  }).finally(() => {
+    settled = true;
+    redraw();
+  });
+  view.schematic.addEventListener("change", redraw);
+  const stopReplay = () => {
+    clearInterval(replayTimer);
+    replayTimer = 0;
+  };
   return {
-    show: (tokens, label) => {
-      latest = tokens;
-      recent = [`${label}: ${spec.describe(tokens).join("  ")}`, ...recent].slice(0, STREAM_FRAMES);
-      drawPending ||= requestAnimationFrame(draw);
+    start: (context, replay) => {
+      stopReplay();
+      const per = spec.tokensPerFrame;
+      const frames = Array.from({ length: Math.ceil(context.length / per) }, (_, i) => context.slice(i * per, i * per + per));
+      pose.reset();
+      latest = null;
+      const showFrame = (i: number) => {
+        frame(frames[i].slice(0, spec.stateTokensPerFrame), i > 0 ? spec.decodeFrame(frames[i - 1]).action : null);
+        what = `start context frame ${i + 1} of ${frames.length}`;
+        list(frames[i].slice(0, spec.stateTokensPerFrame), `start ${i + 1}/${frames.length}`);
+        redraw();
+      };
+      if (!replay) {
+        frames.forEach((_, i) => showFrame(i));
+        return;
+      }
+      let i = 0;
+      showFrame(i++);
+      replayTimer = window.setInterval(() => {
+        if (i < frames.length) showFrame(i++);
+        else stopReplay();
+      }, 1000 / g.fps);
     },
-    dispose: () => cancelAnimationFrame(drawPending),
+    show: (tokens, label, action) => {
+      stopReplay();
+      frame(tokens, action);
+      what = "model frame";
+      list(tokens, label);
+      redraw();
+    },
+    shown: () => what,
+    view: () => (images && !view.schematic.checked ? "sprites" : "schematic"),
+    firstDrawMs: () => firstDraw,
+    dispose: () => {
+      stopReplay();
+      cancelAnimationFrame(drawPending);
+    },
   };
 }

@@ -45,15 +45,23 @@ function yieldToEvents(): Promise<void> {
 
 const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : yieldToEvents());
 
+function perToken(msg: Extract<ToWorker, { type: "init" }>): Uint8Array {
+  if (!msg.onnx) throw new Error(`Flappy worker: no frame graph and no per-token graph (${msg.manifest.onnx}) to decode with`);
+  return msg.onnx;
+}
+
 async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
   configureOrt(msg.runtime);
+  const graphs = msg.frame ? [msg.manifest.frame_onnx, msg.manifest.prefill_onnx] : [msg.manifest.onnx, msg.manifest.prefill_onnx];
+  post({ type: "progress", text: `creating the onnxruntime-web sessions (${graphs.join(", ")}; ${msg.runtime.backend}` +
+    `${msg.runtime.backend === "wasm" ? `, ${msg.runtime.threads} thread(s)` : ""})` });
   const seed = crypto.getRandomValues(new Uint32Array(1))[0];
   const spec = new TokenSpec(msg.manifest.token_spec);
   const opts = { slideFrames: msg.manifest.decoding.slide_frames, temperature: msg.manifest.decoding.temperature, seed };
   // The frame graph when the export has one (one call per frame), else one decode call per token.
   decoder = msg.frame
     ? new FrameGraphDecoder(await OrtFrameBackend.create(msg.manifest, msg.frame, msg.prefill, msg.runtime), spec, opts)
-    : new FrameDecoder(await OrtFlappyBackend.create(msg.manifest, msg.onnx, msg.prefill, msg.runtime), spec, opts);
+    : new FrameDecoder(await OrtFlappyBackend.create(msg.manifest, perToken(msg), msg.prefill, msg.runtime), spec, opts);
   manifest = msg.manifest;
   fps = msg.fps ?? DEFAULT_FPS;
   lastContext = Math.floor(Math.random() * manifest.start_contexts.length) - 1;
@@ -72,6 +80,7 @@ async function reset(contextIndex?: number): Promise<void> {
   await exclusive(async () => {
     if (id !== game) return;
     const context = manifest!.start_contexts[index];
+    post({ type: "progress", text: `prefilling start context ${index + 1} (${context.length} tokens)` });
     await decoder!.reset(context);
     lastContext = index;
     flapQueued = false;
@@ -107,7 +116,7 @@ async function play(id: number): Promise<void> {
       last = now;
       frameIndex += 1;
       const over = d.done;
-      post({ type: "frame", tokens, frameIndex, done: over, tokensPerSec, framesPerSec, passes });
+      post({ type: "frame", tokens, action, frameIndex, done: over, tokensPerSec, framesPerSec, passes });
       if (over) post({ type: "done", frameIndex });
       return over;
     });

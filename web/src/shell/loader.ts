@@ -1,8 +1,11 @@
 // Model listing and loading for the shell and the bench page: /models/index.json, then a model's manifest
-// (validated) and its ONNX file(s), downloaded with progress. Errors name the file and what is wrong with it.
-import { ManifestError, validateManifest } from "./manifest";
-import type { LoadedModel, ModelEntry } from "./types";
+// (validated) and its ONNX file(s), downloaded with progress. The player mounts a game on the manifest alone
+// (loadManifest) while the graphs it plays download (loadGraphs); the bench page loads every graph (loadModel).
+// Errors name the file and what is wrong with it.
+import { type Manifest, ManifestError, validateManifest } from "./manifest";
+import type { Graph, LoadedModel, ModelEntry, ModelGraphs } from "./types";
 
+/** Bytes of the file being downloaded; `what` names it and says which of how many files it is. */
 export type Progress = (loaded: number, total: number, what: string) => void;
 
 export async function listModels(): Promise<ModelEntry[]> {
@@ -46,8 +49,8 @@ export function checkOnnxBytes(bytes: Uint8Array, what: string): void {
   }
 }
 
-export async function loadModel(entry: ModelEntry, onProgress?: Progress): Promise<LoadedModel> {
-  const base = entry.manifest.slice(0, entry.manifest.lastIndexOf("/") + 1);
+/** The model's manifest, validated (a wrong task, shape or format version is a ManifestError saying so). */
+export async function loadManifest(entry: ModelEntry): Promise<Manifest> {
   const res = await fetch(entry.manifest);
   if (!res.ok) throw new Error(`manifest ${entry.manifest}: HTTP ${res.status}`);
   let raw: unknown;
@@ -56,18 +59,39 @@ export async function loadModel(entry: ModelEntry, onProgress?: Progress): Promi
   } catch {
     throw new ManifestError(`manifest ${entry.manifest}: not valid JSON`);
   }
-  const manifest = validateManifest(raw, `manifest ${entry.name}.json`, entry.task);
-  const onnx = await fetchBytes(base + manifest.onnx, manifest.onnx, onProgress);
-  checkOnnxBytes(onnx, manifest.onnx);
-  let prefill: Uint8Array | undefined;
-  let frame: Uint8Array | undefined;
-  if (manifest.task === "flappy") {
-    prefill = await fetchBytes(base + manifest.prefill_onnx, manifest.prefill_onnx, onProgress);
-    checkOnnxBytes(prefill, manifest.prefill_onnx);
-    if (manifest.frame_onnx) {
-      frame = await fetchBytes(base + manifest.frame_onnx, manifest.frame_onnx, onProgress);
-      checkOnnxBytes(frame, manifest.frame_onnx);
-    }
+  return validateManifest(raw, `manifest ${entry.name}.json`, entry.task);
+}
+
+/** Every graph the manifest names, by role: the denoiser or per-token decoder, Flappy's prefill and frame graphs. */
+export function graphFiles(manifest: Manifest): [Graph, string][] {
+  if (manifest.task === "breakout") return [["onnx", manifest.onnx]];
+  return [["onnx", manifest.onnx], ["prefill", manifest.prefill_onnx],
+    ...(manifest.frame_onnx ? [["frame", manifest.frame_onnx] as [Graph, string]] : [])];
+}
+
+/** The graphs the player runs: Flappy with a frame graph plays it and the prefill graph, never the per-token one. */
+export function playedGraphs(manifest: Manifest): [Graph, string][] {
+  const files = graphFiles(manifest);
+  return manifest.task === "flappy" && manifest.frame_onnx ? files.filter(([g]) => g !== "onnx") : files;
+}
+
+/** Download `files` (of `entry`'s folder) one after another, each checked to be an ONNX model. */
+export async function loadGraphs(entry: ModelEntry, files: [Graph, string][], onProgress?: Progress): Promise<ModelGraphs> {
+  const base = entry.manifest.slice(0, entry.manifest.lastIndexOf("/") + 1);
+  const graphs: ModelGraphs = {};
+  for (const [i, [graph, file]] of files.entries()) {
+    const what = files.length > 1 ? `${file} (file ${i + 1} of ${files.length})` : file;
+    onProgress?.(0, 0, what);
+    const bytes = await fetchBytes(base + file, what, onProgress);
+    checkOnnxBytes(bytes, file);
+    graphs[graph] = bytes;
   }
-  return { entry, manifest, onnx, prefill, frame };
+  return graphs;
+}
+
+/** The manifest and every graph it names (the bench page measures them all). */
+export async function loadModel(entry: ModelEntry, onProgress?: Progress): Promise<LoadedModel> {
+  const manifest = await loadManifest(entry);
+  const graphs = await loadGraphs(entry, graphFiles(manifest), onProgress);
+  return { entry, manifest, ...graphs, onnx: graphs.onnx! };
 }

@@ -1,5 +1,6 @@
 // The contracts between the app shell and the two games. The shell lists and loads models (manifest + ONNX bytes,
-// with progress and clear errors); a game gets a LoadedModel and a GameHost and draws into host.root.
+// with progress and clear errors); a game gets an OpeningModel (the manifest at once, the graphs when downloaded)
+// and a GameHost, and draws into host.root from the start.
 import type { BreakoutManifest, FlappyManifest, Manifest } from "./manifest";
 
 export interface ModelEntry {
@@ -12,12 +13,23 @@ export interface ModelEntry {
   mtime?: number;
 }
 
-export interface LoadedModel<M extends Manifest = Manifest> {
+/** A graph of an export, by role: manifest.onnx, manifest.prefill_onnx (Flappy), manifest.frame_onnx (Flappy). */
+export type Graph = "onnx" | "prefill" | "frame";
+export type ModelGraphs = Partial<Record<Graph, Uint8Array>>;
+
+/** A model with every graph its manifest names (the bench page). */
+export interface LoadedModel<M extends Manifest = Manifest> extends ModelGraphs {
   entry: ModelEntry;
   manifest: M;
-  onnx: Uint8Array; // manifest.onnx
-  prefill?: Uint8Array; // manifest.prefill_onnx (Flappy)
-  frame?: Uint8Array; // manifest.frame_onnx (Flappy, when the export has a frame graph)
+  onnx: Uint8Array;
+}
+
+/** What a game is mounted with: the validated manifest now, the graphs it plays (loader.ts playedGraphs) once
+ * downloaded; `graphs` rejects with a message naming the file when one is missing or corrupt. */
+export interface OpeningModel<M extends Manifest = Manifest> {
+  entry: ModelEntry;
+  manifest: M;
+  graphs: Promise<ModelGraphs>;
 }
 
 export interface RuntimeChoice {
@@ -30,6 +42,7 @@ export interface GameHost {
   root: HTMLElement; // the game's area; empty when mount is called
   runtime: RuntimeChoice;
   status(text: string): void; // a one-line status under the game
+  progress(text: string, fraction?: number): void; // a loading step, shown above the game until it has started
   error(text: string): void; // shows a visible error box (never a blank canvas)
 }
 
@@ -37,5 +50,6 @@ export interface Game {
   dispose(): void; // stop loops/workers, remove listeners
 }
 
-export type MountBreakout = (host: GameHost, model: LoadedModel<BreakoutManifest>) => Promise<Game>;
-export type MountFlappy = (host: GameHost, model: LoadedModel<FlappyManifest>) => Promise<Game>;
+/** Mounts a game into host.root at once and resolves when it has started (rejects, having cleaned up, if it cannot). */
+export type MountBreakout = (host: GameHost, model: OpeningModel<BreakoutManifest>) => Promise<Game>;
+export type MountFlappy = (host: GameHost, model: OpeningModel<FlappyManifest>) => Promise<Game>;
