@@ -3,16 +3,20 @@
     python -m worldmodels.evaluate outputs/breakout/<run>/export/breakout.onnx
     python -m worldmodels.evaluate outputs/breakout/<run>/checkpoints/last.ckpt --games 64 --horizon 32 --steps 4
     python -m worldmodels.evaluate models/flappy/flappy.onnx --episodes-per-policy 50
+    python -m worldmodels.evaluate outputs/breakout/<run>/export/breakout.onnx --wandb   # results to W&B too
 
 Breakout: one-step (teacher-forced) and autonomous-rollout metrics against the true simulator, beside the
 "copy last frame" baseline; tables, JSON (`<model>.eval.json`), a side-by-side GIF and a plot against the horizon.
 Flappy: teacher-forced accuracy per token field and free rollouts on held-out episodes, per policy of the data mix.
+`--wandb` logs the JSON to a W&B run (job_type "evaluate"; offline when no API key is configured) linked to the
+model's training run (`worldmodels.core.loggers.log_evaluation`).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -68,8 +72,9 @@ def check_graph(path: Path, manifest: dict) -> None:
                             f"re-export")
 
 
-def export_run(path: Path) -> RunConfig:
-    """The training config of an exported .onnx, from the manifest beside it, checked against the graph."""
+def export_run(path: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The training config of an exported .onnx, from the manifest beside it, checked against the graph: validated,
+    and as the manifest holds it."""
     manifest = read_manifest(path)
     manifest_path = path.with_suffix(".json")
     try:
@@ -80,7 +85,7 @@ def export_run(path: Path) -> RunConfig:
         raise UserError(f"{manifest_path}: task is {manifest['task']!r} but its training_config trains "
                         f"{run.task_name!r}; re-export the model")
     check_graph(path, manifest)
-    return run
+    return run, manifest["training_config"]
 
 
 @one_line_errors
@@ -89,18 +94,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", type=Path, help="a .ckpt from training or an exported .onnx (manifest beside it)")
     parser.add_argument("--seed", type=int, default=0, help="picks the held-out games and the sampler noise")
     parser.add_argument("--out", type=Path, default=None, help="JSON summary path (default: <model>.eval.json)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log the results to a W&B run (job_type evaluate, linked to the training run; "
+                             "offline when no API key is configured), its files under <out's folder>/wandb/")
+    parser.add_argument("--wandb-project", default=None, metavar="NAME",
+                        help="the W&B project (implies --wandb; default: the training run's logger.project)")
     for name in TASKS:
         get_task(name).eval_arguments(parser.add_argument_group(f"{name} models"))
     args = parser.parse_args(argv)
     check_out(args.out)
     if not args.model.is_file():
         raise UserError(f"no model file at {args.model}")
+    args.out = args.out or args.model.with_suffix(".eval.json")
     if args.model.suffix == ".onnx":
-        run, module = export_run(args.model), None
+        (run, run_config), module = export_run(args.model), None
     else:
         run, module = load_checkpoint(args.model)
+        run_config = module.run_config
     with torch.no_grad():  # not set_grad_enabled(False): a caller's own grad mode survives main()
         get_task(run.task_name).evaluate(args, args.model, run, module)
+    if args.wandb or args.wandb_project:
+        from worldmodels.core.loggers import log_evaluation  # imports wandb (~2 s): only when asked for
+
+        arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        print(f"logged to {log_evaluation(args.out, args.model, run, run_config, args.wandb_project, arguments)}")
 
 
 if __name__ == "__main__":

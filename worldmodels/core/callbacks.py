@@ -1,4 +1,5 @@
-"""The callbacks every task's run uses: save on Ctrl-C, and the ONNX export at the end of fit."""
+"""The callbacks every task's run uses: save on Ctrl-C, and the ONNX export at the end of fit (logged as a W&B
+model artifact when the run logs to W&B)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.loggers import WandbLogger
 
 from worldmodels.core.config import OnnxExportConfig
+from worldmodels.core.loggers import model_artifact
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ class SaveOnInterrupt(L.Callback):
 class OnnxExport(L.Callback):
     """Export the trained model to ONNX + manifest when fit ends (rank 0 only), checked against PyTorch first.
     `export(module, out_dir, tolerance, metrics) -> (onnx path, manifest path, max |diff|)` is the task's exporter
-    (`worldmodels.tasks.export_module`); what it needs besides the weights is in `module.export_extras`."""
+    (`worldmodels.tasks.export_module`); what it needs besides the weights is in `module.export_extras`.
+    With a W&B logger the graphs and manifest are logged as the model artifact `<task>-<run id>` (a resumed run's
+    export is its next version)."""
 
     def __init__(self, cfg: OnnxExportConfig, export: Callable, out_dir: Path):
         self.cfg, self.export, self.out_dir = cfg, export, Path(out_dir)
@@ -51,3 +56,8 @@ class OnnxExport(L.Callback):
         onnx_path, manifest_path, max_diff = self.export(pl_module, self.out_dir, self.cfg.tolerance, metrics)
         self.paths = (onnx_path, manifest_path)
         log.info("exported %s (max |onnxruntime - PyTorch| = %.2e) and %s", onnx_path, max_diff, manifest_path)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                artifact = model_artifact(manifest_path, logger.experiment.id)
+                logger.experiment.log_artifact(artifact, aliases=["latest", f"step{trainer.global_step}"])
+                log.info("logged the export to W&B as the model artifact %s", artifact.name)
