@@ -31,7 +31,7 @@ from worldmodels.core.config import compose_config
 from worldmodels.core.manifest import OPSET
 from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
+from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder, from_manifest
 from worldmodels.flappy.decoding.rules import frame_rules
 from worldmodels.flappy.frame_graph import export_frame_onnx
 from worldmodels.flappy.game import GEOMETRY, FlappyGame, HeuristicPolicy, record_episode
@@ -123,14 +123,15 @@ def flappy_graphs(onnx_path: str | None, out: Path) -> dict:
         return {"decode": onnx_path, "prefill": onnx_path.with_name(manifest["prefill_onnx"]),
                 "frame": onnx_path.with_name(frame) if frame else None,
                 "context": np.asarray(manifest["start_contexts"][0]),
-                "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path)}
+                "ring": manifest["decoding"].get("sliding_window", False), "weights": str(onnx_path),
+                "manifest": onnx_path.with_suffix(".json")}
 
     model = TokenTransformer(TransformerConfig(vocab_size=SPEC.vocab_size, sliding_window=True))
     export_onnx(model, out / "decode.onnx", out / "prefill.onnx", dynamic_batch=False)  # as export_flappy writes
     export_frame_onnx(model, frame_rules(SPEC), out / "frame.onnx")
     states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=0, max_frames=38)
     return {"decode": out / "decode.onnx", "prefill": out / "prefill.onnx", "frame": out / "frame.onnx",
-            "context": SPEC.encode_episode(states, actions)[:-1], "ring": True,
+            "context": SPEC.encode_episode(states, actions)[:-1], "ring": True, "manifest": None,
             "weights": "random (default shape, sliding window): pass counts are not a trained model's"}
 
 
@@ -200,14 +201,22 @@ def bench_decode(onnx_path: str | None, tokens: int, long_tokens: int) -> dict:
         for _ in range(recompute_tokens):
             backend.prefill(ids, positions)
         recompute = recompute_tokens / (time.perf_counter() - start)
-        # Cached: the frame decoders (slot masks, choices, window) over one game each, both sliding an ordered
-        # window before a frame that does not fit, so that they make the same frames.
-        decoder = FrameDecoder(backend, seed=0, slide_before_frame=True)
+        # Cached: the frame decoders (slot masks, choices, window) over one game each. An export's are its
+        # manifest's (`from_manifest`: the player's graphs, cache kind, slide rule, slide_frames and temperature);
+        # with a frame graph both slide an ordered window before a frame that does not fit, so they make the same
+        # frames.
+        if graphs["manifest"] is not None:
+            decoder = from_manifest(graphs["manifest"], per_token=True)
+        else:
+            decoder = FrameDecoder(backend, seed=0, slide_before_frame=True)
         per_token = _timed_game(decoder, context, tokens)
         per_frame = None
         if graphs["frame"] is not None:
-            frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1, ring=ring)
-            decoder = FrameGraphDecoder(frame_backend, seed=0)
+            if graphs["manifest"] is not None:
+                decoder = from_manifest(graphs["manifest"])
+            else:
+                frame_backend = OrtFrameBackend.from_files(graphs["frame"], graphs["prefill"], threads=1, ring=ring)
+                decoder = FrameGraphDecoder(frame_backend, seed=0)
             per_frame = _timed_game(decoder, context, tokens)
         short = [_timed_game(decoder, context, 1000, warmup_frames=1) for _ in range(5)]
         long = _timed_game(decoder, context, long_tokens, warmup_frames=1)

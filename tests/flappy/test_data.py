@@ -34,7 +34,7 @@ from worldmodels.flappy.collector import (
     ppo_policy,
 )
 from worldmodels.flappy.config import FlappyDataConfig
-from worldmodels.flappy.data import FlappyDataModule, FlappyWindows, held_out_start_contexts
+from worldmodels.flappy.data import FlappyDataModule, FlappyWindows, held_out_start_contexts, held_out_start_ids
 from worldmodels.flappy.episodes import CacheError, EpisodeStore
 from worldmodels.flappy.game import BIRD_X, PIPE_WIDTH, SCREEN_WIDTH, FlappyGame, HeuristicPolicy, record_episode
 from worldmodels.flappy.tokens import SPEC
@@ -274,6 +274,23 @@ def test_held_out_start_contexts_are_real_openings_ending_on_a_state(store):
         assert find_episode(store, context, 0, store.val_ids)
     first = find_episode(store, contexts[0], 0, store.val_ids)[0]
     assert store.policy_name(first) == "ppo"
+
+
+def test_a_start_contexts_seed_replays_its_game(store):
+    """The seeds an export carries beside its start contexts: the real game reset with one and fed the context's
+    actions makes the context's frames again."""
+    from worldmodels.flappy.game import FlappyGame  # the real game: only this test replays it
+
+    ids = held_out_start_ids(store, count=3, frames=30)
+    length = 30 * K - 1
+    assert [c.tolist() for c in held_out_start_contexts(store, 3, 30)] == [store.episode(i)[:length].tolist()
+                                                                          for i in ids]
+    for i in ids:
+        context = store.episode(i)[:length]
+        actions = context[K - 1::K] - SPEC.offsets["action"]  # the action closing each frame
+        game = FlappyGame()
+        states = [game.reset(int(store.seed[i]))] + [game.step(int(a)) for a in actions]
+        assert SPEC.encode_episode(states, np.append(actions, 0))[:length].tolist() == context.tolist()
 
 
 # ---- the config and the callback ------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from PIL import Image
 
 from worldmodels.core.media import GAP
 from worldmodels.flappy.config import TransformerConfig
-from worldmodels.flappy.decoding.backends import OrtBackend, TorchBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder, decode_full_recompute
+from worldmodels.flappy.decoding.backends import OrtBackend
+from worldmodels.flappy.decoding.decoder import FrameDecoder
+from worldmodels.flappy.decoding.pytorch import TorchBackend, decode_full_recompute
 from worldmodels.flappy.decoding.rules import sample_inverse_cdf
 from worldmodels.flappy.game import GEOMETRY, FlappyState
 from worldmodels.flappy.media import side_by_side_gif
@@ -173,7 +174,7 @@ def test_only_a_new_pipe_gets_a_sampled_gap():
 
 def test_onnx_backend_matches_torch(model, tmp_path):
     export_onnx(model, tmp_path / "decode.onnx", tmp_path / "prefill.onnx")
-    onnx = FrameDecoder(OrtBackend.from_files(tmp_path / "decode.onnx", tmp_path / "prefill.onnx"))
+    onnx = FrameDecoder(OrtBackend.from_files(tmp_path / "decode.onnx", tmp_path / "prefill.onnx", ring=False))
     torch_decoder = FrameDecoder(TorchBackend(model))
     for decoder in (onnx, torch_decoder):
         decoder.reset(context_tokens())

@@ -16,8 +16,9 @@ import torch
 
 from worldmodels.flappy import frame_graph as fg
 from worldmodels.flappy.config import TransformerConfig
-from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend, TorchBackend, TorchFrameBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder, decode_full_recompute
+from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
+from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
+from worldmodels.flappy.decoding.pytorch import TorchBackend, TorchFrameBackend, decode_full_recompute
 from worldmodels.flappy.decoding.rules import (
     frame_guess,
     frame_rules,
@@ -26,8 +27,9 @@ from worldmodels.flappy.decoding.rules import (
     sample_inverse_cdf,
     sampled_gaps,
 )
-from worldmodels.flappy.frame_graph import FRAME_OUTPUTS, export_frame_onnx, frame_graph_example, frame_inputs
+from worldmodels.flappy.frame_graph import export_frame_onnx, frame_graph_example
 from worldmodels.flappy.game import FlappyGame, FlappyState, HeuristicPolicy, record_episode
+from worldmodels.flappy.graphs import FRAME_OUTPUTS, frame_inputs
 from worldmodels.flappy.tokens import SPEC
 from worldmodels.flappy.transformer import TokenTransformer, export_onnx
 

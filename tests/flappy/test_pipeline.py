@@ -38,9 +38,10 @@ def test_exported_start_contexts_are_real_openings_the_decoder_accepts(flappy_sm
     export = flappy_smoke_run / "export"
     manifest = json.loads((export / "flappy.json").read_text())
     contexts = [np.asarray(c) for c in manifest["start_contexts"]]
+    assert len(manifest["start_context_seeds"]) == len(contexts)  # each context's game, to replay it
     assert contexts and all(len(c) % SPEC.tokens_per_frame == SPEC.state_tokens_per_frame for c in contexts)
     assert all(SPEC.well_formed_frames(np.append(c, SPEC.offsets["action"]).reshape(-1, 10)).all() for c in contexts)
-    decoder = FrameDecoder(OrtBackend.from_files(export / "flappy.onnx", export / "flappy.prefill.onnx"),
+    decoder = FrameDecoder(OrtBackend.from_files(export / "flappy.onnx", export / "flappy.prefill.onnx", ring=False),
                            slide_frames=manifest["decoding"]["slide_frames"])
     decoder.reset(contexts[0])
     for _ in range(5):

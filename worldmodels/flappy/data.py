@@ -132,9 +132,13 @@ class FlappyDataModule(StreamDataModule):
             logger.log_metrics(metrics, step=0)
 
     def export_extras(self) -> dict:
-        """Real openings of held-out episodes: they travel in the checkpoint, so an export needs nothing else."""
-        openings = held_out_start_contexts(self._store(), START_CONTEXTS, START_CONTEXT_FRAMES)
-        return {"start_contexts": [c.tolist() for c in openings]}
+        """Real openings of held-out episodes and the reset seeds of their games (`FlappyGame().reset(seed)` and
+        the context's actions replay it): they travel in the checkpoint, so an export needs nothing else."""
+        store = self._store()
+        ids = held_out_start_ids(store, START_CONTEXTS, START_CONTEXT_FRAMES)
+        length = START_CONTEXT_FRAMES * SPEC.tokens_per_frame - 1
+        return {"start_contexts": [store.episode(i)[:length].tolist() for i in ids],
+                "start_context_seeds": [int(store.seed[i]) for i in ids]}
 
     def _store(self) -> EpisodeStore:
         if self.store is None:
@@ -149,15 +153,20 @@ class FlappyDataModule(StreamDataModule):
 
 
 def held_out_start_contexts(store: EpisodeStore, count: int, frames: int) -> list[np.ndarray]:
-    """Up to `count` real game openings for a player to start from: the first `frames` frames of held-out episodes,
-    the last one without its action (so each is `frames * 10 - 1` int64 tokens and the player supplies the next
-    action). Only episodes that live past the context qualify, so no context holds a death; PPO episodes come first
-    (ordinary play), then the other policies', each in id order."""
+    """Up to `count` real game openings for a player to start from: the first `frames` frames of held-out episodes
+    (`held_out_start_ids`), the last one without its action (so each is `frames * 10 - 1` int64 tokens and the player
+    supplies the next action)."""
+    length = frames * SPEC.tokens_per_frame - 1
+    return [store.episode(i)[:length] for i in held_out_start_ids(store, count, frames)]
+
+
+def held_out_start_ids(store: EpisodeStore, count: int, frames: int) -> list[int]:
+    """The held-out episodes whose openings are start contexts: only those that live past `frames` frames, so no
+    context holds a death; PPO episodes first (ordinary play), then the other policies', each in id order."""
     if frames < 1:
         raise UserError(f"held_out_start_contexts: frames must be >= 1 (got {frames})")
     candidates = store.val_ids[np.asarray(store.frames)[store.val_ids] > frames]
     is_ppo = [store.policy_name(i) == "ppo" for i in candidates]
     ordered = [i for i, ppo in zip(candidates, is_ppo, strict=True) if ppo]
     ordered += [i for i, ppo in zip(candidates, is_ppo, strict=True) if not ppo]
-    length = frames * SPEC.tokens_per_frame - 1
-    return [store.episode(i)[:length] for i in ordered[:count]]
+    return [int(i) for i in ordered[:count]]

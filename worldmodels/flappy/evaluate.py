@@ -30,12 +30,12 @@ from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.core.schema import build
 from worldmodels.flappy.collector import ensure_episodes
 from worldmodels.flappy.config import CollectorConfig
-from worldmodels.flappy.decoding.backends import Backend, OrtBackend, TorchBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder
+from worldmodels.flappy.decoding.decoder import FrameDecoder, from_manifest
+from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.decoding.rules import pipe_is_new
+from worldmodels.flappy.graphs import PREFILL_OUTPUTS
 from worldmodels.flappy.objective import slot_legal_table
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import PREFILL_OUTPUTS
 
 Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens (T,), positions (T,)) -> logits (T, vocab)
 
@@ -94,16 +94,16 @@ def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: 
     return out
 
 
-def free_rollout(backend: Backend, episode: np.ndarray, start_frames: int, slide_frames: int, seed: int) -> dict:
-    """Play the model from the episode's first frames with its actions; compare with what really happened."""
+def free_rollout(decoder: FrameDecoder, episode: np.ndarray, start_frames: int, seed: int) -> dict:
+    """Play the model (`decoder`, reset here with `seed`) from the episode's first frames with its actions; compare
+    with what really happened."""
     per_frame, action_start = SPEC.tokens_per_frame, SPEC.offsets["action"]
     frames = episode.reshape(-1, per_frame)
     bird, done_slot = SPEC.position_of("bird_y"), SPEC.position_of("done")
     true_death = int(np.flatnonzero(frames[:, done_slot] == SPEC.label_id("done", "yes"))[0]) \
         if (frames[:, done_slot] == SPEC.label_id("done", "yes")).any() else None
     start = min(start_frames, len(frames) - 1)
-    decoder = FrameDecoder(backend, slide_frames=slide_frames, seed=seed)
-    decoder.reset(frames[:start].reshape(-1)[:-1])
+    decoder.reset(frames[:start].reshape(-1)[:-1], seed=seed)
     drift, model_death, malformed = None, None, 0
     last = len(frames) - 1 if true_death is None else min(len(frames) - 1, true_death + 1)
     for t in range(start, last + 1):
@@ -136,12 +136,12 @@ def summarize_rollouts(rows: list[dict]) -> dict:
     }
 
 
-def evaluate_flappy(forward: Forward, backend: Backend, episodes_by_policy: dict[str, list[np.ndarray]],
-                    window_frames: int, start_frames: int, slide_frames: int, seed: int = 0) -> dict:
+def evaluate_flappy(forward: Forward, decoder: FrameDecoder, episodes_by_policy: dict[str, list[np.ndarray]],
+                    window_frames: int, start_frames: int, seed: int = 0) -> dict:
     result: dict = {"teacher_forced": {}, "rollout": {}, "reference": REFERENCE}
     everything, all_rows = [], []
     for policy, episodes in episodes_by_policy.items():
-        rows = [free_rollout(backend, ep, start_frames, slide_frames, seed + i)
+        rows = [free_rollout(decoder, ep, start_frames, seed + i)
                 for i, ep in enumerate(tqdm(episodes, desc=f"rollouts ({policy})", leave=False))]
         result["teacher_forced"][policy] = teacher_forced(forward, episodes, window_frames)
         result["rollout"][policy] = summarize_rollouts(rows)
@@ -210,13 +210,13 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
         raise UserError("--episodes-per-policy and --start-frames must be >= 1")
     collector, seed = (run.data.collector, run.seed) if args.episodes_like is None else episodes_of(args.episodes_like)
     if module is None:
-        manifest = read_manifest(path)
-        prefill = path.with_name(manifest["prefill_onnx"])
-        backend = OrtBackend(onnx_session(path), onnx_session(prefill),
-                             ring=manifest["decoding"].get("sliding_window", False))
-        forward = onnx_forward(backend.prefill_session)
-    else:
-        backend, forward = TorchBackend(module.inference_net), torch_forward(module.inference_net)
+        decoder = from_manifest(path)  # as the player decodes it: its graphs, cache kind and slide rule
+        forward = onnx_forward(onnx_session(path.with_name(read_manifest(path)["prefill_onnx"])))
+    else:  # the rules its export's frame graph plays by
+        decoding = run.module.decoding
+        decoder = FrameDecoder(TorchBackend(module.inference_net), slide_frames=decoding.slide_frames,
+                               temperature=decoding.temperature, slide_before_frame=True)
+        forward = torch_forward(module.inference_net)
     # The cache of this machine (conf/paths/default.yaml's rule), not the training machine's path in the manifest:
     # the episodes are keyed by the collector config, so they are found (or rebuilt) wherever the cache lives.
     cache_dir = Path(os.environ.get("WORLDMODELS_CACHE", Path.cwd() / ".cache"))
@@ -229,8 +229,7 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     # Teacher forcing reads whole windows through the prefill graph, which holds at most `context` tokens; a
     # sliding-window model trained on longer windows is scored on the same windows as any other.
     window_frames = min(run.data.window_frames, run.model.context // SPEC.tokens_per_frame)
-    result = evaluate_flappy(forward, backend, by_policy, window_frames, args.start_frames,
-                             run.module.decoding.slide_frames, args.seed)
+    result = evaluate_flappy(forward, decoder, by_policy, window_frames, args.start_frames, args.seed)
     result["model"] = str(path)
     result["episodes_from"] = str(args.episodes_like or path)
     print(format_flappy(result))

@@ -31,12 +31,21 @@ from worldmodels.core.manifest import (
     portable_config,
     write_manifest,
 )
-from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend, TorchBackend
+from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
+from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.decoding.rules import frame_rules, sampled_gaps
-from worldmodels.flappy.frame_graph import FRAME_OUTPUTS, export_frame_onnx, frame_inputs
+from worldmodels.flappy.frame_graph import export_frame_onnx
+from worldmodels.flappy.graphs import (
+    DECODE_INPUTS,
+    DECODE_OUTPUTS,
+    FRAME_OUTPUTS,
+    PREFILL_INPUTS,
+    PREFILL_OUTPUTS,
+    frame_inputs,
+)
 from worldmodels.flappy.tokens import SPEC
-from worldmodels.flappy.transformer import DECODE_INPUTS, DECODE_OUTPUTS, PREFILL_INPUTS, PREFILL_OUTPUTS, export_onnx
+from worldmodels.flappy.transformer import export_onnx
 
 PARITY_TOKENS = 1000  # tokens decoded on PyTorch and onnxruntime before an export is accepted
 FRAME_PARITY_FRAMES = 300  # frames made by the frame graph and the per-token graph before an export is accepted
@@ -112,7 +121,8 @@ def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path,
 
 def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "flappy",
                   tolerance: float = 1e-4, metrics: dict | None = None,
-                  start_contexts: list[list[int]] | None = None) -> tuple[Path, Path, float]:
+                  start_contexts: list[list[int]] | None = None,
+                  start_context_seeds: list[int] | None = None) -> tuple[Path, Path, float]:
     """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame)
     and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
     `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames
@@ -202,6 +212,8 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "decoding": {"context": cfg.context, "sliding_window": cfg.sliding_window, "slide_frames": slide_frames,
                      "temperature": run.module.decoding.temperature, "rules": "worldmodels/flappy/decoding/rules.py"},
         "start_contexts": [list(map(int, c)) for c in start_contexts],
+        # the reset seed of each context's game (checkpoints from before they were recorded have none)
+        **({"start_context_seeds": list(map(int, start_context_seeds))} if start_context_seeds else {}),
         "model": {**asdict(cfg), "parameters": sum(p.numel() for p in net.parameters())},
         "parity": {"max_abs_diff": max_diff, "identical_tokens": same, "tokens": frames * SPEC.tokens_per_frame,
                    "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},

@@ -61,16 +61,8 @@ from torch import nn
 
 from worldmodels.core.manifest import OPSET
 from worldmodels.flappy.decoding.rules import FrameRules
+from worldmodels.flappy.graphs import FRAME_OUTPUTS, frame_inputs
 from worldmodels.flappy.transformer import ChunkLayout, KVCache, TokenTransformer
-
-
-def frame_inputs(layers: int) -> list[str]:
-    """The frame graph's input names, in order, for a model of `layers` layers."""
-    return ["action", "position", *[f"k_cache_{i}" for i in range(layers)], *[f"v_cache_{i}" for i in range(layers)],
-            "cache_len", "previous", "guess", "uniforms", "temperature"]
-
-
-FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
 
 
 def rule_tables(rules: FrameRules, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:

@@ -14,8 +14,8 @@ import torch
 
 from worldmodels.core.config import RolloutConfig
 from worldmodels.core.media import labelled_grid, log_media
-from worldmodels.flappy.decoding.backends import TorchBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder
+from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.render import render_frame
 from worldmodels.flappy.tokens import SPEC
 

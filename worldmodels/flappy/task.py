@@ -44,7 +44,7 @@ def callbacks(run: RunConfig) -> list[L.Callback]:
 
 def export(module, run: RunConfig, out_dir: Path, name: str, tolerance: float, metrics: dict | None):
     return export_flappy(module.inference_net, run, module.run_config, out_dir, name, tolerance, metrics,
-                         module.export_extras.get("start_contexts"))
+                         module.export_extras.get("start_contexts"), module.export_extras.get("start_context_seeds"))
 
 
 TASK = Task(

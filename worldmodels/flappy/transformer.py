@@ -56,11 +56,7 @@ from torch.nn import functional as F
 from worldmodels.core.manifest import OPSET
 from worldmodels.core.schema import require
 from worldmodels.flappy.config import TransformerConfig
-
-DECODE_INPUTS = ["tokens", "position", "k_cache", "v_cache", "cache_len"]
-DECODE_OUTPUTS = ["logits", "k_cache_out", "v_cache_out"]
-PREFILL_INPUTS = ["tokens", "positions"]
-PREFILL_OUTPUTS = ["logits", "k_cache", "v_cache", "cache_len"]
+from worldmodels.flappy.graphs import DECODE_INPUTS, DECODE_OUTPUTS, PREFILL_INPUTS, PREFILL_OUTPUTS
 
 
 @dataclass

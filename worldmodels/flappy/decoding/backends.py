@@ -1,8 +1,11 @@
-"""The models a decoder drives, behind a fixed-size KV cache (batch 1): PyTorch or the exported ONNX graphs.
+"""The models a decoder drives, behind a fixed-size KV cache (batch 1): the exported ONNX graphs here (onnxruntime
+and numpy, no torch), PyTorch in `pytorch.py`.
 
-`TorchBackend` / `OrtBackend` make one token per call (`prefill`, `step`); `TorchFrameBackend` / `OrtFrameBackend`
-make a whole frame per call with the frame graph (`frame`). The same decoder drives either, so a test can pin the
-exported graphs to the PyTorch code they were traced from.
+`OrtBackend` (and `TorchBackend`) make one token per call (`prefill`, `step`); `OrtFrameBackend` (and
+`TorchFrameBackend`) make a whole frame per call with the frame graph (`frame`). The same decoder drives either, so a
+test can pin the exported graphs to the PyTorch code they were traced from. `ring` is the exported model's
+`sliding_window` and must be given: a per-token decoder with the wrong one makes other frames, and nothing in the
+graph tells; `worldmodels.flappy.decoding.decoder.from_manifest` reads it from the manifest.
 """
 
 from __future__ import annotations
@@ -12,13 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from worldmodels.flappy.decoding.rules import frame_rules
 from worldmodels.flappy.decoding.window import cache_length, check_room
-from worldmodels.flappy.frame_graph import FRAME_OUTPUTS, FrameGraph
-from worldmodels.flappy.tokens import SPEC, TokenSpec
-from worldmodels.flappy.transformer import DECODE_OUTPUTS, PREFILL_OUTPUTS, TokenTransformer
+from worldmodels.flappy.graphs import DECODE_OUTPUTS, FRAME_OUTPUTS, PREFILL_OUTPUTS
 
 State = Any  # a backend's cache: torch tensors or numpy arrays, opaque to the decoder
 
@@ -39,33 +38,10 @@ class Backend(Protocol):
         """Append one token (the window must have room); the logits after it."""
 
 
-class TorchBackend:
-    """A TokenTransformer, through its `prefill` and `decode_step` (the code the ONNX graphs are traced from)."""
-
-    def __init__(self, model: TokenTransformer):
-        self.model = model.eval()
-        self.context, self.ring = model.cfg.context, model.cfg.sliding_window
-        self.device = model.embed.weight.device
-
-    def _tensor(self, values) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(values, np.int64), device=self.device)
-
-    @torch.no_grad()
-    def prefill(self, tokens, positions):
-        logits, k, v, length = self.model.prefill(self._tensor(tokens)[None], self._tensor(positions)[None])
-        return logits[0, -1].float().cpu().numpy(), (k, v, length)
-
-    @torch.no_grad()
-    def step(self, token, position, state):
-        k, v, length = state
-        logits, k, v = self.model.decode_step(self._tensor([[token]]), self._tensor([position]), k, v, length)
-        return logits[0].float().cpu().numpy(), (k, v, cache_length(length, 1, self))
-
-
 class OrtBackend:
     """The graphs written by `worldmodels.flappy.transformer.export_onnx`, run with onnxruntime."""
 
-    def __init__(self, decode_session, prefill_session, ring: bool = False):
+    def __init__(self, decode_session, prefill_session, *, ring: bool):
         self.decode, self.prefill_session, self.ring = decode_session, prefill_session, ring
         # The decode graph's k_cache is (layers, batch, heads, context, head_dim), the frame graph's k_cache_0 is
         # layer 0's (1, heads, context, head_dim); only batch may be dynamic.
@@ -73,8 +49,8 @@ class OrtBackend:
         self.context = int(shapes["k_cache"][3] if "k_cache" in shapes else shapes["k_cache_0"][2])
 
     @classmethod
-    def from_files(cls, decode_path: str | Path, prefill_path: str | Path, threads: int = 1,
-                   ring: bool = False) -> OrtBackend:
+    def from_files(cls, decode_path: str | Path, prefill_path: str | Path, *, ring: bool,
+                   threads: int = 1) -> OrtBackend:
         """`ring`: the exported model's `sliding_window` (the manifest's decoding.sliding_window)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -111,42 +87,20 @@ class FrameBackend(Protocol):
         frame written into it, the passes the frame took, the next frame's first slot after the first action)."""
 
 
-class TorchFrameBackend(TorchBackend):
-    """`FrameGraph` in PyTorch (the module the ONNX frame graph is traced from) and the model's prefill."""
-
-    def __init__(self, model: TokenTransformer, spec: TokenSpec = SPEC):
-        super().__init__(model)
-        self.graph = FrameGraph(self.model, frame_rules(spec)).eval()
-
-    @torch.no_grad()
-    def frame(self, action_id, position, state, previous, guess, uniforms, temperature):
-        k, v, length = state
-        check_room(int(length.reshape(-1)[0]), self.graph.tokens_per_call, self)
-        f64 = dict(dtype=torch.float64, device=self.device)
-        frame, logits, k_frame, v_frame, slots, passes, next_first = self.graph(
-            self._tensor([action_id]), self._tensor([position]), k, v, length, self._tensor(previous),
-            self._tensor(guess), torch.as_tensor(np.asarray(uniforms, np.float64), **f64),
-            torch.tensor([float(temperature)], **f64))
-        index = slots[None, None, None, :, None].expand(k_frame.shape)  # (layers, 1, heads, 10, head_dim)
-        state = (k.scatter(3, index, k_frame), v.scatter(3, index, v_frame),
-                 cache_length(length, len(slots), self))
-        return frame.cpu().numpy(), logits.float().cpu().numpy(), state, int(passes), int(next_first)
-
-
 class OrtFrameBackend(OrtBackend):
     """The frame graph written by `worldmodels.flappy.frame_graph.export_frame_onnx` and the prefill graph. The
     cache arrays are written in place: a frame's 10 rows go into their slots, nothing is reallocated."""
 
-    def __init__(self, frame_session, prefill_session, ring: bool = False):
-        super().__init__(frame_session, prefill_session, ring)
+    def __init__(self, frame_session, prefill_session, *, ring: bool):
+        super().__init__(frame_session, prefill_session, ring=ring)
         self.frame_session = frame_session
         logits = next(o for o in frame_session.get_outputs() if o.name == "logits")
         self.tokens_per_call = int(logits.shape[0])  # (tokens per frame, vocab)
 
     @classmethod
-    def from_files(cls, frame_path: str | Path, prefill_path: str | Path, threads: int = 1,
-                   ring: bool = False) -> OrtFrameBackend:
-        return super().from_files(frame_path, prefill_path, threads, ring)
+    def from_files(cls, frame_path: str | Path, prefill_path: str | Path, *, ring: bool,
+                   threads: int = 1) -> OrtFrameBackend:
+        return super().from_files(frame_path, prefill_path, ring=ring, threads=threads)
 
     def step(self, token, position, state):
         raise NotImplementedError("the frame graph makes whole frames: use frame()")

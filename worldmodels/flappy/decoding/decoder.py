@@ -1,18 +1,20 @@
 """Token decoding for the Flappy world model, frame by frame: what the browser's Web Worker does, in Python.
 
-    decoder = FrameDecoder(TorchBackend(model))              # or OrtBackend.from_files("decode.onnx", "prefill.onnx")
+    decoder = from_manifest("models/flappy/flappy.json")     # an export, decoded as the player decodes it
     decoder.reset(context_tokens)                            # whole frames, ending with a 9-token state (no action)
     while not decoder.done:
         state_tokens = decoder.step(action)                  # (9,) the next frame; render it, read the next action
 
-    decoder = FrameGraphDecoder(OrtFrameBackend.from_files("frame.onnx", "prefill.onnx"))  # one call per frame
-                                                                 # (ring=True for a sliding-window export)
+    decoder = FrameDecoder(TorchBackend(model))              # a PyTorch model (`pytorch.py`), same rules
+
+Decoding an export needs onnxruntime and numpy only: this module, `backends.py`, `rules.py` and `window.py` import
+no torch.
 
 The same `FrameDecoder` drives PyTorch (`TorchBackend`) and the exported ONNX graphs (`OrtBackend`), so a test can
-pin one to the other; `decode_full_recompute` is the no-cache reference (a full forward per token) that pins the
-KV-cache bookkeeping and serves as the benchmark's baseline. `FrameGraphDecoder` applies rules 3-6 inside one graph
-call per frame (`worldmodels/flappy/frame_graph.py`; `TorchFrameBackend`, `OrtFrameBackend`) with rule 2's
-`slide_before_frame`, and makes the frames `FrameDecoder(..., slide_before_frame=True)` makes.
+pin one to the other; `decode_full_recompute` (`pytorch.py`) is the no-cache reference (a full forward per token)
+that pins the KV-cache bookkeeping and serves as the benchmark's baseline. `FrameGraphDecoder` applies rules 3-6
+inside one graph call per frame (`worldmodels/flappy/frame_graph.py`; `TorchFrameBackend`, `OrtFrameBackend`) with
+rule 2's `slide_before_frame`, and makes the frames `FrameDecoder(..., slide_before_frame=True)` makes.
 
 The rules (positions, window, a step, choice, new pipe, sampling) are `rules.py`'s docstring; the window's
 bookkeeping is `window.py`; the models behind the decoders are `backends.py`.
@@ -20,17 +22,18 @@ bookkeeping is `window.py`; the models behind the decoders are `backends.py`.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from pathlib import Path
 
-from worldmodels.flappy.decoding.backends import Backend, FrameBackend
+import numpy as np
+
+from worldmodels.core.manifest import read_manifest
+from worldmodels.flappy.decoding.backends import Backend, FrameBackend, OrtBackend, OrtFrameBackend
 from worldmodels.flappy.decoding.rules import frame_guess, gap_positions, generate_state
 from worldmodels.flappy.decoding.window import window_start
 from worldmodels.flappy.tokens import SPEC, TokenSpec
-from worldmodels.flappy.transformer import TokenTransformer
 
 
-def _check_context(tokens, start_position: int, spec: TokenSpec) -> np.ndarray:
+def check_context(tokens, start_position: int, spec: TokenSpec) -> np.ndarray:
     tokens = np.asarray(tokens, np.int64).reshape(-1)
     n, per_frame = spec.tokens_per_frame, spec.state_tokens_per_frame
     if tokens.size % n != per_frame:
@@ -45,7 +48,7 @@ def _check_context(tokens, start_position: int, spec: TokenSpec) -> np.ndarray:
     return tokens
 
 
-def _uniforms(uniforms, rng: np.random.Generator, spec: TokenSpec) -> np.ndarray:
+def frame_uniforms(uniforms, rng: np.random.Generator, spec: TokenSpec) -> np.ndarray:
     count = len(gap_positions(spec))
     if uniforms is None:
         return rng.random(count)
@@ -77,9 +80,12 @@ class FrameDecoder:
         self.logits: np.ndarray | None = None
         self.tokens_generated = self.slides = 0
 
-    def reset(self, context_tokens, start_position: int = 0) -> None:
-        """Start from real frames: whole frames ending with a 9-token state frame; token 0 at `start_position`."""
-        tokens = _check_context(context_tokens, start_position, self.spec)
+    def reset(self, context_tokens, start_position: int = 0, seed: int | None = None) -> None:
+        """Start from real frames: whole frames ending with a 9-token state frame; token 0 at `start_position`.
+        `seed` restarts the uniforms' stream (as a new decoder with that seed would)."""
+        tokens = check_context(context_tokens, start_position, self.spec)
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
         self._history, self._start = tokens.tolist(), start_position
         self._window = window_start(len(tokens), self.backend.context, self.spec)
         self.logits, self._state = self.backend.prefill(tokens[self._window:], self._positions(self._window))
@@ -102,7 +108,7 @@ class FrameDecoder:
         actions = len(self.spec.field_named("action").labels)
         if action not in range(actions):
             raise ValueError(f"action must be an int in 0..{actions - 1}, got {action!r}")
-        u = _uniforms(uniforms, self.rng, self.spec)
+        u = frame_uniforms(uniforms, self.rng, self.spec)
         if self.slide_before_frame and not self.ring and \
                 len(self._history) - self._window + self.spec.tokens_per_frame > self.backend.context:
             self._slide()
@@ -153,44 +159,6 @@ class FrameDecoder:
         return latest == self.spec.label_id("done", "yes")
 
 
-@torch.no_grad()
-def decode_full_recompute(model: TokenTransformer, context, actions, uniforms: np.ndarray | None = None,
-                          slide_frames: int = 4, temperature: float = 1.0, seed: int = 0, start_position: int = 0,
-                          spec: TokenSpec = SPEC, slide_before_frame: bool = False) -> np.ndarray:
-    """The no-cache reference: the same rules as FrameDecoder (same window, same uniforms: `uniforms` (F, 2) or the
-    Generator stream of `seed`), but every token's logits come from a full forward over the window.
-    Returns the generated state tokens, int64 (F, 9)."""
-    if not 0 < slide_frames * spec.tokens_per_frame < model.cfg.context:
-        raise ValueError(f"slide_frames={slide_frames}: must drop at least one frame and fewer tokens than the "
-                         f"model's context ({model.cfg.context})")
-    model = model.eval()
-    device = model.embed.weight.device
-    history = _check_context(context, start_position, spec).tolist()
-    window = window_start(len(history), model.cfg.context, spec)
-    rng = np.random.default_rng(seed)
-
-    ring = model.cfg.sliding_window  # the banded forward over everything since the reset's window is the reference
-
-    def feed(token: int) -> np.ndarray:
-        nonlocal window
-        if not ring and len(history) - window == model.cfg.context:
-            window += slide_frames * spec.tokens_per_frame
-        history.append(token)
-        tokens = torch.tensor(history[window:], device=device)[None]  # (1, T)
-        positions = torch.arange(start_position + window, start_position + len(history), device=device)
-        return model(tokens, positions)[0][0, -1].float().cpu().numpy()
-
-    frames = []
-    for f, action in enumerate(actions):
-        u = _uniforms(None if uniforms is None else uniforms[f], rng, spec)
-        if slide_before_frame and not ring and len(history) - window + spec.tokens_per_frame > model.cfg.context:
-            window += slide_frames * spec.tokens_per_frame
-        previous = history[-spec.state_tokens_per_frame:]
-        first = feed(spec.offsets["action"] + int(action))
-        frames.append(generate_state(feed, first, previous, u, temperature, spec))
-    return np.array(frames, np.int64).reshape(-1, spec.state_tokens_per_frame)
-
-
 class FrameGraphDecoder(FrameDecoder):
     """FrameDecoder's rules with one frame-graph call per frame: the same history, positions, uniforms stream and
     bookkeeping; an ordered window slides before a frame that does not fit (`slide_before_frame`). Its frames equal
@@ -206,8 +174,8 @@ class FrameGraphDecoder(FrameDecoder):
         self.passes = 0
         self.next_first: int | None = None
 
-    def reset(self, context_tokens, start_position: int = 0) -> None:
-        super().reset(context_tokens, start_position)
+    def reset(self, context_tokens, start_position: int = 0, seed: int | None = None) -> None:
+        super().reset(context_tokens, start_position, seed)
         self.passes = 0
         self.next_first = None
 
@@ -230,3 +198,27 @@ class FrameGraphDecoder(FrameDecoder):
         self.tokens_generated += len(frame)
         self.passes += passes
         return frame
+
+
+def from_manifest(path: str | Path, *, per_token: bool = False, threads: int = 1, seed: int = 0) -> FrameDecoder:
+    """The decoder an export is played with, from its manifest alone (`<name>.json`, or its `.onnx`): what the
+    browser's player runs. With a frame graph, `FrameGraphDecoder`; `per_token` swaps in a `FrameDecoder` over the
+    decode graph that slides before a frame that does not fit, which makes the same frames. Without one (an older
+    export), a `FrameDecoder` over the decode graph that slides when the window is full, as the player does. The
+    cache's kind (`ring`: the model's sliding window; absent in exports from before it existed, which are ordered),
+    `slide_frames`, `temperature` and the token spec are the manifest's."""
+    path = Path(path)
+    path = path.with_suffix(".json") if path.suffix == ".onnx" else path
+    manifest = read_manifest(path)
+    if manifest["task"] != "flappy":
+        raise ValueError(f"{path} describes a {manifest['task']} export, not a Flappy one")
+    decoding, folder = manifest["decoding"], path.parent
+    ring = bool(decoding.get("sliding_window", False))
+    options = dict(spec=TokenSpec.from_json(manifest["token_spec"]), slide_frames=decoding["slide_frames"],
+                   temperature=decoding["temperature"], seed=seed)
+    prefill, frame = folder / manifest["prefill_onnx"], manifest.get("frame_onnx")
+    if frame and not per_token:
+        return FrameGraphDecoder(OrtFrameBackend.from_files(folder / frame, prefill, ring=ring, threads=threads),
+                                 **options)
+    backend = OrtBackend.from_files(folder / manifest["onnx"], prefill, ring=ring, threads=threads)
+    return FrameDecoder(backend, slide_before_frame=bool(frame), **options)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from worldmodels.flappy.tokens import TokenSpec
 
@@ -22,11 +21,12 @@ class Cache(Protocol):
 
 
 def cache_length(length, added: int, backend: Cache):
-    """Filled slots after `added` more tokens (numpy or torch): the ring never holds more than `context`."""
+    """Filled slots after `added` more tokens (a numpy array, or a torch tensor, which has `clamp`; this module
+    imports no torch): the ring never holds more than `context`."""
     grown = length + added
     if not backend.ring:
         return grown
-    return grown.clamp(max=backend.context) if isinstance(grown, torch.Tensor) else np.minimum(grown, backend.context)
+    return grown.clamp(max=backend.context) if hasattr(grown, "clamp") else np.minimum(grown, backend.context)
 
 
 def check_room(length: int, tokens: int, backend: Cache) -> None:
