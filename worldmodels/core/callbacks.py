@@ -35,6 +35,9 @@ class SaveOnInterrupt(L.Callback):
         elif trainer.is_global_zero:
             checkpoint = trainer._checkpoint_connector.dump_checkpoint()  # what save_checkpoint writes, sans barrier
             trainer.strategy.save_checkpoint(checkpoint, self.path)
+        if trainer.is_global_zero:
+            log.warning("interrupted at step %d: saved %s; resume with ckpt_path=%s", trainer.global_step, self.path,
+                        self.path)
 
 
 class OnnxExport(L.Callback):
