@@ -18,13 +18,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from worldmodels.core.config import RunConfig
 from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.core.schema import ConfigError
-from worldmodels.tasks import TASKS, get_task, load_checkpoint, validate
+from worldmodels.tasks import TASKS, get_task, load_checkpoint, task_config, validate
 
 # A manifest tensor's dtype -> onnxruntime's name for the type of a graph's input or output.
 ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)"}
@@ -99,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
                              "offline when no API key is configured), its files under <out's folder>/wandb/")
     parser.add_argument("--wandb-project", default=None, metavar="NAME",
                         help="the W&B project (implies --wandb; default: the training run's logger.project)")
-    for name in TASKS:
-        get_task(name).eval_arguments(parser.add_argument_group(f"{name} models"))
+    for name in TASKS:  # each task's flags live in its light config module: --help loads no model code
+        task_config(name).add_eval_arguments(parser.add_argument_group(f"{name} models"))
     args = parser.parse_args(argv)
+    import torch  # ~3 s: after the flags, so that --help and a bad flag answer at once
+
     check_out(args.out)
     if not args.model.is_file():
         raise UserError(f"no model file at {args.model}")

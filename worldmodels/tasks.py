@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from worldmodels.core.config import CHECKPOINT_KEY, RUN_SCHEMAS, RunConfig, store_schemas
+from worldmodels.core.config import CHECKPOINT_KEY, RUN_SCHEMAS, RunConfig, read_checkpoint, store_schemas
 from worldmodels.core.errors import UserError
 from worldmodels.core.schema import ConfigError, build
 from worldmodels.core.task import Task
@@ -136,28 +136,6 @@ def export_module(module: WorldModelModule, run: RunConfig, out_dir: str | Path,
                   tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
     """Export a trained LightningModule of any task (its EMA weights when it has them): (onnx, manifest, max diff)."""
     return get_task(run.task_name).export(module, run, Path(out_dir), name or run.task_name, tolerance, metrics)
-
-
-def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
-    """A checkpoint written by worldmodels.train, loaded as plain data (`weights_only`), or a one-line UserError for
-    a missing path, a folder, an empty or foreign file. `mmap` leaves the tensors on disk (to read its config only)."""
-    import torch  # heavy (seconds): kept off the registry's import, which every composition pays for
-
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path} is a folder, not a checkpoint; give a .ckpt file (e.g. {path}/last.ckpt)")
-    if not path.is_file():
-        raise UserError(f"no checkpoint at {path}")
-    if path.stat().st_size == 0:
-        raise UserError(f"{path} is empty, not a checkpoint; pick another .ckpt")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}); pick another .ckpt") from err
-    stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
-        raise UserError(f"{path} was not written by worldmodels.train (no '{CHECKPOINT_KEY}' entry)")
-    return checkpoint
 
 
 def check_resume(run: RunConfig) -> None:

@@ -8,6 +8,7 @@ that uses them (`denoiser.py`, `sim.py`, `data.py`, `objective.py` import them f
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass, field
 
@@ -148,3 +149,11 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "data": {"breakout": BreakoutDataConfig},
     "module": {"diffusion": DiffusionConfig},
 }
+
+
+def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
+    """`python -m worldmodels.evaluate`'s flags for this task's models (here, light, so --help loads no model code)."""
+    group.add_argument("--games", type=int, default=32, help="held-out games played in parallel")
+    group.add_argument("--horizon", type=int, default=32, help="steps per game (one-step) and rollout length")
+    group.add_argument("--steps", type=int, default=None, help="denoising steps K (default: the model's)")
+    group.add_argument("--sigma-max", type=float, default=None, help="warm-start noise (default: the model's)")

@@ -120,13 +120,6 @@ def format_tables(result: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--games", type=int, default=32, help="held-out games played in parallel")
-    group.add_argument("--horizon", type=int, default=32, help="steps per game (one-step) and rollout length")
-    group.add_argument("--steps", type=int, default=None, help="denoising steps K (default: the model's)")
-    group.add_argument("--sigma-max", type=float, default=None, help="warm-start noise (default: the model's)")
-
-
 def run(args: argparse.Namespace, path: Path, run, module) -> None:
     """`python -m worldmodels.evaluate` for a Breakout model (`module` None for an export): tables, JSON, GIF, plot."""
     if args.games < 1 or args.horizon < 1:

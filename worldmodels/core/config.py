@@ -35,6 +35,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
+from worldmodels.core.errors import UserError
 from worldmodels.core.schema import ConfigError, require
 
 # checkpoint[CHECKPOINT_KEY] = {"format": 1, "config": <resolved run config>, "extras": <export_extras>}: what makes
@@ -346,3 +347,25 @@ RUN_SCHEMAS: dict[str, type] = {
     "run": RunConfig, "trainer": TrainerConfig, "logger": LoggerConfig, "callbacks": CallbacksConfig,
     "paths": PathsConfig,
 }
+
+
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """A checkpoint written by worldmodels.train, loaded as plain data (`weights_only`), or a one-line UserError for
+    a missing path, a folder, an empty or foreign file. `mmap` leaves the tensors on disk (to read its config only)."""
+    import torch  # heavy (seconds): kept off this module's import, which every composition pays for
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a checkpoint; give a .ckpt file (e.g. {path}/last.ckpt)")
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty, not a checkpoint; pick another .ckpt")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}); pick another .ckpt") from err
+    stored = checkpoint.get(CHECKPOINT_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise UserError(f"{path} was not written by worldmodels.train (no '{CHECKPOINT_KEY}' entry)")
+    return checkpoint

@@ -16,7 +16,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from worldmodels.core.config import CHECKPOINT_KEY, RunConfig
+from worldmodels.core.config import CHECKPOINT_KEY, RunConfig, read_checkpoint
 from worldmodels.core.errors import UserError
 from worldmodels.core.run_identity import hydra_job_config, is_multirun, swept_keys, wandb_run_identity
 
@@ -37,7 +37,7 @@ def build_logger(run: RunConfig, run_config: dict):
     if run.logger.name == "csv":
         return CSVLogger(save_dir=str(out), name="csv", version="")
     import wandb  # heavy (~2 s to import): only the runs that log to W&B pay for it
-    from wandb.sdk.lib.runid import generate_id
+    from wandb.sdk.lib.runid import generate_id  # W&B (~2 s to import): only runs that log to it pay
 
     offline = wandb_offline(run.logger.mode)
     if offline:
@@ -66,8 +66,6 @@ def build_logger(run: RunConfig, run_config: dict):
 
 def resumed_wandb_run(ckpt_path: str) -> dict:
     """`{"id", "group"}` of the W&B run a checkpoint was trained in (empty when it was not logged to W&B)."""
-    from worldmodels.tasks import read_checkpoint  # tasks imports the task registry; only a resume needs it
-
     stored = read_checkpoint(ckpt_path, mmap=True)[CHECKPOINT_KEY]["config"].get("logger") or {}
     return {k: stored[k] for k in ("id", "group") if stored.get(k)}
 
@@ -83,7 +81,7 @@ def wandb_offline(mode: str) -> bool:
     offline`) is offline, or when it is online but wandb finds no credentials for its server."""
     if mode != "auto":
         return mode == "offline"
-    from wandb.sdk import wandb_setup
+    from wandb.sdk import wandb_setup  # W&B (~2 s to import): only runs that log to it pay
 
     own = wandb_setup.singleton().settings.mode
     if own not in ("online", "run"):  # offline, or disabled / shared: wandb's choice stands
@@ -95,9 +93,9 @@ def wandb_api_key_configured() -> bool:
     """Whether `wandb.init` would find credentials for the server it talks to (`WANDB_BASE_URL`, or the host of
     `wandb login --host`): WANDB_API_KEY, an identity token file, the netrc entry for that host (NETRC or ~/.netrc),
     or an api_key setting. wandb's own resolution, without prompting and without a network call."""
-    from wandb.errors import AuthenticationError
-    from wandb.sdk import wandb_setup
-    from wandb.sdk.lib import wbauth
+    from wandb.errors import AuthenticationError  # W&B (~2 s to import): only runs that log to it pay
+    from wandb.sdk import wandb_setup  # W&B (~2 s to import): only runs that log to it pay
+    from wandb.sdk.lib import wbauth  # W&B (~2 s to import): only runs that log to it pay
 
     settings = wandb_setup.singleton().settings
     try:
@@ -118,7 +116,7 @@ def model_artifact(manifest_path: Path, run_id: str):
     """The export beside `manifest_path` (its graphs and manifest) as a draft W&B artifact `<task>-<run id>` of
     type "model", the manifest's key facts as metadata. The same files give the same digest: `evaluate` links its
     run to the version the training run logged by rebuilding it."""
-    import wandb
+    import wandb  # W&B (~2 s to import): only runs that log to it pay
 
     manifest = json.loads(Path(manifest_path).read_text())
     metadata = {k: manifest[k] for k in ARTIFACT_FACTS if k in manifest}
@@ -147,7 +145,7 @@ def log_evaluation(result_path: Path, model_path: Path, run: RunConfig, run_conf
     credentials) under `<result folder>/wandb/`: the results as its summary, the JSON as a file. It joins the
     training run's project and group, records the training run's id in its config, and (online, for an export)
     uses the model artifact the training run logged. Returns a line saying where the run went."""
-    import wandb
+    import wandb  # W&B (~2 s to import): only runs that log to it pay
 
     trained = run_config.get("logger") or {}
     training_id = trained.get("id") if trained.get("name") == "wandb" else None

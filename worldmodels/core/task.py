@@ -7,7 +7,6 @@ importing torch. Nothing outside the task's folder branches on the task's name. 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,5 +23,4 @@ class Task:
     callbacks: Callable  # (run) -> the task's own Lightning callbacks (media)
     # (module, run, out_dir, name, tolerance, metrics) -> (onnx path, manifest path, max |onnxruntime - PyTorch|)
     export: Callable[..., tuple[Path, Path, float]]
-    eval_arguments: Callable[[argparse._ArgumentGroup], None]  # adds the task's `evaluate` flags
     evaluate: Callable  # (args, model path, loaded checkpoint (run, module) or None) -> None; prints and writes

@@ -9,7 +9,9 @@ them from here).
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from worldmodels.core.config import OptimConfig
 from worldmodels.core.schema import require
@@ -174,3 +176,11 @@ def check(run) -> None:
     require(tokens <= run.model.context, "data.window_frames",
             f"{run.data.window_frames} frames ({tokens} tokens) do not fit model.context={run.model.context}; "
             "shorten the windows or set model.sliding_window=true (banded attention trains on longer ones)")
+
+
+def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
+    """`python -m worldmodels.evaluate`'s flags for this task's models (here, light, so --help loads no model code)."""
+    group.add_argument("--episodes-per-policy", type=int, default=6, help="held-out episodes per policy")
+    group.add_argument("--start-frames", type=int, default=20, help="real frames a free rollout starts from")
+    group.add_argument("--episodes-like", type=Path, default=None,
+                       help="evaluate on the held-out episodes of this export's data (default: the model's)")

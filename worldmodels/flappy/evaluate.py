@@ -189,13 +189,6 @@ def format_flappy(result: dict) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--episodes-per-policy", type=int, default=6, help="held-out episodes per policy")
-    group.add_argument("--start-frames", type=int, default=20, help="real frames a free rollout starts from")
-    group.add_argument("--episodes-like", type=Path, default=None,
-                       help="evaluate on the held-out episodes of this export's data (default: the model's)")
-
-
 def episodes_of(manifest_path: Path) -> tuple[CollectorConfig, int]:
     """The collector config and seed that made an exported Flappy model's data (`--episodes-like`)."""
     if manifest_path.suffix not in (".json", ".onnx") or not manifest_path.with_suffix(".json").is_file():

@@ -54,6 +54,5 @@ TASK = Task(
     build_module=build_module,
     callbacks=callbacks,
     export=export,
-    eval_arguments=evaluate.add_arguments,
     evaluate=evaluate.run,
 )
