@@ -14,7 +14,9 @@ the logger's files and summary.json.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -103,5 +105,17 @@ def main() -> None:
     hydra_main()
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command (`python -m worldmodels.train`, `worldmodels-train`): `main`, then an exit that skips the
+    interpreter's teardown of torch's and Lightning's modules (~2.5 s on a 2-core machine, a sixth of a smoke run).
+    By then the run has written and closed everything; the atexit handlers still run, and the streams are flushed."""
     main()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    cli()
