@@ -65,7 +65,7 @@ def check_overrides(argv: list[str]) -> None:
         return  # sweeps and Hydra's own flags: each job is still validated by `validate`
     overrides = [a for a in argv if not a.startswith("-")]
     cfg = compose_config(overrides)
-    if any(a.replace(" ", "") in ("hydra.mode=MULTIRUN", "hydra.mode=multirun") for a in overrides):
+    if is_sweep(overrides):
         return  # a sweep set by override: its jobs' values come from the sweeper, each is checked by `train`
     run = validate(cfg)
     check_resume(run)
@@ -106,15 +106,22 @@ def main() -> None:
 
 
 def cli() -> None:
-    """The command (`python -m worldmodels.train`, `worldmodels-train`): `main`, then an exit that skips the
-    interpreter's teardown of torch's and Lightning's modules (~2.5 s on a 2-core machine, a sixth of a smoke run).
-    By then the run has written and closed everything; the atexit handlers still run, and the streams are flushed."""
+    """The command (`python -m worldmodels.train`, `worldmodels-train`): `main`, then, for a single run, an exit that
+    skips the interpreter's teardown of torch's and Lightning's modules (~2.5 s on a 2-core machine, a sixth of a
+    smoke run). By then the run has written and closed everything; the atexit handlers still run and the streams
+    are flushed. A sweep exits as usual: joblib's worker pool shuts down in the interpreter's own order."""
     main()
+    if is_sweep(sys.argv[1:]):
+        return
     atexit._run_exitfuncs()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def is_sweep(argv: list[str]) -> bool:
+    return any(a in ("-m", "--multirun") or a.replace(" ", "").lower() == "hydra.mode=multirun" for a in argv)
 
 
 if __name__ == "__main__":

@@ -91,14 +91,21 @@ def test_ctrl_c_saves_interrupted_ckpt_and_says_where(tmp_path):
 
     run_dir, log = tmp_path / "run", tmp_path / "output.txt"
     with open(log, "w") as out:
+        # SIGINT at its default in the child: a shell's background job (as CI may run us) starts with it ignored,
+        # and a Python started with SIGINT ignored never raises KeyboardInterrupt.
         proc = subprocess.Popen([sys.executable, "-m", "worldmodels.train", "debug=smoke", "logger=none",
                                  "trainer.max_steps=100000", "trainer.val_check_interval=100000",
-                                 f"hydra.run.dir={run_dir}"], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 240
-        while not list(run_dir.glob("checkpoints/step*.ckpt")) and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)  # a periodic checkpoint (every 2 steps under debug=smoke): training is under way
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+                                 f"hydra.run.dir={run_dir}"], stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 240
+            while (not list(run_dir.glob("checkpoints/step*.ckpt")) and time.monotonic() < deadline
+                   and proc.poll() is None):
+                time.sleep(0.2)  # a periodic checkpoint (every 2 steps under debug=smoke): training is under way
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()  # never leave a 100,000-step run behind
     output = log.read_text()
     path = run_dir / "checkpoints" / "interrupted.ckpt"
     assert path.is_file(), output[-3000:]
