@@ -114,7 +114,9 @@ try {
   check(dreamed, `the dream layer produces frames (${dreamFrames} so far; ${await page.textContent("#dream-fps")})`);
   await page.screenshot({ path: join(args.artifacts, "breakout.png") });
   // With the paddle left alone the ball is lost; then the game waits for a key again, and Space serves.
-  const lost = await until(page, () => document.getElementById("breakout-lives").textContent !== "3", null, 30_000,
+  // (On a slow machine the keys above may already have served again after a lost ball, even to a game over and
+  // a new game with 3 lives: either way the game must stop and wait, so wait for that, not for a lives count.)
+  const lost = await until(page, () => window.__breakout.waiting() && window.__breakout.tick() > 0, null, 30_000,
     "a lost ball");
   const t0 = await page.evaluate(() => window.__breakout.tick());
   await page.waitForTimeout(600);
