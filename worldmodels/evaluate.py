@@ -100,8 +100,6 @@ def main(argv: list[str] | None = None) -> None:
     for name in TASKS:  # each task's flags live in its light config module: --help loads no model code
         task_config(name).add_eval_arguments(parser.add_argument_group(f"{name} models"))
     args = parser.parse_args(argv)
-    import torch  # ~3 s: after the flags, so that --help and a bad flag answer at once
-
     check_out(args.out)
     if not args.model.is_file():
         raise UserError(f"no model file at {args.model}")
@@ -111,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         run, module = load_checkpoint(args.model)
         run_config = module.run_config
+    import torch  # ~3 s: after the flags and inputs are checked, so that --help and bad input answer at once
+
     with torch.no_grad():  # not set_grad_enabled(False): a caller's own grad mode survives main()
         get_task(run.task_name).evaluate(args, args.model, run, module)
     if args.wandb or args.wandb_project:

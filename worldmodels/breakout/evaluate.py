@@ -134,7 +134,7 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     result["model"] = model.description
     frames = result.pop("frames")
     print(format_tables(result))
-    out = args.out or path.with_suffix(".eval.json")
+    out = args.out  # `worldmodels.evaluate.main` fills in the default, <model>.eval.json
     out.write_text(json.dumps(result, indent=2) + "\n")
     save_rollout_gif(frames["truth"], frames["rollout"], out.with_suffix(".gif"))
     save_horizon_plot(result, out.with_suffix(".png"))

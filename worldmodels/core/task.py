@@ -23,4 +23,4 @@ class Task:
     callbacks: Callable  # (run) -> the task's own Lightning callbacks (media)
     # (module, run, out_dir, name, tolerance, metrics) -> (onnx path, manifest path, max |onnxruntime - PyTorch|)
     export: Callable[..., tuple[Path, Path, float]]
-    evaluate: Callable  # (args, model path, loaded checkpoint (run, module) or None) -> None; prints and writes
+    evaluate: Callable  # (args, with `out` filled in; model path; run; module or None) -> None; prints and writes

@@ -226,6 +226,6 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     result["model"] = str(path)
     result["episodes_from"] = str(args.episodes_like or path)
     print(format_flappy(result))
-    out = args.out or path.with_suffix(".eval.json")
+    out = args.out  # `worldmodels.evaluate.main` fills in the default, <model>.eval.json
     out.write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(f"\nwrote {out}")
