@@ -20,6 +20,15 @@ def fsync_dir(folder: Path) -> None:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
+    _fsync_and_close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file that is already written and closed to the disk."""
+    _fsync_and_close(os.open(path, os.O_RDONLY))
+
+
+def _fsync_and_close(fd: int) -> None:
     try:
         os.fsync(fd)
     finally:

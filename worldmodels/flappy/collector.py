@@ -65,7 +65,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from tqdm import tqdm
 
-from worldmodels.core.files import fsync_dir
+from worldmodels.core.files import fsync_dir, fsync_file
 from worldmodels.flappy import episodes as episode_store
 from worldmodels.flappy.config import POLICY_NAMES, CollectorConfig
 from worldmodels.flappy.game import (
@@ -181,15 +181,6 @@ def _remove_leftovers(final: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _fsync_files(folder: Path) -> None:
-    for path in folder.iterdir():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 @contextmanager
 def atomic_directory(final: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside `final`; when the block succeeds it becomes `final` (replacing a
@@ -201,7 +192,8 @@ def atomic_directory(final: Path) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o755)
-        _fsync_files(tmp)
+        for path in tmp.iterdir():
+            fsync_file(path)
         fsync_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
