@@ -61,6 +61,19 @@ def test_target_table_rows_are_distributions_over_the_true_field():
     assert torch.equal(soft_target_table(SPEC, 0.0), torch.eye(SPEC.vocab_size))
 
 
+def test_gap_targets_stay_one_hot_by_default():
+    """A new gap takes one of 8 heights: smoothing its target would teach heights between them."""
+    table = TokenLoss(config(soft_bin_width=1.0)).target_table
+    for name, smoothed in (("bird_y", True), ("pipe_x", True), ("gap_y", False)):
+        start, stop = SPEC.id_range(name)
+        bins = table[start:stop, start:stop]
+        assert bool((bins[10, 9] > 0) & (bins[10, 10] < 1)) == smoothed, name
+    every = TokenLoss(config(soft_bin_width=1.0, soft_bin_fields=["bird_y", "pipe_x", "gap_y"])).target_table
+    assert torch.equal(every, soft_target_table(SPEC, 1.0))
+    with pytest.raises(ValueError, match="not ordinal"):
+        soft_target_table(SPEC, 1.0, ["done"])
+
+
 def test_width_zero_is_cross_entropy_on_slot_masked_logits():
     batch = random_batch()
     logits = torch.randn(3, 4 * FRAME, SPEC.vocab_size) * 3
@@ -147,6 +160,8 @@ def test_metrics_and_misaligned_positions():
 def test_config_checks_name_the_key():
     with pytest.raises(ConfigError, match="m.soft_bin_width"):
         config(soft_bin_width=-1.0).validate("m")
+    with pytest.raises(ConfigError, match="m.soft_bin_fields.*'done' is not an ordinal field"):
+        config(soft_bin_fields=["done"]).validate("m")
     with pytest.raises(ConfigError, match="m.decoding.temperature"):
         TokenObjectiveConfig(decoding=dataclasses.replace(TokenObjectiveConfig().decoding, temperature=0)).validate("m")
     with pytest.raises(UserError, match="vocab_size"):

@@ -16,6 +16,9 @@ from pathlib import Path
 from worldmodels.core.config import OptimConfig
 from worldmodels.core.schema import require
 
+# The token spec's ordinal fields (`worldmodels.flappy.tokens`; written out here, the spec imports the game).
+ORDINAL_FIELDS = ("bird_y", "pipe_x", "gap_y")
+
 # The collector's policies (`worldmodels.flappy.collector`).
 POLICY_NAMES = ("ppo", "noisy_ppo", "random", "do_nothing", "give_up")  # index = the id stored per episode
 
@@ -94,7 +97,11 @@ class DecodingConfig:
 @dataclass
 class TokenObjectiveConfig:
     name: str = "tokens"
-    soft_bin_width: float = 1.0  # std in bins of the target kernel on ordinal fields; 0 = one-hot cross-entropy
+    soft_bin_width: float = 1.0  # std in bins of the target kernel on `soft_bin_fields`; 0 = one-hot cross-entropy
+    # The ordinal fields whose targets are smoothed. Not gap_y by default: a new pipe's gap takes only the game's 8
+    # heights (14 bins apart), and a smoothed target teaches the model to draw heights between them, which the next
+    # frames then pull back to a real one (a gap that moves after its pipe appeared).
+    soft_bin_fields: list[str] = field(default_factory=lambda: ["bird_y", "pipe_x"])
     done_weight: float = 5.0  # loss weight of the done slot
     respawn_weight: float = 5.0  # loss weight of the respawn slot
     action_weight: float = 0.0  # loss weight of the action slot (actions come from the player at play time)
@@ -103,6 +110,9 @@ class TokenObjectiveConfig:
 
     def validate(self, key: str) -> None:
         require(self.soft_bin_width >= 0, f"{key}.soft_bin_width", f"must be >= 0 (got {self.soft_bin_width})")
+        for name in self.soft_bin_fields:
+            require(name in ORDINAL_FIELDS, f"{key}.soft_bin_fields",
+                    f"{name!r} is not an ordinal field (ordinal: {', '.join(ORDINAL_FIELDS)})")
         for name in ("done_weight", "respawn_weight", "action_weight"):
             value = getattr(self, name)
             require(value >= 0, f"{key}.{name}", f"must be >= 0 (got {value})")
@@ -181,6 +191,8 @@ def check(run) -> None:
 def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
     """`python -m worldmodels.evaluate`'s flags for this task's models (here, light, so --help loads no model code)."""
     group.add_argument("--episodes-per-policy", type=int, default=6, help="held-out episodes per policy")
-    group.add_argument("--start-frames", type=int, default=20, help="real frames a free rollout starts from")
+    group.add_argument("--start-frames", type=int, default=20, help="real frames a free rollout or dream starts from")
+    group.add_argument("--loop-games", type=int, default=40, help="closed-loop games per player skill, real and dream")
+    group.add_argument("--max-frames", type=int, default=2000, help="closed-loop games end here at the latest")
     group.add_argument("--episodes-like", type=Path, default=None,
                        help="evaluate on the held-out episodes of this export's data (default: the model's)")

@@ -1,16 +1,22 @@
-"""Evaluate a Flappy token world model against the real game's held-out episodes (`python -m worldmodels.evaluate`).
+"""Evaluate a Flappy token world model against the real game (`python -m worldmodels.evaluate`).
 
-Teacher-forced (the true tokens as context, windows of whole frames): per-field exact and within-1-bin accuracy,
-argmax inside the slot's legal id range; the gap of a pipe that is already on screen ("stable", exact) and of a
-pipe that just appeared ("spawn": the total-variation distance between the model's mean predicted distribution and
-the true spawn gaps' distribution; a spawn gap is random, so exactness is not the goal).
+Closed loop (what a player notices; `closed_loop.py`): scripted players of three skills, none of them a policy of
+the training data, play the real `flappy-bird-gymnasium` and the dream (reading the dreamed state) on held-out game
+seeds: score and length per skill in both, and their ratio.
+Rules (`physics.py`): every dreamed transition of those games checked against the game's rules (bird motion, pipe
+speed and spacing, a settled gap, a new gap's height, respawn timing and token, visibility), deaths without a
+possible collision and certain collisions without a death; the same checks on the real games (all 0).
+Teacher-forced (the true tokens as context, windows of whole frames, on held-out episodes of the training data, per
+policy of its mix): per-field exact and within-1-bin accuracy, argmax inside the slot's legal id range; the gap of a
+pipe that is already on screen ("stable", exact) and of a pipe that just appeared ("spawn": the total-variation
+distance between the model's mean predicted distribution and the true spawn gaps' distribution).
 Free rollout (the model's own tokens as context, the real episode's actions, from its first `start_frames`
-frames): the drift horizon (frames until |bird_y bin error| > 3), the share of true deaths the model's own done
-token predicts within +-1 frame, the phantom-death rate (the model dies more than one frame before the real bird,
-or in an episode where it did not die), the missed-death rate (the share of true deaths the model never predicts,
-not even a frame late: the other side of phantom deaths, which a model that rarely dies keeps low), and malformed
-frames (must be 0: decoding is slot-constrained).
-Every metric is reported per policy of the data mix and over all of them.
+frames), twice: with the dream's new gaps forced to the episode's own (so the dream flies the real course: drift and
+deaths measure dynamics) and unforced (its own draws). The drift horizon (frames until |bird_y bin error| > 3), the
+share of true deaths the model's own done token predicts within +-1 frame, the phantom-death rate (the model dies
+more than one frame before the real bird, or in an episode where it did not die), the missed-death rate (the share
+of true deaths the model never predicts, not even a frame late), and malformed frames (must be 0: decoding is
+slot-constrained).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from tqdm import tqdm
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.core.schema import build
+from worldmodels.flappy.closed_loop import closed_loop, forced_rollout, forced_summary, loop_summary, rule_summary
 from worldmodels.flappy.collector import ensure_episodes
 from worldmodels.flappy.config import CollectorConfig
 from worldmodels.flappy.decoding.decoder import FrameDecoder, from_manifest
@@ -170,22 +177,49 @@ def onnx_forward(prefill_session) -> Forward:
     return forward
 
 
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    def cell(v) -> str:
+        if isinstance(v, bool) or v is None:
+            return str(v)
+        if isinstance(v, int):
+            return f"{v:,}"
+        if isinstance(v, float):
+            return "-" if v != v else f"{v:.4f}" if abs(v) < 1 else f"{v:.1f}"
+        return str(v)
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+
+
+LOOP_ROWS = (("games", "games"), ("real_score_mean", "mean score, real"), ("dream_score_mean", "mean score, dream"),
+             ("score_ratio", "score ratio dream/real"), ("real_length_median", "median length, real"),
+             ("dream_length_median", "median length, dream"), ("length_ratio", "mean length ratio"),
+             ("dream_cut_at_max", "dreams cut at --max-frames"))
+RULE_ROWS = tuple((f"{r}_rate", f"{r} broken (per transition)") for r in
+                  ("bird", "pipe_speed", "pipe_spacing", "settled_gap", "new_gap", "respawn_timing", "respawn_token",
+                   "visibility")) + (
+    ("new_gap_legal", "new gaps legal"), ("respawn_token_present", "respawn token on respawns"),
+    ("deaths_without_collision_per_game", "deaths without a collision, per game"),
+    ("collisions_without_death_per_game", "collisions without a death, per game"),
+    ("transitions", "transitions checked"))
+
+
 def format_flappy(result: dict) -> str:
-    tf, ro = result["teacher_forced"], result["rollout"]
+    loop, rules = result["closed_loop"], result["rules"]
+    lines = ["closed loop (scripted players, held-out seeds)"]
+    lines += markdown_table(["", *loop], [[label, *(loop[s][k] for s in loop)] for k, label in LOOP_ROWS])
+    lines += ["", "the game's rules, on the closed-loop games"]
+    lines += markdown_table(["", "dream", "real"], [[label, rules["dream"][k], rules["real"][k]]
+                                                    for k, label in RULE_ROWS])
+    tf, ro, fo = result["teacher_forced"], result["rollout"], result["forced_rollout"]
     policies = list(tf)
-    lines = [f"{'teacher-forced':<24}" + "".join(f"{p:>12}" for p in policies)]
     keys = [k for k in tf["all"] if k != "spawn_frames"]
-    lines += [f"{k:<24}" + "".join(f"{tf[p].get(k, float('nan')):>12.4f}" for p in policies) for k in keys]
-    lines += ["", f"{'free rollout':<24}" + "".join(f"{p:>12}" for p in policies)]
-    for k in ro["all"]:
-        lines.append(f"{k:<24}" + "".join(f"{ro[p][k]:>12.3f}" if isinstance(ro[p][k], float) else
-                                          f"{ro[p][k]:>12}" for p in policies))
-    ours = {"bird_y exact": tf["all"].get("acc_bird_y"), "bird_y within 1": tf["all"].get("acc1_bird_y"),
-            "stable gap exact": tf["all"].get("stable_gap_exact"), "deaths within +-1": ro["all"]["deaths_within_1"]}
-    lines += ["", f"{'vs the public token model':<24}{'ours':>12}{'public':>12}"]
-    lines += [f"{k:<24}{ours[k]:>12.4f}{v:>12.4f}" for k, v in REFERENCE.items()]
-    lines.append("(the public model's deaths come from a geometry check on its decoded state; ours from the model's "
-                 "own done token)")
+    lines += ["", "teacher-forced (held-out episodes of the training data)"]
+    lines += markdown_table(["", *policies], [[k, *(tf[p].get(k, float("nan")) for p in policies)] for k in keys])
+    lines += ["", "free rollout, the real episode's actions and its new gaps (forced)"]
+    lines += markdown_table(["", *policies], [[k, *(fo[p][k] for p in policies)] for k in fo["all"]])
+    lines += ["", "free rollout, the real episode's actions, the dream's own gaps (unforced)"]
+    lines += markdown_table(["", *policies], [[k, *(ro[p][k] for p in policies)] for k in ro["all"]])
     return "\n".join(lines)
 
 
@@ -199,16 +233,19 @@ def episodes_of(manifest_path: Path) -> tuple[CollectorConfig, int]:
 
 def run(args: argparse.Namespace, path: Path, run, module) -> None:
     """`python -m worldmodels.evaluate` for a Flappy model (`module` None for an export): tables and JSON."""
-    if args.episodes_per_policy < 1 or args.start_frames < 1:
-        raise UserError("--episodes-per-policy and --start-frames must be >= 1")
+    if min(args.episodes_per_policy, args.start_frames, args.loop_games, args.max_frames) < 1:
+        raise UserError("--episodes-per-policy, --start-frames, --loop-games and --max-frames must be >= 1")
+    if args.max_frames <= args.start_frames:
+        raise UserError(f"--max-frames ({args.max_frames}) must be more than --start-frames ({args.start_frames})")
     collector, seed = (run.data.collector, run.seed) if args.episodes_like is None else episodes_of(args.episodes_like)
     if module is None:
         decoder = from_manifest(path)  # as the player decodes it: its graphs, cache kind and slide rule
+        per_token = from_manifest(path, per_token=True)  # the same frames; it can take a given gap
         forward = onnx_forward(onnx_session(path.with_name(read_manifest(path)["prefill_onnx"])))
     else:  # the rules its export's frame graph plays by
         decoding = run.module.decoding
-        decoder = FrameDecoder(TorchBackend(module.inference_net), slide_frames=decoding.slide_frames,
-                               temperature=decoding.temperature, slide_before_frame=True)
+        decoder = per_token = FrameDecoder(TorchBackend(module.inference_net), slide_frames=decoding.slide_frames,
+                                           temperature=decoding.temperature, slide_before_frame=True)
         forward = torch_forward(module.inference_net)
     # The cache of this machine (conf/paths/default.yaml's rule), not the training machine's path in the manifest:
     # the episodes are keyed by the collector config, so they are found (or rebuilt) wherever the cache lives.
@@ -222,7 +259,21 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     # Teacher forcing reads whole windows through the prefill graph, which holds at most `context` tokens; a
     # sliding-window model trained on longer windows is scored on the same windows as any other.
     window_frames = min(run.data.window_frames, run.model.context // SPEC.tokens_per_frame)
-    result = evaluate_flappy(forward, decoder, by_policy, window_frames, args.start_frames, args.seed)
+    result = {"closed_loop": {}, "rules": {}}
+    pairs = closed_loop(decoder, games=args.loop_games, start_frames=args.start_frames, max_frames=args.max_frames)
+    for skill, games in pairs.items():
+        result["closed_loop"][skill] = loop_summary(games, args.max_frames)
+    result["rules"]["dream"] = rule_summary([dream for games in pairs.values() for _, dream in games])
+    result["rules"]["real"] = rule_summary([real for games in pairs.values() for real, _ in games])
+    result.update(evaluate_flappy(forward, decoder, by_policy, window_frames, args.start_frames, args.seed))
+    result["forced_rollout"] = {}
+    everything = []
+    for policy, episodes in by_policy.items():
+        rows = [forced_rollout(per_token, ep, args.start_frames, args.seed + i)
+                for i, ep in enumerate(tqdm(episodes, desc=f"forced-gap rollouts ({policy})", leave=False))]
+        result["forced_rollout"][policy] = forced_summary(rows)
+        everything += rows
+    result["forced_rollout"]["all"] = forced_summary(everything)
     result["model"] = str(path)
     result["episodes_from"] = str(args.episodes_like or path)
     print(format_flappy(result))

@@ -8,9 +8,11 @@ first token (so `position % 10` is the token's slot in its frame, see `worldmode
     target_t  = TABLE[tokens[:, t + 1]]                           a distribution over slot(t + 1)'s field
     loss      = sum_t w_t * -sum_v target_t[v] * log_softmax(logits_t)[v]  /  sum_t w_t
 
-over pairs (t, t + 1) that are both unpadded. The row of TABLE for an ordinal bin is a Gaussian of std
-`soft_bin_width` bins over the same field's bins, truncated at +-ceil(3 * width) and renormalized, so a prediction one
-bin off costs less than one far off; hidden ids, markers and actions (and every id at width 0) get one-hot rows.
+over pairs (t, t + 1) that are both unpadded. The row of TABLE for a bin of a field in `soft_bin_fields` (bird_y and
+pipe_x by default) is a Gaussian of std `soft_bin_width` bins over the same field's bins, truncated at
++-ceil(3 * width) and renormalized, so a prediction one bin off costs less than one far off; the other fields' bins
+(gap_y by default: a new gap takes one of 8 heights, and a smoothed target would teach heights between them), hidden
+ids, markers and actions (and every id at width 0) get one-hot rows.
 Masking the logits to the slot's static id range before the softmax makes training score exactly the choices that
 slot-constrained decoding (`worldmodels.flappy.decoding`) can make. w_t is `done_weight` / `respawn_weight` on the
 done / respawn slots (rare, and a miss derails a rollout), `action_weight` on the action slot (0 by default: the
@@ -36,13 +38,17 @@ from worldmodels.flappy.config import TokenObjectiveConfig
 from worldmodels.flappy.tokens import ACTION, ORDINAL, SPEC, TokenSpec
 
 
-def soft_target_table(spec: TokenSpec, width: float) -> torch.Tensor:
-    """float32 (vocab, vocab): row i is the target distribution when the true next token is id i."""
+def soft_target_table(spec: TokenSpec, width: float, fields=None) -> torch.Tensor:
+    """float32 (vocab, vocab): row i is the target distribution when the true next token is id i. `fields`: the
+    ordinal fields smoothed (default: all of them)."""
     table = torch.eye(spec.vocab_size)
     if width == 0:
         return table
     radius = math.ceil(3 * width)
-    for name in spec.ordinal_fields:
+    fields = spec.ordinal_fields if fields is None else fields
+    if set(fields) - set(spec.ordinal_fields):
+        raise ValueError(f"soft_target_table: {sorted(set(fields) - set(spec.ordinal_fields))} are not ordinal fields")
+    for name in fields:
         start, bins = spec.id_range(name)[0], spec.field_named(name).bins
         b = torch.arange(bins, dtype=torch.float64)
         distance = b[None, :] - b[:, None]  # (bins, bins): target bin - true bin
@@ -72,7 +78,8 @@ class TokenLoss(nn.Module):
         super().__init__()
         self.spec = spec
         # Derived from the config and the spec, so they are not saved in checkpoints.
-        self.register_buffer("target_table", soft_target_table(spec, cfg.soft_bin_width), persistent=False)
+        self.register_buffer("target_table", soft_target_table(spec, cfg.soft_bin_width, cfg.soft_bin_fields),
+                             persistent=False)
         self.register_buffer("slot_legal", slot_legal_table(spec), persistent=False)
         self.register_buffer("slot_start", torch.tensor([start for start, _ in spec.slot_ranges()]), persistent=False)
         self.register_buffer("slot_weight", slot_weights(spec, cfg), persistent=False)

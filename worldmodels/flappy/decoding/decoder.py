@@ -92,12 +92,13 @@ class FrameDecoder:
         self.tokens_generated = 0
         self.slides = 0
 
-    def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
-        """Feed `action`, generate and commit the next frame's state tokens; returns them, int64 (9,)."""
+    def step(self, action: int, uniforms: np.ndarray | None = None, choose_gap=None) -> np.ndarray:
+        """Feed `action`, generate and commit the next frame's state tokens; returns them, int64 (9,).
+        `choose_gap(pipe) -> gap id or None` may give a new pipe's gap instead of the draw (`generate_state`)."""
         action_id, u = self._begin_frame(action, uniforms)
         previous = self._history[-self.spec.state_tokens_per_frame:]
         first = self._feed(action_id)
-        frame = generate_state(self._feed, first, previous, u, self.temperature, self.spec)
+        frame = generate_state(self._feed, first, previous, u, self.temperature, self.spec, choose_gap)
         self.tokens_generated += len(frame)
         return np.array(frame, np.int64)
 
@@ -186,7 +187,10 @@ class FrameGraphDecoder(FrameDecoder):
             guess[0] = self.next_first
         return guess
 
-    def step(self, action: int, uniforms: np.ndarray | None = None) -> np.ndarray:
+    def step(self, action: int, uniforms: np.ndarray | None = None, choose_gap=None) -> np.ndarray:
+        if choose_gap is not None:
+            raise ValueError("choose_gap needs the per-token decoder (from_manifest(path, per_token=True)): the frame "
+                             "graph draws its gaps inside the graph")
         action_id, u = self._begin_frame(action, uniforms)
         previous = self._history[-self.spec.state_tokens_per_frame:]
         frame, self.frame_logits, self._state, passes, self.next_first = self.backend.frame(

@@ -136,15 +136,23 @@ def gap_positions(spec: TokenSpec) -> dict[int, int]:
 
 
 def generate_state(logits_after, first_logits: np.ndarray, previous_frame, uniforms: np.ndarray,
-                   temperature: float, spec: TokenSpec = SPEC) -> list[int]:
+                   temperature: float, spec: TokenSpec = SPEC, choose_gap=None) -> list[int]:
     """Rules 3-6 for one frame: `first_logits` follow the action; `logits_after(token)` feeds a chosen token and
-    returns the logits after it. Returns the frame's state tokens."""
+    returns the logits after it. Returns the frame's state tokens. `choose_gap(pipe) -> id or None`, when given,
+    may supply a new pipe's gap instead of the draw (the evaluation's forced-gap rollouts; not a player rule)."""
     gaps = gap_positions(spec)
     logits, frame = first_logits, []
     for slot in range(spec.state_tokens_per_frame):
         legal = spec.legal_mask(slot, frame)
         pipe = gaps.get(slot)
+        forced = None
         if pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec):
+            forced = None if choose_gap is None else choose_gap(pipe)
+            if forced is not None and not legal[forced]:
+                raise ValueError(f"choose_gap: id {forced} is not a legal gap for pipe slot {pipe}")
+        if forced is not None:
+            token = int(forced)
+        elif pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec):
             token = sample_inverse_cdf(logits, legal, float(uniforms[pipe]), temperature)
         else:
             token = greedy(logits, legal)

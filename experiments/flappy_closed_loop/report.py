@@ -1,0 +1,107 @@
+"""Study: which lever makes the Flappy dream play like the game? Closed-loop scores of scripted players, the game's
+rules on every dreamed transition, and forced-gap deaths, for the previous models and along the learning curve of
+`experiment=flappy_game` (its periodic checkpoints, exported and evaluated like the shipped model).
+
+    .venv/bin/python experiments/flappy_closed_loop/report.py <flappy_game run folder>   # see this folder's README
+
+For each `checkpoints/step=<N>.ckpt` of the run without `evals/flappy_game_<N>.eval.json` it exports the checkpoint
+(`python -m worldmodels.export`) and evaluates the export (`python -m worldmodels.evaluate`, `--loop-games` from
+LOOP_GAMES); then it writes results.md and results.png from every summary in evals/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EVALS = HERE / "evals"
+LOOP_GAMES = 40
+# Earlier models, evaluated with the default flags: label -> (summary, training steps, gap_y kernel).
+EARLIER = {"models/flappy_cpu": ("flappy_cpu.eval.json", 1500, "soft"),
+           "previous models/flappy (flappy_fast)": ("flappy_fast.eval.json", 3000, "soft")}
+SKILLS = ("good", "medium", "sloppy")
+COLUMNS = (
+    ("score ratio good", lambda r: r["closed_loop"]["good"]["score_ratio"], "{:.2f}"),
+    ("score ratio medium", lambda r: r["closed_loop"]["medium"]["score_ratio"], "{:.2f}"),
+    ("score ratio sloppy", lambda r: r["closed_loop"]["sloppy"]["score_ratio"], "{:.2f}"),
+    ("new gaps legal", lambda r: r["rules"]["dream"]["new_gap_legal"], "{:.3f}"),
+    ("settled gap moved (per transition)", lambda r: r["rules"]["dream"]["settled_gap_rate"], "{:.4f}"),
+    ("respawn token on respawns", lambda r: r["rules"]["dream"]["respawn_token_present"], "{:.3f}"),
+    ("bird rule broken", lambda r: r["rules"]["dream"]["bird_rate"], "{:.4f}"),
+    ("pipe spacing broken", lambda r: r["rules"]["dream"]["pipe_spacing_rate"], "{:.4f}"),
+    ("deaths w/o collision per game", lambda r: r["rules"]["dream"]["deaths_without_collision_per_game"], "{:.2f}"),
+    ("collisions w/o death per game", lambda r: r["rules"]["dream"]["collisions_without_death_per_game"], "{:.2f}"),
+    ("teacher-forced bird_y exact", lambda r: r["teacher_forced"]["all"]["acc_bird_y"], "{:.3f}"),
+    ("forced gaps: deaths within +-1", lambda r: r["forced_rollout"]["all"]["deaths_within_1"], "{:.2f}"),
+)
+
+
+def evaluate_checkpoints(run: Path) -> None:
+    EVALS.mkdir(exist_ok=True)
+    for ckpt in sorted((run / "checkpoints").glob("step=*.ckpt"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
+        step = int(re.findall(r"\d+", ckpt.name)[0])
+        out = EVALS / f"flappy_game_{step}.eval.json"
+        if out.exists():
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "worldmodels.export", str(ckpt), "--out", tmp], check=True)
+            subprocess.run([sys.executable, "-m", "worldmodels.evaluate", str(Path(tmp) / "flappy.onnx"),
+                            "--loop-games", str(LOOP_GAMES), "--out", str(out)], check=True)
+
+
+def rows() -> list[tuple[str, int, str, dict]]:
+    found = [(label, steps, kernel, json.loads((EVALS / name).read_text()))
+             for label, (name, steps, kernel) in EARLIER.items() if (EVALS / name).exists()]
+    curve = sorted(EVALS.glob("flappy_game_*.eval.json"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+    for path in curve:
+        step = int(re.findall(r"\d+", path.name)[0])
+        found.append((f"flappy_game, step {step:,}", step, "one-hot", json.loads(path.read_text())))
+    return found
+
+
+def main() -> None:
+    if len(sys.argv) > 1:
+        evaluate_checkpoints(Path(sys.argv[1]))
+    table = rows()
+    header = ["model", "steps", "gap_y target", *(c[0] for c in COLUMNS)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, steps, kernel, r in table:
+        cells = [fmt.format(get(r)) for _, get, fmt in COLUMNS]
+        lines.append(f"| {label} | {steps:,} | {kernel} | " + " | ".join(cells) + " |")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = [(steps, r) for label, steps, kernel, r in table if label.startswith("flappy_game")]
+    earlier = [(label, steps, r) for label, steps, kernel, r in table if not label.startswith("flappy_game")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    panels = (("closed-loop score ratio, dream/real", [c for c in COLUMNS[:3]]),
+              ("gaps and respawns", [COLUMNS[3], COLUMNS[5]]),
+              ("rules broken, per transition", [COLUMNS[4], COLUMNS[6], COLUMNS[7]]))
+    for ax, (title, cols) in zip(axes, panels, strict=True):
+        for name, get, _ in cols:
+            line, = ax.plot([s for s, _ in curve], [get(r) for _, r in curve], marker="o", label=name)
+            for label, steps, r in earlier:
+                ax.scatter([steps], [get(r)], marker="x" if "cpu" in label else "s", color=line.get_color())
+        if title.startswith("closed"):
+            ax.axhspan(0.8, 1.25, color="green", alpha=0.1, label="target 0.8-1.25")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training steps")
+        ax.legend(fontsize=7)
+    fig.suptitle("lines: experiment=flappy_game's checkpoints; x: models/flappy_cpu, squares: previous models/flappy",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(HERE / "results.png", dpi=110)
+    print((HERE / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
