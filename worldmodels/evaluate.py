@@ -2,12 +2,14 @@
 
     python -m worldmodels.evaluate outputs/breakout/<run>/export/breakout.onnx
     python -m worldmodels.evaluate outputs/breakout/<run>/checkpoints/last.ckpt --games 64 --horizon 32 --steps 4
-    python -m worldmodels.evaluate models/flappy/flappy.onnx --episodes-per-policy 50
+    python -m worldmodels.evaluate models/flappy/flappy.onnx --loop-games 40
     python -m worldmodels.evaluate outputs/breakout/<run>/export/breakout.onnx --wandb   # results to W&B too
 
 Breakout: one-step (teacher-forced) and autonomous-rollout metrics against the true simulator, beside the
 "copy last frame" baseline; tables, JSON (`<model>.eval.json`), a side-by-side GIF and a plot against the horizon.
-Flappy: teacher-forced accuracy per token field and free rollouts on held-out episodes, per policy of the data mix.
+Flappy: scripted players of three skills on the real game and the dream (closed loop, held-out seeds), the game's
+rules checked on every dreamed transition, teacher-forced accuracy per token field, and free rollouts on held-out
+episodes with the real new gaps forced and with the dream's own.
 `--wandb` logs the JSON to a W&B run (job_type "evaluate"; offline when no API key is configured) linked to the
 model's training run (`worldmodels.core.loggers.log_evaluation`).
 """

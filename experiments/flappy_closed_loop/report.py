@@ -2,15 +2,16 @@
 rules on every dreamed transition, and forced-gap deaths, for the previous models and along the learning curve of
 `experiment=flappy_game` (its periodic checkpoints, exported and evaluated like the shipped model).
 
-    .venv/bin/python experiments/flappy_closed_loop/report.py <flappy_game run folder>   # see this folder's README
+    .venv/bin/python experiments/flappy_closed_loop/report.py [<flappy_game run folder> [--loop-games N]]
 
-For each `checkpoints/step=<N>.ckpt` of the run without `evals/flappy_game_<N>.eval.json` it exports the checkpoint
-(`python -m worldmodels.export`) and evaluates the export (`python -m worldmodels.evaluate`, `--loop-games` from
-LOOP_GAMES); then it writes results.md and results.png from every summary in evals/.
+For each `checkpoints/step<N>.ckpt` of the run without `evals/flappy_game_<N>.eval.json` it exports the checkpoint
+(`python -m worldmodels.export`) and evaluates the export (`python -m worldmodels.evaluate --loop-games N`, 16 by
+default); then it writes results.md and results.png from every summary in evals/.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -20,7 +21,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EVALS = HERE / "evals"
-LOOP_GAMES = 40
 # Earlier models, evaluated with the default flags: label -> (summary, training steps, gap_y kernel).
 EARLIER = {"models/flappy_cpu": ("flappy_cpu.eval.json", 1500, "soft"),
            "previous models/flappy (flappy_fast)": ("flappy_fast.eval.json", 3000, "soft")}
@@ -41,9 +41,9 @@ COLUMNS = (
 )
 
 
-def evaluate_checkpoints(run: Path) -> None:
+def evaluate_checkpoints(run: Path, loop_games: int) -> None:
     EVALS.mkdir(exist_ok=True)
-    for ckpt in sorted((run / "checkpoints").glob("step=*.ckpt"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
+    for ckpt in sorted((run / "checkpoints").glob("step*.ckpt"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
         step = int(re.findall(r"\d+", ckpt.name)[0])
         out = EVALS / f"flappy_game_{step}.eval.json"
         if out.exists():
@@ -51,7 +51,7 @@ def evaluate_checkpoints(run: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run([sys.executable, "-m", "worldmodels.export", str(ckpt), "--out", tmp], check=True)
             subprocess.run([sys.executable, "-m", "worldmodels.evaluate", str(Path(tmp) / "flappy.onnx"),
-                            "--loop-games", str(LOOP_GAMES), "--out", str(out)], check=True)
+                            "--loop-games", str(loop_games), "--out", str(out)], check=True)
 
 
 def rows() -> list[tuple[str, int, str, dict]]:
@@ -65,14 +65,19 @@ def rows() -> list[tuple[str, int, str, dict]]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        evaluate_checkpoints(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, nargs="?", help="an experiment=flappy_game run folder")
+    parser.add_argument("--loop-games", type=int, default=16, help="closed-loop games per skill per checkpoint")
+    args = parser.parse_args()
+    if args.run is not None:
+        evaluate_checkpoints(args.run, args.loop_games)
     table = rows()
-    header = ["model", "steps", "gap_y target", *(c[0] for c in COLUMNS)]
+    header = ["model", "steps", "gap_y target", "games per skill", *(c[0] for c in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, steps, kernel, r in table:
         cells = [fmt.format(get(r)) for _, get, fmt in COLUMNS]
-        lines.append(f"| {label} | {steps:,} | {kernel} | " + " | ".join(cells) + " |")
+        games = r["closed_loop"]["good"]["games"]
+        lines.append(f"| {label} | {steps:,} | {kernel} | {games} | " + " | ".join(cells) + " |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
