@@ -98,6 +98,7 @@ def main() -> None:
                 ax.scatter([steps], [get(r)], marker="x" if "cpu" in label else "s", color=line.get_color())
         if title.startswith("closed"):
             ax.axhspan(0.8, 1.25, color="green", alpha=0.1, label="target 0.8-1.25")
+            ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training steps")
         ax.legend(fontsize=7)

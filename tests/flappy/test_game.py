@@ -15,7 +15,6 @@ from worldmodels.flappy.game import (
     PIXEL_RANGES,
     CallablePolicy,
     DoNothingPolicy,
-    FlappyGame,
     GiveUpPolicy,
     HeuristicPolicy,
     NoisyPolicy,
@@ -26,13 +25,6 @@ from worldmodels.flappy.game import (
 
 W, H = GEOMETRY["screen_width"], GEOMETRY["screen_height"]
 SPEED = GEOMETRY["pipe_speed"]
-
-
-@pytest.fixture(scope="module")
-def game():
-    game = FlappyGame()
-    yield game
-    game.close()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from worldmodels.flappy.game import (
     FLAP,
     GROUND_Y,
     NOOP,
-    FlappyGame,
     FlappyState,
     HeuristicPolicy,
     RandomPolicy,
@@ -44,13 +43,6 @@ YES, NO = SPEC.label_id("respawn", "yes"), SPEC.label_id("respawn", "no")
 GAMES = [(HeuristicPolicy(), 0, 1500), (RandomPolicy(0.12), 1, 600), (HeuristicPolicy(), 2, 1000),
          (RandomPolicy(0.12), 3, 600), (HeuristicPolicy(), 4, 800), (RandomPolicy(0.12), 5, 600),
          (HeuristicPolicy(), 6, 1200), (RandomPolicy(0.12), 7, 600)]
-
-
-@pytest.fixture(scope="module")
-def game():
-    game = FlappyGame()
-    yield game
-    game.close()
 
 
 @pytest.fixture(scope="module")

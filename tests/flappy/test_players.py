@@ -23,13 +23,6 @@ HIGH = FlappyState(100.0, (True, False), (150.0, NAN), (GAP, NAN), respawn=False
 
 
 @pytest.fixture(scope="module")
-def game():
-    game = FlappyGame()
-    yield game
-    game.close()
-
-
-@pytest.fixture(scope="module")
 def real_states(game):
     """The decoded token states of a 600-frame heuristic game (what a player sees in the closed loop)."""
     states, actions, _ = record_episode(game, HeuristicPolicy(), seed=1, max_frames=600)
