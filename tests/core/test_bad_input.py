@@ -274,6 +274,16 @@ def test_evaluate_refuses_a_manifest_of_another_graph(tmp_path, capsys, graph, m
                     f"export; put the graph's own manifest beside it, or re-export")
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--loop-games", "0"], "--episodes-per-policy, --start-frames, --loop-games and --max-frames must be >= 1"),
+    (["--max-frames", "20"], "--max-frames (20) must be more than --start-frames (20)"),
+], ids=["no_games", "too_short"])
+def test_evaluate_refuses_bad_flappy_flags_before_any_work(capsys, flags, message):
+    """Refused before the episode cache is looked for (a fresh machine would first spend minutes rebuilding it)."""
+    line = one_error_line(capsys, lambda: evaluate.main([str(MODELS / "flappy" / "flappy.onnx"), *flags]))
+    assert line == f"error: {message}", line
+
+
 def test_evaluate_refuses_a_graph_whose_tensors_differ_from_its_manifest(tmp_path, capsys):
     """The same task, but the graph is not the one the manifest lists (its metadata does not tell them apart)."""
     model = copy_export(MODELS / "breakout_tiny" / "breakout.onnx", tmp_path)

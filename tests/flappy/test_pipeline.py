@@ -56,12 +56,18 @@ def test_checkpoint_carries_the_start_contexts(flappy_smoke_run):
 def test_evaluate_command_on_the_flappy_export(flappy_smoke_run, tmp_path):
     out = tmp_path / "eval.json"
     result = run_cli("worldmodels.evaluate", str(flappy_smoke_run / "export" / "flappy.onnx"),
-                     "--episodes-per-policy", "1", "--out", str(out))
+                     "--episodes-per-policy", "1", "--loop-games", "2", "--max-frames", "80", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "vs the public token model" in result.stdout
+    assert "closed loop (scripted players" in result.stdout and "the game's rules" in result.stdout
     summary = json.loads(out.read_text())
     assert summary["rollout"]["all"]["malformed_frames"] == 0
     assert 0 <= summary["teacher_forced"]["all"]["acc_bird_y"] <= 1
+    assert set(summary["closed_loop"]) == {"good", "medium", "sloppy"}
+    assert all(s["games"] == 2 and s["env_score_matches"] == 1.0 for s in summary["closed_loop"].values())
+    real = summary["rules"]["real"]  # the real games pass every rule; the dream is checked on its own frames
+    assert real["transitions"] > 0 and all(v == 0 for k, v in real.items() if k.endswith("_rate"))
+    assert summary["rules"]["dream"]["transitions"] > 0
+    assert set(summary["forced_rollout"]["all"]) >= {"deaths_within_1", "drift_horizon_median"}
 
 
 def test_evaluate_on_another_exports_episodes(flappy_smoke_run, tmp_path):
@@ -74,7 +80,7 @@ def test_evaluate_on_another_exports_episodes(flappy_smoke_run, tmp_path):
     other.write_text(json.dumps(manifest))
     out = tmp_path / "eval.json"
     result = run_cli("worldmodels.evaluate", str(model), "--episodes-like", str(other), "--episodes-per-policy", "1",
-                     "--out", str(out))
+                     "--loop-games", "1", "--max-frames", "40", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(out.read_text())
     assert summary["episodes_from"] == str(other)

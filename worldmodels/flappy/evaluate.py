@@ -194,7 +194,7 @@ def markdown_table(header: list[str], rows: list[list]) -> list[str]:
 LOOP_ROWS = (("games", "games"), ("real_score_mean", "mean score, real"), ("dream_score_mean", "mean score, dream"),
              ("score_ratio", "score ratio dream/real"), ("real_length_median", "median length, real"),
              ("dream_length_median", "median length, dream"), ("length_ratio", "mean length ratio"),
-             ("dream_cut_at_max", "dreams cut at --max-frames"))
+             ("real_cut_at_max", "real games cut at --max-frames"), ("dream_cut_at_max", "dreams cut at --max-frames"))
 RULE_ROWS = tuple((f"{r}_rate", f"{r} broken (per transition)") for r in
                   ("bird", "pipe_speed", "pipe_spacing", "settled_gap", "new_gap", "respawn_timing", "respawn_token",
                    "visibility")) + (
