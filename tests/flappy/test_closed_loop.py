@@ -12,7 +12,6 @@ import torch
 
 from worldmodels.flappy.closed_loop import (
     closed_loop,
-    forced_rollout,
     loop_summary,
     play_dream,
     play_real,
@@ -23,6 +22,7 @@ from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.decoding.decoder import FrameDecoder
 from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.decoding.rules import generate_state, pipe_is_new
+from worldmodels.flappy.evaluate import free_rollout
 from worldmodels.flappy.game import NOOP, FlappyGame, HeuristicPolicy, record_episode
 from worldmodels.flappy.physics import RULES
 from worldmodels.flappy.players import SKILLS
@@ -116,7 +116,7 @@ def test_forced_gaps_are_the_real_episodes_in_order():
     gaps = real_gaps(frames[:, :STATE])
     assert len(gaps) >= 5 and all(GAP_Y <= g < GAP_Y + SPEC.field_named("gap_y").bins for g in gaps)
     decoder = RealGameDecoder()
-    row = forced_rollout(decoder, episode, start_frames=20, seed=3)
+    row = free_rollout(decoder, episode, start_frames=20, seed=3, forced=True)
     after_start = real_gaps(frames[19:, :STATE])
     assert decoder.gaps_given == after_start[:len(decoder.gaps_given)] and decoder.gaps_given
     assert row["drift_horizon"] == len(frames) - 20 and not row["phantom_death"]

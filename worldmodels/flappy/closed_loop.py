@@ -6,14 +6,14 @@ game's first `start_frames` real frames, reading the dreamed state and choosing 
 scored by one rule (`physics.RuleChecker`: the env's own score rule on the token frames; on real games it equals the
 env's score) and cut at `max_frames`.
 
-Forced gaps: a held-out real episode's actions replayed in the dream, with the dream's k-th new pipe given the real
-episode's k-th new gap (only the random draw is given; everything else is the model's), so drift and death timing
-measure the dynamics rather than a different course.
+Forced gaps (`evaluate.free_rollout(..., forced=True)`): a held-out real episode's actions replayed in the dream, the
+dream's k-th new pipe given the episode's k-th new gap (`real_gaps`; only the random draw is given), so drift and
+death timing measure the dynamics rather than a different course.
 
 Every dreamed transition is checked against the game's rules (`physics.py`), and so is every real one (those must
 be 0).
 
-Library module: `play_real`, `play_dream`, `closed_loop`, `forced_rollout`, `summarize_*`;
+Library module: `play_real`, `play_dream`, `closed_loop`, `real_gaps`, `loop_summary`, `rule_summary`;
 `python -m pytest tests/flappy/test_closed_loop.py`.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.flappy.decoding.rules import pipe_is_new
+from worldmodels.flappy.decoding.rules import gap_positions, pipe_is_new
 from worldmodels.flappy.game import NOOP, FlappyGame
-from worldmodels.flappy.physics import GAP_CENTRES, RULES, Transition, check_game
+from worldmodels.flappy.physics import LEGAL_GAP_BINS, RULES, Transition, check_game
 from worldmodels.flappy.players import SKILLS, ScriptedPlayer, Skill
 from worldmodels.flappy.tokens import SPEC
 
@@ -65,10 +65,16 @@ def _seen(frame) -> object:
     return SPEC.decode_frame(np.asarray(frame, np.int64)[:STATE])[0]
 
 
-def play_real(game: FlappyGame, skill: Skill, seed: int, max_frames: int) -> Game:
-    """The player on the real game (reset with `seed`), reading the token state."""
+def _player(skill: Skill, seed: int) -> ScriptedPlayer:
+    """The player of game `seed`, on a random stream apart from the game's own; real and dream get the same one."""
     player = ScriptedPlayer(skill)
     player.reset(np.random.default_rng([seed, 2]))
+    return player
+
+
+def play_real(game: FlappyGame, skill: Skill, seed: int, max_frames: int) -> Game:
+    """The player on the real game (reset with `seed`), reading the token state."""
+    player = _player(skill, seed)
     state = game.reset(seed)
     frames, actions = [SPEC.encode_frame(state, NOOP)[:STATE]], []
     while not game.done and len(frames) < max_frames:
@@ -81,8 +87,7 @@ def play_dream(decoder, skill: Skill, real: Game, seed: int, start_frames: int, 
     """The same player on the dream from `real`'s first `start_frames` frames (the player is replayed over them, so
     it reaches the dream in the state the real game left it in)."""
     start = min(start_frames, real.length - 1)
-    player = ScriptedPlayer(skill)
-    player.reset(np.random.default_rng([seed, 2]))
+    player = _player(skill, seed)
     for t in range(start - 1):
         if player(_seen(real.frames[t])) != real.actions[t]:
             raise RuntimeError("play_dream: the replayed player chose differently from the real game")
@@ -116,38 +121,11 @@ def closed_loop(decoder, skills: dict[str, Skill] | None = None, games: int = 40
 def real_gaps(frames) -> list[int]:
     """The gap ids of a real episode's new pipes, in the order they appeared."""
     frames = np.asarray(frames, np.int64).reshape(-1, STATE)
-    gap_at = {k: SPEC.frame.index(next(s for s in SPEC.frame if s.name == f"pipe{k}_gap_y")) for k in range(2)}
     gaps = []
     for previous, frame in zip(frames, frames[1:], strict=False):
-        gaps += [int(frame[gap_at[k]]) for k in range(2) if pipe_is_new(k, frame.tolist(), previous.tolist())]
+        gaps += [int(frame[slot]) for slot, pipe in gap_positions(SPEC).items()
+                 if pipe_is_new(pipe, frame.tolist(), previous.tolist())]
     return gaps
-
-
-def forced_rollout(decoder, episode, start_frames: int, seed: int, forced: bool = True) -> dict:
-    """A held-out episode's actions replayed in the dream from its first `start_frames` frames; with `forced`, the
-    dream's new gaps are the episode's own, in order (`decoder` must take `choose_gap`: a per-token decoder)."""
-    frames = np.asarray(episode, np.int64).reshape(-1, PER_FRAME)
-    done_yes, bird = SPEC.label_id("done", "yes"), SPEC.position_of("bird_y")
-    deaths = np.flatnonzero(frames[:, SPEC.position_of("done")] == done_yes)
-    true_death = int(deaths[0]) if deaths.size else None
-    start = min(start_frames, len(frames) - 1)
-    queue = real_gaps(frames[start - 1:, :STATE])
-    decoder.reset(frames[:start].reshape(-1)[:-1], seed=seed)
-    drift, model_death = None, None
-    last = len(frames) - 1 if true_death is None else min(len(frames) - 1, true_death + 1)
-    choose = (lambda pipe: queue.pop(0) if queue else None) if forced else None
-    for t in range(start, last + 1):
-        state = decoder.step(int(frames[t - 1, -1]) - SPEC.offsets["action"], choose_gap=choose)
-        if t < len(frames) and drift is None and abs(int(state[bird]) - int(frames[t, bird])) > 3:
-            drift = t - start
-        if decoder.done:
-            model_death = t
-            break
-    compared = last - start + 1
-    return {"drift_horizon": compared if drift is None else drift, "true_death": true_death,
-            "model_death": model_death,
-            "death_within_1": true_death is not None and model_death is not None and abs(model_death - true_death) <= 1,
-            "phantom_death": model_death is not None and (true_death is None or model_death < true_death - 1)}
 
 
 # ---- summaries -----------------------------------------------------------------------------------------------------
@@ -164,13 +142,12 @@ def rule_summary(games: list[Game]) -> dict:
     out = {f"{rule}_rate": _rate(sum(t.broken[rule] for t in transitions), len(transitions)) for rule in RULES}
     respawns = [t for t in transitions if t.respawn]
     new_gaps = [gap for t in transitions for gap in t.new_gaps]
-    legal = set(SPEC.to_bins("gap_y", GAP_CENTRES).tolist())
     out.update({
         "transitions": len(transitions),
         "respawns": len(respawns),
         "respawn_token_present": _rate(sum(t.respawn_token for t in respawns), len(respawns)),
         "new_gaps": len(new_gaps),
-        "new_gap_legal": _rate(sum(g in legal for g in new_gaps), len(new_gaps)),
+        "new_gap_legal": _rate(sum(g in LEGAL_GAP_BINS for g in new_gaps), len(new_gaps)),
         "settled_gap_moved_per_game": _rate(sum(t.broken["settled_gap"] for t in transitions), len(games)),
         "deaths_without_collision_per_game": _rate(sum(t.done and not t.can_collide for t in transitions), len(games)),
         "collisions_without_death_per_game": _rate(sum(t.must_collide and not t.done for t in transitions),
@@ -194,15 +171,4 @@ def loop_summary(pairs: list[tuple[Game, Game]], max_frames: int) -> dict:
         "real_cut_at_max": float(np.mean([g.length >= max_frames for g in real])),
         "dream_cut_at_max": float(np.mean([g.length >= max_frames for g in dream])),
         "env_score_matches": float(np.mean([g.score == g.env_score for g in real])),
-    }
-
-
-def forced_summary(rows: list[dict]) -> dict:
-    deaths = [r for r in rows if r["true_death"] is not None]
-    return {
-        "episodes": len(rows),
-        "drift_horizon_median": float(np.median([r["drift_horizon"] for r in rows])) if rows else float("nan"),
-        "deaths_within_1": _rate(sum(r["death_within_1"] for r in deaths), len(deaths)),
-        "phantom_death_rate": _rate(sum(r["phantom_death"] for r in rows), len(rows)),
-        "missed_death_rate": _rate(sum(r["model_death"] is None for r in deaths), len(deaths)),
     }

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.core.schema import build
-from worldmodels.flappy.closed_loop import closed_loop, forced_rollout, forced_summary, loop_summary, rule_summary
+from worldmodels.flappy.closed_loop import closed_loop, loop_summary, real_gaps, rule_summary
 from worldmodels.flappy.collector import ensure_episodes
 from worldmodels.flappy.config import CollectorConfig
 from worldmodels.flappy.decoding.decoder import FrameDecoder, from_manifest
@@ -42,6 +42,7 @@ from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.decoding.rules import pipe_is_new
 from worldmodels.flappy.graphs import PREFILL_OUTPUTS
 from worldmodels.flappy.objective import slot_legal_table
+from worldmodels.flappy.physics import RULES
 from worldmodels.flappy.tokens import SPEC
 
 Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens (T,), positions (T,)) -> logits (T, vocab)
@@ -101,9 +102,11 @@ def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: 
     return out
 
 
-def free_rollout(decoder: FrameDecoder, episode: np.ndarray, start_frames: int, seed: int) -> dict:
+def free_rollout(decoder: FrameDecoder, episode: np.ndarray, start_frames: int, seed: int,
+                 forced: bool = False) -> dict:
     """Play the model (`decoder`, reset here with `seed`) from the episode's first frames with its actions; compare
-    with what really happened."""
+    with what really happened. `forced`: the dream's k-th new pipe gets the episode's k-th new gap (only the draw is
+    given; `decoder` must take `choose_gap`: a per-token decoder)."""
     per_frame, action_start = SPEC.tokens_per_frame, SPEC.offsets["action"]
     frames = episode.reshape(-1, per_frame)
     bird, done_slot = SPEC.position_of("bird_y"), SPEC.position_of("done")
@@ -111,10 +114,12 @@ def free_rollout(decoder: FrameDecoder, episode: np.ndarray, start_frames: int, 
         if (frames[:, done_slot] == SPEC.label_id("done", "yes")).any() else None
     start = min(start_frames, len(frames) - 1)
     decoder.reset(frames[:start].reshape(-1)[:-1], seed=seed)
+    queue = real_gaps(frames[start - 1:, :SPEC.state_tokens_per_frame])
+    choose = (lambda pipe: queue.pop(0) if queue else None) if forced else None
     drift, model_death, malformed = None, None, 0
     last = len(frames) - 1 if true_death is None else min(len(frames) - 1, true_death + 1)
     for t in range(start, last + 1):
-        state = decoder.step(int(frames[t - 1, -1]) - action_start)
+        state = decoder.step(int(frames[t - 1, -1]) - action_start, choose_gap=choose)
         malformed += int(not SPEC.is_well_formed(state))
         if t < len(frames) and drift is None and abs(int(state[bird]) - int(frames[t, bird])) > DRIFT_BINS:
             drift = t - start
@@ -195,9 +200,7 @@ LOOP_ROWS = (("games", "games"), ("real_score_mean", "mean score, real"), ("drea
              ("score_ratio", "score ratio dream/real"), ("real_length_median", "median length, real"),
              ("dream_length_median", "median length, dream"), ("length_ratio", "mean length ratio"),
              ("real_cut_at_max", "real games cut at --max-frames"), ("dream_cut_at_max", "dreams cut at --max-frames"))
-RULE_ROWS = tuple((f"{r}_rate", f"{r} broken (per transition)") for r in
-                  ("bird", "pipe_speed", "pipe_spacing", "settled_gap", "new_gap", "respawn_timing", "respawn_token",
-                   "visibility")) + (
+RULE_ROWS = tuple((f"{r}_rate", f"{r} broken (per transition)") for r in RULES) + (
     ("new_gap_legal", "new gaps legal"), ("respawn_token_present", "respawn token on respawns"),
     ("deaths_without_collision_per_game", "deaths without a collision, per game"),
     ("collisions_without_death_per_game", "collisions without a death, per game"),
@@ -269,11 +272,11 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     result["forced_rollout"] = {}
     everything = []
     for policy, episodes in by_policy.items():
-        rows = [forced_rollout(per_token, ep, args.start_frames, args.seed + i)
+        rows = [free_rollout(per_token, ep, args.start_frames, args.seed + i, forced=True)
                 for i, ep in enumerate(tqdm(episodes, desc=f"forced-gap rollouts ({policy})", leave=False))]
-        result["forced_rollout"][policy] = forced_summary(rows)
+        result["forced_rollout"][policy] = summarize_rollouts(rows)
         everything += rows
-    result["forced_rollout"]["all"] = forced_summary(everything)
+    result["forced_rollout"]["all"] = summarize_rollouts(everything)
     result["model"] = str(path)
     result["episodes_from"] = str(args.episodes_like or path)
     print(format_flappy(result))

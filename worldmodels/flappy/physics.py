@@ -54,6 +54,7 @@ FLAP_CEILING = -2 * PLAYER_HEIGHT  # a flap is ignored unless y > this
 RECYCLE_BELOW = -PIPE_WIDTH  # a pipe whose x drops below this is recycled
 RECYCLE_X = SCREEN_WIDTH + PIPE_WIDTH + SCREEN_WIDTH * 0.2  # where the env puts a recycled pipe
 GAP_CENTRES = tuple(float(top + PIPE_GAP / 2) for top in range(GAP_TOP_MIN, GAP_TOP_MAX + 1, 10))
+LEGAL_GAP_BINS = frozenset(SPEC.to_bins("gap_y", GAP_CENTRES).tolist())  # the 8 heights' gap_y bins
 EPS = 1e-6
 
 
@@ -115,7 +116,7 @@ class RuleChecker:
         self._pos = {slot.name: i for i, slot in enumerate(s.frame)}
         self._visible = s.label_id("marker", "visible")
         self._yes = {name: s.label_id(name, "yes") for name in ("respawn", "done")}
-        self._legal_gaps = set(s.to_bins("gap_y", GAP_CENTRES).tolist())
+        self._legal_gaps = set(s.to_bins("gap_y", GAP_CENTRES).tolist())  # this spec's bins (LEGAL_GAP_BINS: SPEC's)
         self.previous: list[int] | None = None
 
     # ---- reading a frame -----------------------------------------------------------------------------------------

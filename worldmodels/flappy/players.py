@@ -52,7 +52,7 @@ class ScriptedPlayer:
         self.rng = rng
         self.seen: deque[FlappyState] = deque(maxlen=self.skill.delay + 1)
         self.lapse_left = 0
-        self.target: tuple[float, float] | None = None  # (x, gap) of the pipe aimed at
+        self.target_x: float | None = None  # x of the pipe aimed at
         self.offset = 0.0
 
     def __call__(self, state: FlappyState) -> int:
@@ -71,8 +71,8 @@ class ScriptedPlayer:
         if not ahead:
             return NOOP
         x, gap = min(ahead)
-        if self.target is None or x > self.target[0]:  # the aim point moved on to the next pipe: a new offset
+        if self.target_x is None or x > self.target_x:  # the aim point moved on to the next pipe: a new offset
             self.offset = aim_draw * self.skill.aim
-        self.target = (x, gap)
+        self.target_x = x
         bird_centre = view.bird_y + PLAYER_HEIGHT / 2
         return FLAP if bird_centre > gap + self.offset + self.skill.margin else NOOP

@@ -145,14 +145,13 @@ def generate_state(logits_after, first_logits: np.ndarray, previous_frame, unifo
     for slot in range(spec.state_tokens_per_frame):
         legal = spec.legal_mask(slot, frame)
         pipe = gaps.get(slot)
-        forced = None
-        if pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec):
-            forced = None if choose_gap is None else choose_gap(pipe)
-            if forced is not None and not legal[forced]:
-                raise ValueError(f"choose_gap: id {forced} is not a legal gap for pipe slot {pipe}")
+        new = pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec)
+        forced = choose_gap(pipe) if new and choose_gap is not None else None
         if forced is not None:
+            if not legal[forced]:
+                raise ValueError(f"choose_gap: id {forced} is not a legal gap for pipe slot {pipe}")
             token = int(forced)
-        elif pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec):
+        elif new:
             token = sample_inverse_cdf(logits, legal, float(uniforms[pipe]), temperature)
         else:
             token = greedy(logits, legal)
