@@ -71,3 +71,22 @@ def test_datamodule_state_moves_the_train_stream():
     dm = BreakoutDataModule(CFG)
     dm.load_state_dict({"generation": 7})
     assert dm.train_dataloader().dataset.generation == 7
+
+
+def test_unrolled_rows_are_consecutive_steps_of_one_game():
+    cfg = BreakoutDataConfig(batch_size=4, games_per_worker=4, warmup_steps=4, unroll=3)
+    first, second = batches(BreakoutStream(cfg), 2)
+    assert first["next_targets"].shape == (4, 2, 64, 64, 3) and first["next_actions"].shape == (4, 2)
+    # One step later each game's window has moved by one frame: match the games by content.
+    for i in range(4):
+        window = torch.cat([second["context"][i], second["target"][i][None], second["next_targets"][i]])
+        matches = [j for j in range(4) if torch.equal(
+            torch.cat([first["context"][j], first["target"][j][None], first["next_targets"][j]])[1:], window[:-1])]
+        assert len(matches) == 1
+        j = matches[0]
+        assert second["action"][i] == first["next_actions"][j, 0]
+        assert torch.equal(second["next_actions"][i, :1], first["next_actions"][j, 1:])
+
+
+def test_one_step_rows_carry_no_unroll_keys():
+    assert set(batches(BreakoutStream(CFG), 1)[0]) == {"context", "action", "target"}

@@ -185,3 +185,45 @@ def test_warm_start_rows_see_the_latest_frame_at_the_sampler_noise_level():
     assert torch.allclose(x[:, 18], torch.full_like(x[:, 18], 0.7))  # sigma plane = the sampler's sigma_max
     noise = (x[:, :3] - frames_to_tensor(context[:, -1])) / 0.7
     assert noise.std() == pytest.approx(1.0, abs=0.05)  # latest frame + 0.7 * unit noise, not the target
+
+
+def _recording_module(*overrides: str):
+    from worldmodels.core.config import compose_config
+    from worldmodels.tasks import build_module, validate
+
+    module = build_module(validate(compose_config(["debug=smoke", "module.sampler.steps=1", *overrides])), {})
+    seen = []
+    module.net.forward = lambda x: seen.append(x.clone()) or x[:, :3]  # "predicts" its noisy input
+    return module, seen
+
+
+def test_unrolled_loss_feeds_the_models_own_rounded_frames_back():
+    module, seen = _recording_module("module.warm_start_fraction=1.0")
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (2, 7, 64, 64, 3), generator=g, dtype=torch.uint8)
+    batch = {"context": frames[:, :4], "action": torch.tensor([0, 1]), "target": frames[:, 4],
+             "next_actions": torch.tensor([[1, 2], [2, 0]]), "next_targets": frames[:, 5:]}
+    loss, _ = module.compute_loss(batch)
+    # Calls: step 1's loss, the sampler's frame 1, step 2's loss, the sampler's frame 2, step 3's loss.
+    assert len(seen) == 5 and torch.isfinite(loss)
+    fed = frames_to_tensor(tensor_to_frames(seen[1][:, :3]))  # the sampler's frame, rounded to bytes
+    assert torch.equal(seen[2][:, 12:15], fed)  # step 2's newest context frame is the model's, not the game's
+    assert not torch.equal(seen[2][:, 12:15], frames_to_tensor(frames[:, 4]))
+    assert torch.equal(seen[2][:, 3:12], frames_to_tensor(frames[:, 1:4]).flatten(1, 2))  # the older ones shift
+    assert torch.equal(seen[2][:, 15:18].amax(dim=(2, 3)), torch.eye(3)[[1, 2]])  # step 2's own actions
+    assert torch.equal(seen[4][:, 9:12], fed)
+
+
+def test_context_noise_perturbs_the_context_but_not_the_warm_start():
+    module, seen = _recording_module("module.warm_start_fraction=1.0", "module.context_noise=0.2",
+                                     "module.sampler.sigma_max=0.5")
+    context = torch.full((8, 4, 64, 64, 3), 128, dtype=torch.uint8)
+    batch = {"context": context, "action": torch.zeros(8, dtype=torch.long),
+             "target": torch.zeros(8, 64, 64, 3, dtype=torch.uint8)}
+    module.compute_loss(batch)
+    x, clean = seen[0], frames_to_tensor(context[:, -1])
+    noise = x[:, 3:15] - frames_to_tensor(context).flatten(1, 2)
+    stds = noise.flatten(1).std(dim=1)
+    assert (stds > 0).all() and (stds < 0.2 * 1.05).all() and stds.max() > 0.05  # per-row std in [0, 0.2]
+    warm = (x[:, :3] - clean) / 0.5
+    assert warm.std() == pytest.approx(1.0, abs=0.05)  # the clean latest frame + sigma_max * unit noise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -12,9 +13,11 @@ from PIL import Image
 from tests.conftest import run_cli
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.denoiser import FastDenoiser, TinyDenoiser
-from worldmodels.breakout.evaluate import evaluate, load_model
+from worldmodels.breakout.evaluate import WALL, evaluate, load_model, one_step_scores, play_games, rollout_scores
 from worldmodels.breakout.export import export_breakout
-from worldmodels.breakout.metrics import COPY, MODEL, TRUE
+from worldmodels.breakout.metrics import COPY, MODEL
+from worldmodels.breakout.players import PLAYERS
+from worldmodels.breakout.readout import EVENTS
 from worldmodels.core.config import compose_config
 from worldmodels.core.manifest import ExportError
 from worldmodels.evaluate import main as evaluate_main
@@ -68,26 +71,56 @@ def test_export_command(smoke_run, tmp_path):
 @pytest.mark.slow
 def test_evaluate_scores_model_and_baselines(smoke_run):
     model = load_model(smoke_run / "export" / "breakout.onnx")
-    result = evaluate(model, games=4, horizon=4)
-    truth = result["one_step"][TRUE]
-    assert truth["psnr"] == 100.0 and truth["ball_err_px"] == 0 and truth["brick_acc"] == 1
-    copy = result["one_step"][COPY]
-    assert 15 < copy["psnr"] < 100 and copy["ball_err_px"] > 0  # the ball moves every step
-    assert set(result["rollout"][MODEL]) == {"1", "2", "4"}
-    # the rollout's first frame is a one-step prediction from real context
-    assert result["rollout"][COPY]["1"]["psnr"] > result["rollout"][COPY]["4"]["psnr"]
+    result = evaluate(model, games=2, horizon=4, one_step=6, progress=False)
+    one = result["one_step"]
+    assert set(one) == {*EVENTS, WALL, "all"} and one["all"]["count"] == 2 * len(PLAYERS) * 6
+    assert sum(one[e]["count"] for e in EVENTS) == one["all"]["count"]
+    copy = one["all"][COPY]
+    assert 15 < copy["psnr"] < 100 and copy["ball_missing"] == 0 and copy["extra_ball"] == 0
+    rollout = result["rollout"][MODEL]
+    assert set(rollout["horizons"]) == {"1", "2", "3", "4"}
+    assert len(rollout["ball_kept"]["per_game"]) == 2 * len(PLAYERS)
+    assert set(rollout["ball_kept"]["per_player"]) == set(PLAYERS)
+    # the frozen start frame's PSNR falls as the game moves on
+    frozen = result["rollout"][COPY]["horizons"]
+    assert frozen["1"]["psnr"] > frozen["4"]["psnr"]
+
+
+def test_scores_of_the_truth_and_of_a_blank_frame():
+    games = play_games(["tracker", "random"], 3, 40)
+    truth = games.frames[1:]
+    perfect = one_step_scores(games, truth[3:], 3)
+    for event in (*EVENTS, WALL, "all"):
+        if perfect[event]["count"]:
+            assert perfect[event][MODEL]["ball_right"] == 1 and perfect[event][MODEL]["paddle_right"] == 1
+            assert perfect[event][MODEL]["bricks_right"] == 1
+    # A blank frame has no ball: a failure everywhere, never a left-out frame.
+    blank = one_step_scores(games, np.zeros_like(truth[3:]), 3)
+    assert blank["all"][MODEL]["ball_right"] == 0 and blank["all"][MODEL]["ball_missing"] == 1
+    roll = rollout_scores(truth[3:], np.zeros_like(truth[3:]), games.players)
+    assert roll["ball_kept"]["median"] == 0 and all(h["ball_within"] == 0 for h in roll["horizons"].values())
+    kept = rollout_scores(truth[3:], truth[3:], games.players)["ball_kept"]
+    assert kept["median"] == len(truth) - 3
+
+
+def test_warm_ups_differ_per_game_and_seeds_are_held_out():
+    a, b = play_games(["tracker"], 4, 2), play_games(["tracker"], 4, 2, seed=1)
+    starts = a.frames[0].reshape(4, -1)
+    assert len({row.tobytes() for row in starts}) == 4
+    assert not np.array_equal(a.frames, b.frames)
 
 
 @pytest.mark.slow
 def test_evaluate_command_on_checkpoint_writes_json(smoke_run, tmp_path):
     out = tmp_path / "eval.json"
-    result = run_cli("worldmodels.evaluate", str(smoke_run / "checkpoints" / "last.ckpt"), "--games", "2",
-                     "--horizon", "2", "--out", str(out))
+    result = run_cli("worldmodels.evaluate", str(smoke_run / "checkpoints" / "last.ckpt"), "--games", "1",
+                     "--horizon", "4", "--one-step", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "copy last frame" in result.stdout and "true simulator" in result.stdout
-    assert set(json.loads(out.read_text())["one_step"]) == {MODEL, COPY, TRUE}
-    assert Image.open(out.with_suffix(".gif")).n_frames == 2
+    assert "| serve |" in result.stdout and "Ball-kept horizon" in result.stdout
+    assert set(json.loads(out.read_text())["rollout"]) == {MODEL, COPY}
+    assert Image.open(out.with_suffix(".gif")).n_frames == 4
     assert Image.open(out.with_suffix(".png")).size[0] > 300
+    assert Image.open(out.with_suffix(".strip.png")).size[1] > 2 * len(PLAYERS) * 64
 
 
 @pytest.mark.parametrize("command", [evaluate_main, export_main], ids=["evaluate", "export"])
@@ -101,3 +134,37 @@ def test_missing_or_corrupt_model_is_one_line(command, tmp_path, capsys):
         stderr = capsys.readouterr().err
         assert exit_.value.code == 2
         assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("error: ")
+
+
+def test_manifest_states_the_sampler_contract_the_code_keeps(tiny_run, tmp_path):
+    """The manifest's words about the sampler are the code's behaviour: raw sigma plane, frame-major RGB context,
+    one call at sigma_max for K=1 starting at the newest frame + noise, byte-rounded feedback."""
+    from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor, tensor_to_frames
+    from worldmodels.breakout.export import SAMPLER_CONTRACT
+    from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
+
+    run, raw = tiny_run
+    _, manifest_path, _ = export_breakout(TinyDenoiser(DenoiserConfig(width=4, blocks=1)), run, raw, tmp_path)
+    sampler = json.loads(manifest_path.read_text())["sampler"]
+    assert {k: sampler[k] for k in SAMPLER_CONTRACT} == SAMPLER_CONTRACT
+    context = torch.rand(1, 4, 3, 8, 8) * 2 - 1
+    x = denoiser_input(torch.zeros(1, 3, 8, 8), context, torch.tensor([2]), torch.tensor([0.37]))
+    assert torch.all(x[:, 18] == 0.37)  # raw sigma
+    for frame in range(4):
+        assert torch.equal(x[:, 3 + 3 * frame:6 + 3 * frame], context[:, frame])  # frame-major RGB
+    calls = []
+    noise = torch.randn(1, 3, 8, 8)
+
+    def denoise(inp):
+        calls.append(inp.clone())
+        return inp[:, :3] * 0 + 0.1234
+
+    out = sample_next_frame(denoise, context, torch.tensor([2]), 1, 0.8, 0.02, noise=noise)
+    assert len(calls) == 1 and torch.all(calls[0][:, 18] == 0.8)
+    assert torch.allclose(calls[0][:, :3], context[:, -1] + 0.8 * noise) and torch.all(out == 0.1234)
+    start = torch.randint(0, 256, (1, 4, 8, 8, 3), dtype=torch.uint8)
+    calls.clear()
+    dream_rollout(denoise, start, torch.tensor([[0], [1]]), 1, 0.8, 0.02)
+    fed = frames_to_tensor(tensor_to_frames(torch.full((1, 3, 8, 8), 0.1234)))
+    assert torch.equal(calls[1][:, 12:15], fed)  # the rounded frame, not the raw prediction
+    assert not torch.equal(fed, torch.full_like(fed, 0.1234))

@@ -284,6 +284,17 @@ def test_evaluate_refuses_bad_flappy_flags_before_any_work(capsys, flags, messag
     assert line == f"error: {message}", line
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--one-step", "0"], "--games, --horizon and --one-step must be >= 1"),
+    (["--players", "tracker,robot"], "--players: unknown robot; choose from tracker, holder, sloppy, random"),
+    (["--players", ","], "--players: unknown (none given); choose from tracker, holder, sloppy, random"),
+], ids=["no_steps", "unknown_player", "no_player"])
+def test_evaluate_refuses_bad_breakout_flags_before_any_work(capsys, monkeypatch, flags, message):
+    monkeypatch.setattr("worldmodels.breakout.evaluate.load_model", lambda *a, **k: pytest.fail("loaded the model"))
+    line = one_error_line(capsys, lambda: evaluate.main([str(MODELS / "breakout" / "breakout.onnx"), *flags]))
+    assert line == f"error: {message}", line
+
+
 def test_evaluate_refuses_a_graph_whose_tensors_differ_from_its_manifest(tmp_path, capsys):
     """The same task, but the graph is not the one the manifest lists (its metadata does not tell them apart)."""
     model = copy_export(MODELS / "breakout_tiny" / "breakout.onnx", tmp_path)

@@ -205,7 +205,8 @@ def test_the_export_is_logged_as_a_model_artifact(wandb_env, tmp_path):
 
 
 def evaluate_with_wandb(model: Path, out: Path, *flags: str) -> None:
-    evaluate.main([str(model), "--games", "1", "--horizon", "1", "--out", str(out), "--wandb", *flags])
+    evaluate.main([str(model), "--games", "1", "--horizon", "1", "--one-step", "1", "--players", "random", "--out",
+                   str(out), "--wandb", *flags])
 
 
 def config_values(run_record) -> dict:
@@ -224,8 +225,8 @@ def test_evaluate_logs_its_results_to_an_evaluate_run(wandb_env, tmp_path, capsy
     assert config["model"] == str(model) and config["training_run"] is None  # trained with the CSV logger
     summary = {"/".join(item.nested_key) or item.key: json.loads(item.value_json)
                for update in wandb_records(tmp_path / "wandb", "summary") for item in update.update}
-    assert summary["one_step/model/psnr"] == pytest.approx(result["one_step"]["model"]["psnr"])
-    assert summary["games"] == 1
+    assert summary["one_step/all/model/psnr"] == pytest.approx(result["one_step"]["all"]["model"]["psnr"])
+    assert summary["games_per_player"] == 1
     assert "eval.json" in {f.path for files in wandb_records(tmp_path / "wandb", "files") for f in files.files}
 
 

@@ -81,6 +81,9 @@ class BreakoutDataConfig:
     num_workers: int = 1  # DataLoader processes making rows while the model trains
     warmup_steps: int = 64  # steps each stream plays before its first row, so games start mid-play
     val_batches: int = 8  # fixed held-out batches per validation (and per test)
+    # Steps of the true game per row: 1 gives (context, action, next frame); n > 1 adds the n - 1 steps after it
+    # (`next_actions`, `next_targets`): the objective then feeds the model's own sampled frames back over them.
+    unroll: int = 1
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def validate(self, key: str) -> None:
@@ -91,6 +94,7 @@ class BreakoutDataConfig:
         require(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
         require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
         require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
+        require(self.unroll >= 1, f"{key}.unroll", f"must be >= 1 (got {self.unroll})")
         for name in ("random_action_rate", "miss_rate", "bad_move_rate", "reset_rate"):
             rate = getattr(self.policy, name)
             require(0.0 <= rate <= 1.0, f"{key}.policy.{name}", f"must be in [0, 1] (got {rate})")
@@ -118,6 +122,10 @@ class DiffusionConfig:
     # paddle went even at sigma 1, so a model trained only on those never needs the action; the warm start
     # shows where the paddle was, which is what the first sampler step really sees.
     warm_start_fraction: float = 0.0
+    # Noise augmentation of the context frames: each row's 4 context frames get Gaussian noise of a std drawn
+    # uniformly from [0, context_noise] (in [-1, 1] units; 0 = none), so the model learns to read imperfect frames
+    # like its own. Training only: the player and evaluate feed the frames as they are.
+    context_noise: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # the warm-start sampler, exported to the player
 
@@ -130,6 +138,7 @@ class DiffusionConfig:
             require(low < high, f"{prefix}.sigma_min", f"must be < sigma_max (got {low} >= {high})")
         require(self.sampler.steps >= 1, f"{key}.sampler.steps", f"must be >= 1 (got {self.sampler.steps})")
         require(self.change_weight >= 0, f"{key}.change_weight", f"must be >= 0 (got {self.change_weight})")
+        require(self.context_noise >= 0, f"{key}.context_noise", f"must be >= 0 (got {self.context_noise})")
         require(0 <= self.warm_start_fraction <= 1, f"{key}.warm_start_fraction",
                 f"must be in [0, 1] (got {self.warm_start_fraction})")
 
@@ -153,7 +162,10 @@ SCHEMAS: dict[str, dict[str, type]] = {
 
 def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
     """`python -m worldmodels.evaluate`'s flags for this task's models (here, light, so --help loads no model code)."""
-    group.add_argument("--games", type=int, default=32, help="held-out games played in parallel")
-    group.add_argument("--horizon", type=int, default=32, help="steps per game (one-step) and rollout length")
+    group.add_argument("--games", type=int, default=32, help="held-out games per player")
+    group.add_argument("--horizon", type=int, default=64, help="autonomous rollout length (frames)")
+    group.add_argument("--one-step", type=int, default=128, help="one-step predictions per game")
+    group.add_argument("--players", default="tracker,holder,sloppy,random",
+                       help="comma-separated players (worldmodels.breakout.players)")
     group.add_argument("--steps", type=int, default=None, help="denoising steps K (default: the model's)")
     group.add_argument("--sigma-max", type=float, default=None, help="warm-start noise (default: the model's)")

@@ -2,6 +2,8 @@
 
 A row is (4 context frames oldest -> newest, the action taken, the next frame), all uint8 HxWx3; batches are
 dicts `context` (B, 4, 64, 64, 3), `action` (B,), `target` (B, 64, 64, 3), normalized on the model's device.
+With `unroll` n > 1 a row also carries the game's next n - 1 steps: `next_actions` (B, n - 1) and `next_targets`
+(B, n - 1, 64, 64, 3), for the objective's unrolled loss.
 
 Every stream derives its games' seeds from (seed, stream, rank, worker, generation) with numpy's SeedSequence:
 train, validation and test use different `stream` ids, so held-out seeds never meet the training games; each
@@ -51,25 +53,37 @@ class BreakoutStream(IterableDataset):
         history = [sim.render()]
         for _ in range(self.cfg.warmup_steps + CONTEXT_FRAMES - 1):
             history = (history + [self._advance(sim, policy)[1]])[-CONTEXT_FRAMES:]
-        context = np.stack(history, axis=1)  # (G, 4, H, W, 3)
+        # A row spans CONTEXT_FRAMES + unroll frames and unroll actions; fill all but the newest step first.
+        frames = np.stack(history, axis=1)  # (G, 4, H, W, 3)
+        acts = np.zeros((games, 0), np.int64)
+        for _ in range(self.cfg.unroll - 1):
+            step_actions, frame = self._advance(sim, policy)
+            frames = np.concatenate([frames, frame[:, None]], axis=1)
+            acts = np.concatenate([acts, step_actions[:, None].astype(np.int64)], axis=1)
 
         # With several workers each one serves its share of max_batches.
         budget = None if self.max_batches is None else len(range(worker, self.max_batches, workers))
         served = 0
         while budget is None or served < budget:
-            actions, frame = self._advance(sim, policy)
+            step_actions, frame = self._advance(sim, policy)
+            window = np.concatenate([frames, frame[:, None]], axis=1)  # (G, 4 + unroll, H, W, 3)
+            window_acts = np.concatenate([acts, step_actions[:, None].astype(np.int64)], axis=1)  # (G, unroll)
             order = rng.permutation(games)
             for start in range(0, games, self.cfg.batch_size):
                 idx = order[start:start + self.cfg.batch_size]
-                yield {
-                    "context": torch.from_numpy(context[idx]),
-                    "action": torch.from_numpy(actions[idx].astype(np.int64)),
-                    "target": torch.from_numpy(frame[idx]),
+                row = {
+                    "context": torch.from_numpy(window[idx, :CONTEXT_FRAMES]),
+                    "action": torch.from_numpy(window_acts[idx, 0]),
+                    "target": torch.from_numpy(window[idx, CONTEXT_FRAMES]),
                 }
+                if self.cfg.unroll > 1:
+                    row["next_actions"] = torch.from_numpy(window_acts[idx, 1:])  # (B, unroll - 1)
+                    row["next_targets"] = torch.from_numpy(window[idx, CONTEXT_FRAMES + 1:])  # (B, unroll - 1, ...)
+                yield row
                 served += 1
                 if budget is not None and served >= budget:
                     return
-            context = np.concatenate([context[:, 1:], frame[:, None]], axis=1)
+            frames, acts = window[:, 1:], window_acts[:, 1:]
 
     @staticmethod
     def _advance(sim: BreakoutSim, policy: TrackerPolicy) -> tuple[np.ndarray, np.ndarray]:

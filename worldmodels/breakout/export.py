@@ -66,6 +66,18 @@ def onnx_max_abs_diff(session: ort.InferenceSession, net: nn.Module, inputs: tor
     return float(np.abs(got - expected).max())
 
 
+# The rest of the sampler's contract, stated in every manifest so a port needs nothing else (README, "The sampler").
+SAMPLER_CONTRACT = {
+    "sigma_plane": "raw sigma: the plane holds the noise level itself, not its log or a scaled value",
+    "context": "frame-major RGB: context channels are frame 1 (oldest) R, G, B, then frame 2 R, G, B, ...",
+    "noise": "standard Gaussian, one draw per pixel and channel, once per frame",
+    "start": "x = newest context frame + sigma_max * noise",
+    "update": "x0 = denoiser(x, sigma_i); x = x0 + (sigma_{i+1} / sigma_i) * (x - x0); the last x0 is the frame",
+    "one_step": "steps = 1 calls the denoiser once, at sigma_max, and returns its x0",
+    "feedback": "a dreamed frame is rounded to bytes (normalization.to_bytes) before it enters the context",
+}
+
+
 def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: int, max_diff: float,
                       tolerance: float, metrics: dict | None) -> dict:
     sampler = run.module.sampler
@@ -88,7 +100,7 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
         ],
         "normalization": {"to_model": "x / 127.5 - 1", "to_bytes": "floor((y + 1) * 127.5 + 0.5) clamped to [0, 255]"},
         "sampler": {"kind": "warm_start_euler_x0", "schedule": "geometric", "steps": sampler.steps,
-                    "sigma_max": sampler.sigma_max, "sigma_min": sampler.sigma_min},
+                    "sigma_max": sampler.sigma_max, "sigma_min": sampler.sigma_min, **SAMPLER_CONTRACT},
         "model": {**asdict(run.model), "parameters": parameters},
         "parity": {"max_abs_diff": max_diff, "tolerance": tolerance, "runtime": f"onnxruntime {ort.__version__}"},
         "git_commit": git_commit(),

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig, SamplerConfig
 from worldmodels.breakout.data import BreakoutStream, play, stream_seeds
@@ -22,7 +22,7 @@ from worldmodels.breakout.metrics import COPY, MODEL
 from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
 from worldmodels.core.config import RolloutConfig, SamplesConfig
 from worldmodels.core.data import EVAL, VAL
-from worldmodels.core.media import labelled_grid, log_media
+from worldmodels.core.media import GAP, LABEL_HEIGHT, labelled_grid, log_media
 
 
 class BreakoutSampleGrid(L.Callback):
@@ -93,34 +93,60 @@ class BreakoutRolloutGif(L.Callback):
         log_media(trainer, "media/rollout", path)
 
 
-def save_rollout_gif(truth: np.ndarray, rollout: np.ndarray, path: Path, games: int = 4, fps: int = 10) -> None:
-    """Animated grid: one row per game, the real simulator beside the model's autonomous rollout."""
+def save_rollout_gif(truth: np.ndarray, rollout: np.ndarray, path: Path, games: int = 4, fps: int = 10,
+                     labels: list[str] | None = None) -> None:
+    """Animated grid: one row per game, the real simulator beside the model's autonomous rollout (`labels` name the
+    games' players in the real column's label)."""
     shown = range(min(games, truth.shape[1]))
-    images = [labelled_grid([[truth[t, g], rollout[t, g]] for g in shown], ["real", f"model t={t + 1}"])
+    real = "real" if labels is None else "real: " + ", ".join(labels[g] for g in shown)
+    images = [labelled_grid([[truth[t, g], rollout[t, g]] for g in shown], [real, f"model t={t + 1}"])
               for t in range(len(truth))]
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
 
 
+def save_rollout_strip(truth: np.ndarray, rollout: np.ndarray, path: Path, labels: list[str], every: int = 4) -> None:
+    """One still image: for each game a row of the true frames over a row of the dream, every `every`th frame."""
+    steps = range(every - 1, len(truth), every)
+    rows = []
+    for g in range(truth.shape[1]):
+        rows += [[truth[t, g] for t in steps], [rollout[t, g] for t in steps]]
+    scale, margin = 2, 64
+    image = labelled_grid(rows, [f"t={t + 1}" for t in steps], scale=scale)
+    # Name each pair of rows in a left margin: the player and "real", then "dream".
+    canvas = Image.new("RGB", (image.width + margin, image.height), (40, 40, 40))
+    canvas.paste(image, (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    cell = truth.shape[2] * scale + GAP
+    for g, label in enumerate(labels):
+        draw.text((2, LABEL_HEIGHT + 2 * g * cell + 2), f"{label}\nreal", fill=(230, 230, 230))
+        draw.text((2, LABEL_HEIGHT + (2 * g + 1) * cell + 2), "dream", fill=(120, 220, 240))
+    canvas.save(path)
+
+
 def save_horizon_plot(result: dict, path: Path) -> None:
-    """PSNR and ball error against the rollout horizon, model vs copy-last-frame."""
+    """Against the rollout horizon: share of games with the ball within 1.5 px, extra balls and PSNR; model vs the
+    frozen start frame."""
     import matplotlib  # heavy (~1 s): only the evaluation's plot pays for it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after matplotlib.use, so the headless backend is the one loaded
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name in (MODEL, COPY):
-        rollout = result["rollout"][name]
-        horizons = [int(h) for h in rollout]
-        for ax, metric in zip(axes, ("psnr", "ball_err_px"), strict=True):
-            ax.plot(horizons, [rollout[str(h)][metric] for h in horizons], marker="o", label=name)
-    for ax, label in zip(axes, ("PSNR (dB)", "ball position error (px)"), strict=True):
-        ax.set_xscale("log", base=2)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    panels = (("ball_within", "ball within 1.5 px (share of games)"), ("extra_ball", "extra ball (share of games)"),
+              ("psnr", "PSNR (dB)"))
+    for name, label in ((MODEL, "model"), (COPY, "frozen start frame")):
+        horizons = result["rollout"][name]["horizons"]
+        x = [int(h) for h in horizons]
+        for ax, (metric, _) in zip(axes, panels, strict=True):
+            ax.plot(x, [horizons[str(h)][metric] for h in x], label=label)
+    for ax, (_, label) in zip(axes, panels, strict=True):
         ax.set_xlabel("rollout horizon (frames)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle(f"autonomous rollout, {result['games']} held-out games, sampler K={result['sampler']['steps']}")
+    kept = result["rollout"][MODEL]["ball_kept"]["median"]
+    fig.suptitle(f"autonomous rollout, {result['games_per_player']} held-out games x {len(result['players'])} "
+                 f"players, sampler K={result['sampler']['steps']}; ball-kept horizon median {kept:g}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

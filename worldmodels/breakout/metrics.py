@@ -1,7 +1,7 @@
-"""Frame metrics: PSNR and the objects a player cares about, read from pixels by their colours.
+"""Frame metrics of the Breakout evaluation: PSNR and what a player sees (`worldmodels.breakout.readout`).
 
-Ball and paddle errors are in pixels; a predicted frame with no ball where the true frame has one counts in
-`ball_missing` (the share of such frames), not in `ball_err_px`, so a blurred-away ball cannot look precise.
+A ball is "right" when the frame's ball is within 1.5 px of the true ball; a missing ball is never right (it counts
+as a failure, never as a left-out frame), and in one-step scores a second ball makes the frame wrong too.
 """
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from worldmodels.breakout.sim import ball_position, brick_grid, paddle_x
+from worldmodels.breakout.readout import Objects
+from worldmodels.breakout.sim import PADDLE_WIDTH
 
-MODEL, COPY, TRUE = "model", "copy last frame", "true simulator"  # the evaluation's predictors
+MODEL, COPY, CONSTANT, TRUE = "model", "copy last frame", "constant velocity", "true simulator"  # predictors
 MAX_PSNR = 100.0  # identical frames: reported as this instead of infinity so means stay finite
+BALL_RIGHT_PX = 1.5  # a ball this close to the true one is right
+BALL_KEPT_PX = 3.0  # the rollout keeps the ball until it is further off than this, or missing
+PADDLE_RIGHT_PX = 1.0
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -28,20 +32,17 @@ def frame_psnr(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.minimum(10 * np.log10(255.0**2 / mse), MAX_PSNR)
 
 
-def frame_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """PSNR, ball/paddle position errors and brick-grid accuracy of predicted vs true uint8 (N, H, W, 3) frames."""
-    ball_pred, ball_true = ball_position(pred), ball_position(target)
-    true_has_ball = ~np.isnan(ball_true[:, 0])
-    both = true_has_ball & ~np.isnan(ball_pred[:, 0])
-    paddle_pred, paddle_true = paddle_x(pred), paddle_x(target)
-    paddle_both = ~np.isnan(paddle_pred) & ~np.isnan(paddle_true)
-    ball_err = np.linalg.norm(ball_pred[both] - ball_true[both], axis=1)
-    paddle_err = np.abs(paddle_pred - paddle_true)[paddle_both]
-    return {
-        "psnr": float(frame_psnr(pred, target).mean()),
-        "ball_err_px": float(ball_err.mean()) if both.any() else float("nan"),
-        "ball_missing": float((true_has_ball & ~both).sum() / max(1, true_has_ball.sum())),
-        "paddle_err_px": float(paddle_err.mean()) if paddle_both.any() else float("nan"),
-        "paddle_missing": float(1 - paddle_both.sum() / max(1, (~np.isnan(paddle_true)).sum())),
-        "brick_acc": float((brick_grid(pred) == brick_grid(target)).mean()),
-    }
+def ball_error(centre: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Distance (N,) of read ball centres (N, 2) from the true ones; infinite where the ball is missing."""
+    err = np.linalg.norm(centre - truth, axis=1)
+    return np.where(np.isnan(err), np.inf, err)
+
+
+def paddle_right(pred: Objects, truth: Objects) -> np.ndarray:
+    """bool (N,): the paddle is where the true one is (within 1 px) and as wide."""
+    err = np.abs(pred.paddle - truth.paddle)
+    return (np.nan_to_num(err, nan=np.inf) <= PADDLE_RIGHT_PX) & (pred.paddle_width == PADDLE_WIDTH)
+
+
+def rate(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else float("nan")

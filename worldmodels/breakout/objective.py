@@ -2,6 +2,9 @@
 
 Training: sigma ~ log-uniform[sigma_min, sigma_max], noisy = next frame + sigma * eps, the net predicts the clean
 next frame from (noisy, 4 context frames, action, sigma), loss = MSE to the clean frame.
+Rows with the game's next steps (`data.unroll` > 1) also train on the model's own frames: the player's sampler
+makes each next frame, rounded to bytes as in the player, and it replaces the true frame in the next step's context;
+the loss is the mean over the steps. `context_noise` adds Gaussian noise to the context frames while training.
 Held-out steps also run the real warm-start sampler (`sampler` settings) and log its PSNR beside the
 copy-the-last-frame baseline's, so a falling loss cannot hide a model that is worse than doing nothing.
 """
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 
 from worldmodels.breakout.config import DiffusionConfig
-from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor
+from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.metrics import psnr
 from worldmodels.breakout.sampler import sample_next_frame
 from worldmodels.core.module import WorldModelModule
@@ -41,7 +44,39 @@ class DiffusionModule(WorldModelModule):
         context = frames_to_tensor(batch["context"])  # (B, 4, 3, H, W)
         target = frames_to_tensor(batch["target"])  # (B, 3, H, W)
         action = batch["action"]
-        n = target.shape[0]
+        loss = self.step_loss(net, context, action, target, generator)
+        if "next_targets" in batch:
+            # Unrolled: the player's own sampled frame, rounded to bytes, replaces the true one in the context,
+            # and the next step is trained on that context against the true game (no gradient through the feed).
+            steps = [loss]
+            s = self.cfg.sampler
+            unrolled = context
+            for k in range(batch["next_targets"].shape[1]):
+                with torch.no_grad():
+                    fed = sample_next_frame(net, unrolled.contiguous(), action, s.steps, s.sigma_max, s.sigma_min,
+                                            generator=generator)
+                fed = frames_to_tensor(tensor_to_frames(fed))
+                unrolled = torch.cat([unrolled[:, 1:], fed[:, None]], dim=1)
+                action = batch["next_actions"][:, k]
+                steps.append(self.step_loss(net, unrolled, action, frames_to_tensor(batch["next_targets"][:, k]),
+                                            generator))
+            loss = torch.stack(steps).mean()
+        if generator is None:
+            return loss, {}
+        # Held out: score the sampler the player uses, and the do-nothing baseline on the same rows (one step).
+        s = self.cfg.sampler
+        action = batch["action"]
+        sampled = sample_next_frame(net, context, action, s.steps, s.sigma_max, s.sigma_min, generator=generator)
+        return loss, {"psnr": psnr(sampled, target).mean(), "psnr_copy_last": psnr(context[:, -1], target).mean()}
+
+    def step_loss(self, net: nn.Module, context: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
+                  generator: torch.Generator | None) -> torch.Tensor:
+        """The denoising loss of one step: context (B, 4, 3, H, W), action (B,), target (B, 3, H, W)."""
+        n, latest = target.shape[0], context[:, -1]  # the warm start and the loss weights use the clean frame
+        if self.cfg.context_noise > 0:
+            std = self.cfg.context_noise * torch.rand(n, generator=generator, device=target.device)
+            context = context + std[:, None, None, None, None] * torch.randn(
+                context.shape, generator=generator, device=target.device)
         low, high = math.log(self.cfg.sigma_min), math.log(self.cfg.sigma_max)
         u = torch.rand(n, generator=generator, device=target.device)
         sigma = torch.exp(low + (high - low) * u)  # (B,)
@@ -50,13 +85,7 @@ class DiffusionModule(WorldModelModule):
         if self.cfg.warm_start_fraction > 0:
             warm = torch.rand(n, generator=generator, device=target.device) < self.cfg.warm_start_fraction  # (B,)
             start_sigma = self.cfg.sampler.sigma_max
-            noisy = torch.where(warm[:, None, None, None], context[:, -1] + start_sigma * eps, noisy)
+            noisy = torch.where(warm[:, None, None, None], latest + start_sigma * eps, noisy)
             sigma = torch.where(warm, torch.full_like(sigma, start_sigma), sigma)
         pred = net(denoiser_input(noisy, context, action, sigma).contiguous(memory_format=torch.channels_last))
-        loss = weighted_mse(pred.float(), target, context[:, -1], self.cfg.change_weight)
-        if generator is None:
-            return loss, {}
-        # Held out: score the sampler the player uses, and the do-nothing baseline on the same rows.
-        s = self.cfg.sampler
-        sampled = sample_next_frame(net, context, action, s.steps, s.sigma_max, s.sigma_min, generator=generator)
-        return loss, {"psnr": psnr(sampled, target).mean(), "psnr_copy_last": psnr(context[:, -1], target).mean()}
+        return weighted_mse(pred.float(), target, latest, self.cfg.change_weight)

@@ -138,14 +138,18 @@ _BALL_BYTES = (_BALL_DY * FRAME_SIZE + _BALL_DX) * 3 + _BALL_CHANNEL
 class StepResult:
     """Per-game outcome of one `BreakoutSim.step` (arrays of length N).
 
-    reward: int64 bricks hit this step (0 or 1). life_lost: bool, the ball fell out.
-    game_over: bool, that was the last life; with auto_reset the game has already been
-    replaced by a fresh one (new bricks, score 0, 3 lives) in the returned state.
+    reward: int64 bricks hit this step (0 or 1). life_lost: bool, the ball fell out (and was
+    served again). game_over: bool, that was the last life; with auto_reset the game has
+    already been replaced by a fresh one (new bricks, score 0, 3 lives) in the returned state.
+    wall_bounce: bool, the ball reflected off the left, right or top wall. paddle_bounce:
+    bool, the ball bounced off the paddle.
     """
 
     reward: np.ndarray
     life_lost: np.ndarray
     game_over: np.ndarray
+    wall_bounce: np.ndarray
+    paddle_bounce: np.ndarray
 
 
 class BreakoutSim:
@@ -271,7 +275,7 @@ class BreakoutSim:
         # 6. A cleared wall is rebuilt.
         if hit.any():
             self.bricks[~self.bricks.any(axis=(1, 2))] = True
-        return StepResult(hit.astype(np.int64), life_lost, game_over)
+        return StepResult(hit.astype(np.int64), life_lost, game_over, off_left | off_right | off_top, on_paddle)
 
     def render(self) -> np.ndarray:
         """Current frames, uint8 [N, 64, 64, 3] (a new array)."""

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The study's rows: one lever each, the same budget of 64,000 trained rows (denoiser forward + backward passes):
+# 4,000 steps of 16 one-step rows, or 1,000 steps of 16 rows unrolled over 4 steps. One torch thread per run, so
+# two runs share this 2-core machine. Runs land in outputs/breakout_levers/<row>/; report.py evaluates them.
+#   bash experiments/breakout_levers/train.sh [row ...]      # default: every row, one after another
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PY:-.venv/bin/python}
+MESSY="data.policy.miss_rate=0.25 data.policy.bad_move_rate=0.05 data.policy.reset_rate=0.002"
+declare -A ROWS=(
+  [fast]="experiment=breakout_fast trainer.max_steps=4000"
+  [messy]="experiment=breakout_fast trainer.max_steps=4000 $MESSY"
+  [messy_noise]="experiment=breakout_fast trainer.max_steps=4000 $MESSY module.context_noise=0.1"
+  [messy_unroll]="experiment=breakout_game trainer.max_steps=1000"
+)
+for row in "${@:-fast messy messy_noise messy_unroll}"; do
+  for name in $row; do
+    echo "== $name: ${ROWS[$name]}"
+    OMP_NUM_THREADS=1 $PY -m worldmodels.train ${ROWS[$name]} trainer.val_check_interval=500 \
+      callbacks.checkpoint.every_n_train_steps=500 logger=csv trainer.enable_progress_bar=false \
+      hydra.run.dir=outputs/breakout_levers/$name
+  done
+done
