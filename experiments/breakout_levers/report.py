@@ -3,10 +3,11 @@ the learning curve of `experiment=breakout_game` (its periodic checkpoints), all
 
     .venv/bin/python experiments/breakout_levers/report.py [--game-run outputs/breakout_game] [--games N]
 
-For each lever row `outputs/breakout_levers/<row>/checkpoints/last.ckpt` and the game run's checkpoints at steps
-500, 1,000, 2,000 and its last that have no `evals/<name>.eval.json` yet, it exports the checkpoint (`python -m
-worldmodels.export`) and evaluates the export (`python -m worldmodels.evaluate --games N`, 16 per player by default);
-then it writes results.md and results.png from every summary in evals/ (the previous shipped model's is
+For each finished lever row (it has its end-of-fit export `outputs/breakout_levers/<row>/export/breakout.onnx`)
+and, once the game run has finished, its checkpoints at steps 1,000, 2,000, 4,000 and its last, that have no
+`evals/<name>.eval.json` yet, it exports the checkpoint (a row's `last.ckpt`) with `python -m worldmodels.export` and
+evaluates the export (`python -m worldmodels.evaluate --games N`, 16 per player by default); then it writes
+results.md and results.png from every summary in evals/ (the previous shipped model's is
 `evals/previous_breakout_fast.eval.json`, made with `--games 16` like the rest).
 """
 
@@ -30,9 +31,10 @@ ROWS = {
     "fast": ("breakout_fast recipe at this budget (tracker data, 30% random keys)", 64_000),
     "messy": ("+ messy data (missed serves, moves away, restarts)", 64_000),
     "messy_noise": ("+ messy data + context noise (std up to 0.1)", 64_000),
-    "messy_unroll": ("+ messy data + unrolled loss over 4 steps (breakout_game at 1,000 steps)", 64_000),
+    "messy_palette": ("+ messy data + palette head (per-pixel colour choice, cross-entropy)", 64_000),
+    "messy_unroll": ("+ messy data + unrolled loss over 4 steps (data.unroll=4, 1,000 steps)", 64_000),
 }
-CURVE_STEPS = (500, 1000, 2000)  # the game run's checkpoints on the learning curve, with its last one
+CURVE_STEPS = (1000, 2000, 4000)  # the game run's checkpoints on the learning curve, with its last one
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -49,22 +51,29 @@ COLUMNS = (
 )
 
 
+def evaluate(onnx: Path, out: Path, games: int) -> None:
+    subprocess.run([sys.executable, "-m", "worldmodels.evaluate", str(onnx), "--games", str(games), "--out",
+                    str(out)], check=True, stdout=subprocess.DEVNULL)
+    print(f"evaluated {onnx} -> {out.relative_to(ROOT)}")
+
+
 def export_and_evaluate(ckpt: Path, out: Path, games: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "worldmodels.export", str(ckpt), "--out", tmp], check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run([sys.executable, "-m", "worldmodels.evaluate", str(Path(tmp) / "breakout.onnx"),
-                        "--games", str(games), "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
-    print(f"evaluated {ckpt} -> {out.relative_to(ROOT)}")
+        evaluate(Path(tmp) / "breakout.onnx", out, games)
 
 
 def evaluate_runs(game_run: Path, games: int) -> None:
+    """Rows whose run has finished (its end-of-fit export exists), and the game run's curve once it has finished."""
     EVALS.mkdir(exist_ok=True)
     for row in ROWS:
-        ckpt = ROOT / "outputs" / "breakout_levers" / row / "checkpoints" / "last.ckpt"
+        run = ROOT / "outputs" / "breakout_levers" / row
         out = EVALS / f"{row}.eval.json"
-        if ckpt.exists() and not out.exists():
-            export_and_evaluate(ckpt, out, games)
+        if (run / "export" / "breakout.onnx").exists() and not out.exists():
+            export_and_evaluate(run / "checkpoints" / "last.ckpt", out, games)  # exported by today's code
+    if not (game_run / "export" / "breakout.onnx").exists():
+        return
     ckpts = {int(re.findall(r"\d+", p.name)[0]): p for p in (game_run / "checkpoints").glob("step*.ckpt")}
     for step in sorted(s for s in ckpts if s in CURVE_STEPS or s == max(ckpts)):
         out = EVALS / f"breakout_game_{step}.eval.json"
@@ -92,10 +101,10 @@ def write_results() -> None:
     if copy:
         lines.append("| copy last frame (one step) / frozen start frame (rollout) | - | " + " | ".join(
             f.format(get(_baseline(copy))) for _, get, f in COLUMNS) + " |")
-    lines += ["", "Learning curve of `experiment=breakout_game` (16 rows x 4 unrolled steps a step: 64 trained rows "
-              "a step).", "", head.replace("| row |", "| step |"), "|" + "---|" * (2 + len(COLUMNS))]
+    lines += ["", "Learning curve of `experiment=breakout_game` (16 rows a step).", "",
+              head.replace("| row |", "| step |"), "|" + "---|" * (2 + len(COLUMNS))]
     for step, r in curve():
-        lines.append(f"| {step:,} | {step * 64:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS) + " |")
+        lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS) + " |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot()
     print((HERE / "results.md").read_text())

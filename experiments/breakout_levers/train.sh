@@ -11,9 +11,10 @@ declare -A ROWS=(
   [fast]="experiment=breakout_fast trainer.max_steps=4000"
   [messy]="experiment=breakout_fast trainer.max_steps=4000 $MESSY"
   [messy_noise]="experiment=breakout_fast trainer.max_steps=4000 $MESSY module.context_noise=0.1"
-  [messy_unroll]="experiment=breakout_game trainer.max_steps=1000"
+  [messy_palette]="experiment=breakout_fast trainer.max_steps=4000 $MESSY model.output=palette"
+  [messy_unroll]="experiment=breakout_fast trainer.max_steps=1000 $MESSY data.unroll=4"
 )
-for row in "${@:-fast messy messy_noise messy_unroll}"; do
+for row in "${@:-fast messy messy_noise messy_palette messy_unroll}"; do
   for name in $row; do
     echo "== $name: ${ROWS[$name]}"
     OMP_NUM_THREADS=1 $PY -m worldmodels.train ${ROWS[$name]} trainer.val_check_interval=500 \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -227,3 +229,59 @@ def test_context_noise_perturbs_the_context_but_not_the_warm_start():
     assert (stds > 0).all() and (stds < 0.2 * 1.05).all() and stds.max() > 0.05  # per-row std in [0, 0.2]
     warm = (x[:, :3] - clean) / 0.5
     assert warm.std() == pytest.approx(1.0, abs=0.05)  # the clean latest frame + sigma_max * unit noise
+
+
+def test_palette_head_copies_at_init_and_draws_only_game_colours():
+    from worldmodels.breakout.sim import PALETTE, BreakoutSim
+
+    net = FastDenoiser(FastDenoiserConfig(widths=[4, 8], blocks=[1, 1], output="palette"))
+    frames = torch.from_numpy(BreakoutSim([1, 2]).render())
+    context = frames_to_tensor(frames)[:, None].expand(2, 4, 3, 64, 64)
+    x = denoiser_input(torch.randn(2, 3, 64, 64), context, torch.tensor([0, 1]), torch.ones(2))
+    with torch.no_grad():
+        assert torch.equal(tensor_to_frames(net(x)), frames)  # an untrained net copies the newest frame
+        for p in net.head.parameters():
+            torch.nn.init.normal_(p, std=1.0)
+        drawn = tensor_to_frames(net(x)).reshape(-1, 3).unique(dim=0)
+    palette = torch.from_numpy(PALETTE)
+    assert len(drawn) > 2 and all((palette == c).all(1).any() for c in drawn)  # never a blend of two colours
+
+
+def test_palette_export_matches_pytorch_away_from_ties(tmp_path):
+    from omegaconf import OmegaConf
+
+    from worldmodels.breakout.export import export_breakout
+    from worldmodels.core.config import compose_config
+    from worldmodels.tasks import validate
+
+    cfg = compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette"])
+    run = validate(cfg)
+    net = FastDenoiser(run.model)
+    torch.manual_seed(0)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    _, manifest_path, diff = export_breakout(net, run, OmegaConf.to_container(cfg, resolve=True), tmp_path)
+    assert diff <= 1e-4
+    assert json.loads(manifest_path.read_text())["model"]["output"] == "palette"
+
+
+def test_palette_loss_weights_changed_pixels():
+    from worldmodels.breakout.objective import weighted_cross_entropy
+
+    palette = FastDenoiser(FastDenoiserConfig(widths=[4, 8], blocks=[1, 1], output="palette")).palette
+    latest = palette[0][None, :, None, None].expand(1, 3, 2, 2).clone()  # all background
+    target = latest.clone()
+    target[0, :, 0, 0] = palette[-1]  # one pixel turns ball-coloured
+    miss_moving = torch.zeros(1, len(palette), 2, 2)
+    miss_moving[:, 0] = 5.0  # background everywhere: wrong only where the frame changed
+    paints = miss_moving.clone()
+    paints[0, :, 0, 0] = 0.0
+    paints[0, -1, 0, 0] = 5.0  # right where it changed ...
+    paints[0, :, 1, 1] = 0.0
+    paints[0, -1, 1, 1] = 5.0  # ... but paints a static pixel ball-coloured
+    ce = lambda logits, w: weighted_cross_entropy(logits, target, latest, palette, w)
+    assert torch.allclose(ce(miss_moving, 0.0), ce(paints, 0.0))
+    assert ce(miss_moving, 50.0) > 3 * ce(miss_moving, 0.0)  # the changed pixel dominates the mean
+    # A pixel the scores change without cause weighs as much as one they miss (weighting only the target's changes
+    # would make it 51 times cheaper, about 0.02 of the miss).
+    assert ce(paints, 50.0) > 0.4 * ce(miss_moving, 50.0)

@@ -41,8 +41,13 @@ class FastDenoiserConfig:
     widths: list[int] = field(default_factory=lambda: [16, 32, 64])  # full, 1/2, 1/4 resolution
     blocks: list[int] = field(default_factory=lambda: [1, 1, 3])  # residual blocks per resolution
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4])  # cycled over the lowest resolution's blocks
+    # "rgb": the head adds an RGB change to the newest frame. "palette": the head scores the game's 9 colours per
+    # pixel (trained with cross-entropy), starting from the newest frame's own colour, and each pixel takes the best
+    # scoring colour: a pixel is one colour or another, never a blend, so an uncertain ball cannot fade to a smear.
+    output: str = "rgb"
 
     def validate(self, key: str) -> None:
+        require(self.output in ("rgb", "palette"), f"{key}.output", f"must be rgb or palette (got {self.output!r})")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
                 f"must be a non-empty list of positive ints (got {self.widths})")
         require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",

@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
-from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS
+from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, PALETTE
 
 CONTEXT_FRAMES = 4
 INPUT_CHANNELS = 3 + 3 * CONTEXT_FRAMES + NUM_ACTIONS + 1  # 19
 LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
 OUTPUT_CHANNELS = 3
+PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
+PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
 
 
@@ -82,11 +84,27 @@ class FastDenoiser(nn.Module):
                                       for j in range(cfg.blocks[-1])])
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(levels - 1))
         self.decode = nn.ModuleList(stage(i) for i in range(levels - 1))
-        self.head = nn.Conv2d(w[0], OUTPUT_CHANNELS, 3, padding=1)
+        self.output = cfg.output
+        self.head = nn.Conv2d(w[0], len(PALETTE) if cfg.output == "palette" else OUTPUT_CHANNELS, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # starts as "copy the newest frame"
         nn.init.zeros_(self.head.bias)
+        # The palette in model units (P, 3): what the palette head's scores pick from.
+        self.register_buffer("palette", torch.from_numpy(PALETTE).float() / 127.5 - 1.0, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.output == "palette":  # each pixel is the colour with the best score
+            return self.palette[self.logits(x).argmax(dim=1)].permute(0, 3, 1, 2)  # (N, 3, H, W)
+        return (x[:, LATEST] + self.features(x)).clamp(-1.0, 1.0)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Palette head: (N, P, H, W) scores of the palette's colours; the newest frame's own colour starts ahead
+        (minus the squared distance to each colour, times PALETTE_PRIOR), so an untrained net copies it."""
+        latest = x[:, LATEST]  # (N, 3, H, W)
+        distance = ((latest[:, None] - self.palette[None, :, :, None, None]) ** 2).sum(2)  # (N, P, H, W)
+        return self.features(x) - PALETTE_PRIOR * distance
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's output: the RGB change (rgb) or the palette scores before the prior (palette)."""
         h = self.stem(x)
         skips = []
         for i, down in enumerate(self.down):
@@ -96,8 +114,7 @@ class FastDenoiser(nn.Module):
         h = self.middle(h)
         for i in reversed(range(len(self.up))):
             h = self.decode[i](self.up[i](nn.functional.silu(h)) + skips[i])
-        change = self.head(nn.functional.silu(h))
-        return (x[:, LATEST] + change).clamp(-1.0, 1.0)
+        return self.head(nn.functional.silu(h))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -5,6 +5,8 @@ next frame from (noisy, 4 context frames, action, sigma), loss = MSE to the clea
 Rows with the game's next steps (`data.unroll` > 1) also train on the model's own frames: the player's sampler
 makes each next frame, rounded to bytes as in the player, and it replaces the true frame in the next step's context;
 the loss is the mean over the steps. `context_noise` adds Gaussian noise to the context frames while training.
+A net with the palette head (`model.output=palette`) is trained with the same weighting on per-pixel cross-entropy
+over the game's colours instead of MSE.
 Held-out steps also run the real warm-start sampler (`sampler` settings) and log its PSNR beside the
 copy-the-last-frame baseline's, so a falling loss cannot hide a model that is worse than doing nothing.
 """
@@ -31,6 +33,25 @@ def weighted_mse(pred: torch.Tensor, target: torch.Tensor, latest: torch.Tensor,
     changed = (target != latest).any(dim=1, keepdim=True).float()  # (B, 1, H, W)
     weight = 1.0 + change_weight * changed
     return (squared * weight).sum() / (weight.sum() * squared.shape[1])
+
+
+def palette_classes(frames: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) frames in model units -> (B, H, W) index of the nearest palette colour."""
+    return ((frames[:, None] - palette[None, :, :, None, None]) ** 2).sum(2).argmin(1)
+
+
+def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, latest: torch.Tensor, palette: torch.Tensor,
+                           change_weight: float) -> torch.Tensor:
+    """Per-pixel cross-entropy of palette scores (B, P, H, W) against the target's colours. Pixels that change, in
+    the target or in the colours the scores pick, weigh 1 + change_weight: weighting only the target's changes would
+    make a missed ball pixel cost 1 + change_weight times a spurious one, and a net that picks each pixel's best
+    colour would then paint every pixel the ball might reach."""
+    classes = palette_classes(target, palette)
+    loss = nn.functional.cross_entropy(logits, classes, reduction="none")  # (B, H, W)
+    latest_classes = palette_classes(latest, palette)
+    changed = (classes != latest_classes) | (logits.detach().argmax(dim=1) != latest_classes)
+    weight = 1.0 + change_weight * changed.float()
+    return (loss * weight).sum() / weight.sum()
 
 
 class DiffusionModule(WorldModelModule):
@@ -87,5 +108,8 @@ class DiffusionModule(WorldModelModule):
             start_sigma = self.cfg.sampler.sigma_max
             noisy = torch.where(warm[:, None, None, None], latest + start_sigma * eps, noisy)
             sigma = torch.where(warm, torch.full_like(sigma, start_sigma), sigma)
-        pred = net(denoiser_input(noisy, context, action, sigma).contiguous(memory_format=torch.channels_last))
-        return weighted_mse(pred.float(), target, latest, self.cfg.change_weight)
+        inputs = denoiser_input(noisy, context, action, sigma).contiguous(memory_format=torch.channels_last)
+        if getattr(net, "output", "rgb") == "palette":
+            return weighted_cross_entropy(net.logits(inputs).float(), target, latest, net.palette,
+                                          self.cfg.change_weight)
+        return weighted_mse(net(inputs).float(), target, latest, self.cfg.change_weight)

@@ -23,10 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from worldmodels.breakout.sim import (
-    BACKGROUND_COLOR,
-    BALL_COLOR,
     BALL_SIZE,
-    BRICK_COLORS,
     BRICK_COLS,
     BRICK_HEIGHT,
     BRICK_PITCH_X,
@@ -35,14 +32,14 @@ from worldmodels.breakout.sim import (
     BRICK_TOP,
     BRICK_WIDTH,
     FRAME_SIZE,
-    PADDLE_COLOR,
     PADDLE_HEIGHT,
     PADDLE_WIDTH,
     PADDLE_Y,
     StepResult,
 )
+from worldmodels.breakout.sim import PALETTE as GAME_PALETTE
 
-PALETTE = np.concatenate([BACKGROUND_COLOR[None], BRICK_COLORS, PADDLE_COLOR[None], BALL_COLOR[None]]).astype(np.int32)
+PALETTE = GAME_PALETTE.astype(np.int32)
 BACKGROUND, PADDLE, BALL = 0, len(PALETTE) - 2, len(PALETTE) - 1
 BRICK_IDS = np.arange(1, 1 + BRICK_ROWS)  # palette index of each brick row's colour
 MIN_BALL_PIXELS = 2  # smaller blobs are specks, not a ball

@@ -60,6 +60,8 @@ BRICK_COLORS = np.array(
 )
 PADDLE_COLOR = np.array([200, 200, 200], np.uint8)
 BALL_COLOR = np.array([0, 255, 255], np.uint8)
+# Every colour a frame holds: background, the 6 brick rows', paddle, ball (the read-outs' and the palette head's order).
+PALETTE = np.concatenate([BACKGROUND_COLOR[None], BRICK_COLORS, PADDLE_COLOR[None], BALL_COLOR[None]])
 # Euclidean RGB distance under which a pixel counts as a given colour in the read-outs.
 COLOR_TOLERANCE = 60.0
 
