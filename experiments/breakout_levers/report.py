@@ -32,6 +32,7 @@ ROWS = {
     "messy": ("+ messy data (missed serves, moves away, restarts)", 64_000),
     "messy_noise": ("+ messy data + context noise (std up to 0.1)", 64_000),
     "messy_palette": ("+ messy data + palette head (per-pixel colour choice, cross-entropy)", 64_000),
+    "messy_palette_unroll": ("messy_palette, then 500 more steps on rows unrolled over 4 steps", 96_000),
     "messy_unroll": ("+ messy data + unrolled loss over 4 steps (data.unroll=4, 1,000 steps)", 64_000),
 }
 CURVE_STEPS = (1000, 2000, 4000)  # the game run's checkpoints on the learning curve, with its last one

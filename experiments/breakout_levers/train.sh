@@ -12,9 +12,11 @@ declare -A ROWS=(
   [messy]="experiment=breakout_fast trainer.max_steps=4000 $MESSY"
   [messy_noise]="experiment=breakout_fast trainer.max_steps=4000 $MESSY module.context_noise=0.1"
   [messy_palette]="experiment=breakout_fast trainer.max_steps=4000 $MESSY model.output=palette"
+  # messy_palette resumed for 500 more steps on unrolled rows (4 steps each): a curriculum, 96,000 trained rows.
+  [messy_palette_unroll]="experiment=breakout_fast trainer.max_steps=4500 $MESSY model.output=palette data.unroll=4 ckpt_path=outputs/breakout_levers/messy_palette/checkpoints/last.ckpt"
   [messy_unroll]="experiment=breakout_fast trainer.max_steps=1000 $MESSY data.unroll=4"
 )
-for row in "${@:-fast messy messy_noise messy_palette messy_unroll}"; do
+for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll}"; do
   for name in $row; do
     echo "== $name: ${ROWS[$name]}"
     OMP_NUM_THREADS=1 $PY -m worldmodels.train ${ROWS[$name]} trainer.val_check_interval=500 \
