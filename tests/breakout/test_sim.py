@@ -16,6 +16,7 @@ from gymnasium.utils.env_checker import check_env
 from worldmodels.breakout import golden
 from worldmodels.breakout import sim as bo
 from worldmodels.breakout.config import PolicyConfig
+from worldmodels.breakout.readout import read_balls, read_bricks, read_paddle
 
 GOLDEN_PATH = Path(__file__).resolve().parent.parent / "golden" / "breakout_traces.json"
 
@@ -190,7 +191,7 @@ def test_brick_hit_removes_brick_and_bounces():
     assert result.reward[0] == 1 and sim.score[0] == 1
     assert not sim.bricks[0, 5, 1] and sim.bricks.sum() == 47
     assert sim.ball_vy[0] > 0
-    assert not bo.brick_grid(sim.render())[0, 5, 1]
+    assert not read_bricks(sim.render())[0, 5, 1]
 
 
 def test_paddle_bounce_depends_on_hit_offset():
@@ -233,7 +234,7 @@ def test_game_over_resets_game():
     assert sim.step(np.array([bo.NOOP])).game_over[0]
     later = [sim.step(np.array([bo.NOOP])) for _ in range(5)]
     assert sim.lives[0] == 0 and not any(r.life_lost[0] for r in later)
-    assert np.isnan(bo.ball_position(sim.render())).all()
+    assert np.isnan(read_balls(sim.render()).centre).all()
 
 
 def test_cleared_wall_refills():
@@ -244,7 +245,7 @@ def test_cleared_wall_refills():
     sim.ball_x[:], sim.ball_y[:] = 10.0, 31.5
     sim.ball_vx[:], sim.ball_vy[:] = 0.0, -1.25
     assert sim.step(np.array([bo.NOOP])).reward[0] == 1
-    assert sim.bricks.all() and bo.brick_grid(sim.render()).all()
+    assert sim.bricks.all() and read_bricks(sim.render()).all()
 
 
 def test_readouts_agree_with_state():
@@ -256,11 +257,11 @@ def test_readouts_agree_with_state():
         sim.step(actions[t])
         frames = sim.render()
         visible = sim.ball_y + 0.5 < bo.FRAME_SIZE - bo.BALL_SIZE  # fully on screen
-        ball = bo.ball_position(frames)
+        ball = read_balls(frames).centre
         assert np.all(np.abs(ball[visible, 0] - (sim.ball_x[visible] + 1)) <= 0.5)
         assert np.all(np.abs(ball[visible, 1] - (sim.ball_y[visible] + 1)) <= 0.5)
-        assert np.all(np.abs(bo.paddle_x(frames) - (sim.paddle_x + bo.PADDLE_WIDTH / 2)) <= 0.5)
-        assert np.array_equal(bo.brick_grid(frames), sim.bricks)
+        assert np.all(np.abs(read_paddle(frames)[0] - (sim.paddle_x + bo.PADDLE_WIDTH / 2)) <= 0.5)
+        assert np.array_equal(read_bricks(frames), sim.bricks)
         checked += visible.sum()
     assert checked > 1000 and not sim.bricks.all()
 
@@ -271,11 +272,11 @@ def test_readouts_tolerate_noise():
     frames = sim.render()
     noise = np.random.default_rng(0).normal(0, 8, frames.shape)
     noisy = np.clip(frames + noise, 0, 255).astype(np.uint8)
-    assert np.all(np.abs(bo.ball_position(noisy) - bo.ball_position(frames)) <= 1.0)
-    assert np.all(np.abs(bo.paddle_x(noisy) - (sim.paddle_x + bo.PADDLE_WIDTH / 2)) <= 1.0)
-    assert np.array_equal(bo.brick_grid(noisy), sim.bricks)
-    assert np.isnan(bo.ball_position(np.zeros((1, 64, 64, 3), np.uint8))).all()
-    assert np.isnan(bo.paddle_x(np.zeros((1, 64, 64, 3), np.uint8))).all()
+    assert np.all(np.abs(read_balls(noisy).centre - read_balls(frames).centre) <= 1.0)
+    assert np.all(np.abs(read_paddle(noisy)[0] - (sim.paddle_x + bo.PADDLE_WIDTH / 2)) <= 1.0)
+    assert np.array_equal(read_bricks(noisy), sim.bricks)
+    assert np.isnan(read_balls(np.zeros((1, 64, 64, 3), np.uint8)).centre).all()
+    assert np.isnan(read_paddle(np.zeros((1, 64, 64, 3), np.uint8))[0]).all()
 
 
 def test_gymnasium_env():

@@ -47,7 +47,7 @@ from worldmodels.breakout.metrics import (
     rate,
 )
 from worldmodels.breakout.players import PLAYERS, make_player
-from worldmodels.breakout.readout import EVENTS, Objects, classify_events, read_objects
+from worldmodels.breakout.readout import EVENTS, Balls, Objects, classify_events, read_objects
 from worldmodels.breakout.sampler import Denoise, dream_rollout, sample_next_frame
 from worldmodels.breakout.sim import LEFT, PADDLE_MAX_X, PADDLE_WIDTH, RIGHT, BreakoutSim
 from worldmodels.core.data import EVAL
@@ -139,7 +139,7 @@ def play_games(players: list[str], games: int, steps: int, seed: int = 0) -> Gam
 
 
 def _objects_at(objects: Objects, idx) -> Objects:
-    return Objects(type(objects.balls)(objects.balls.centre[idx], objects.balls.count[idx]), objects.paddle[idx],
+    return Objects(Balls(objects.balls.centre[idx], objects.balls.count[idx]), objects.paddle[idx],
                    objects.paddle_width[idx], objects.bricks[idx])
 
 
@@ -154,7 +154,7 @@ def one_step_scores(games: Games, pred: np.ndarray, start: int) -> dict:
     events = games.events[start:start + t_count].reshape(-1)
     actions = games.actions[start:start + t_count].reshape(-1)
     # Constant velocity: the ball and the paddle move again by their last move; the bricks stay.
-    constant = Objects(type(latest.balls)(2 * latest.balls.centre - older.balls.centre, latest.balls.count),
+    constant = Objects(Balls(2 * latest.balls.centre - older.balls.centre, latest.balls.count),
                        np.clip(2 * latest.paddle - older.paddle, PADDLE_WIDTH / 2, PADDLE_MAX_X + PADDLE_WIDTH / 2),
                        latest.paddle_width, latest.bricks)
     broken = latest.bricks & ~truth.bricks  # (N, 6, 8) the brick this step breaks

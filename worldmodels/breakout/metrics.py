@@ -12,7 +12,7 @@ import torch
 from worldmodels.breakout.readout import Objects
 from worldmodels.breakout.sim import PADDLE_WIDTH
 
-MODEL, COPY, CONSTANT, TRUE = "model", "copy last frame", "constant velocity", "true simulator"  # predictors
+MODEL, COPY, CONSTANT = "model", "copy last frame", "constant velocity"  # the predictors scored
 MAX_PSNR = 100.0  # identical frames: reported as this instead of infinity so means stay finite
 BALL_RIGHT_PX = 1.5  # a ball this close to the true one is right
 BALL_KEPT_PX = 3.0  # the rollout keeps the ball until it is further off than this, or missing

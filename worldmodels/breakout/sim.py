@@ -62,8 +62,6 @@ PADDLE_COLOR = np.array([200, 200, 200], np.uint8)
 BALL_COLOR = np.array([0, 255, 255], np.uint8)
 # Every colour a frame holds: background, the 6 brick rows', paddle, ball (the read-outs' and the palette head's order).
 PALETTE = np.concatenate([BACKGROUND_COLOR[None], BRICK_COLORS, PADDLE_COLOR[None], BALL_COLOR[None]])
-# Euclidean RGB distance under which a pixel counts as a given colour in the read-outs.
-COLOR_TOLERANCE = 60.0
 
 ENV_ID = BREAKOUT_ENV_ID  # registered by `import worldmodels` (`worldmodels.register_envs`)
 
@@ -364,42 +362,6 @@ class TrackerPolicy:
         if self._seen_lives is not None and len(self._seen_lives) == sim.num_games:
             self._seen_lives[mask] = -1  # a restarted game is a new serve even at 3 lives
         return mask
-
-
-def _near(frames: np.ndarray, color: np.ndarray, tol: float) -> np.ndarray:
-    diff = frames.astype(np.int32) - color.astype(np.int32)
-    return (diff * diff).sum(axis=-1) <= tol * tol
-
-
-def ball_position(frames: np.ndarray, tol: float = COLOR_TOLERANCE) -> np.ndarray:
-    """Ball centre (x, y) in pixel units per frame, float64 [N, 2]; NaN where no ball.
-
-    Comparable with (sim.ball_x + 1, sim.ball_y + 1).
-    """
-    near = _near(np.asarray(frames), BALL_COLOR, tol)
-    count = near.sum(axis=(1, 2)).astype(np.float64)
-    coords = np.arange(FRAME_SIZE) + 0.5
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x = (near.sum(axis=1) * coords).sum(axis=1) / count
-        y = (near.sum(axis=2) * coords).sum(axis=1) / count
-    return np.stack([x, y], axis=1)
-
-
-def paddle_x(frames: np.ndarray, tol: float = COLOR_TOLERANCE) -> np.ndarray:
-    """Paddle centre x per frame, float64 [N]; NaN where none. Comparable with sim.paddle_x + 5."""
-    rows = np.asarray(frames)[:, PADDLE_Y : PADDLE_Y + PADDLE_HEIGHT]
-    # Any paddle row counts, so a ball passing over one row does not hide a column.
-    columns = _near(rows, PADDLE_COLOR, tol).any(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (columns * (np.arange(FRAME_SIZE) + 0.5)).sum(axis=1) / columns.sum(axis=1)
-
-
-def brick_grid(frames: np.ndarray, tol: float = COLOR_TOLERANCE) -> np.ndarray:
-    """bool [N, 6, 8]: a brick is present if most of its pixels are near its row colour."""
-    near = _near(np.asarray(frames)[:, _BAND_SLICE], _BRICK_BAND, tol)
-    cells = near.reshape(-1, BRICK_ROWS, BRICK_PITCH_Y, BRICK_COLS, BRICK_PITCH_X)
-    votes = cells[:, :, :BRICK_HEIGHT, :, :BRICK_WIDTH].sum(axis=(2, 4))
-    return votes * 2 > BRICK_WIDTH * BRICK_HEIGHT
 
 
 def _frame_space() -> gymnasium.spaces.Box:
