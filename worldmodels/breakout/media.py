@@ -105,8 +105,9 @@ def save_rollout_gif(truth: np.ndarray, rollout: np.ndarray, path: Path, games: 
 
 
 def save_rollout_strip(truth: np.ndarray, rollout: np.ndarray, path: Path, labels: list[str], every: int = 4) -> None:
-    """One still image: for each game a row of the true frames over a row of the dream, every `every`th frame."""
-    steps = range(every - 1, len(truth), every)
+    """One still image: for each game a row of the true frames over a row of the dream, every `every`th frame (the
+    last frame alone for a rollout shorter than that)."""
+    steps = range(min(every, len(truth)) - 1, len(truth), every)
     rows = []
     for g in range(truth.shape[1]):
         rows += [[truth[t, g] for t in steps], [rollout[t, g] for t in steps]]
