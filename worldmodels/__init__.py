@@ -14,12 +14,20 @@ warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX expor
 
 
 def register_envs() -> None:
-    """Register `worldmodels/Breakout-v0` (and its vector env) with gymnasium, so that `import worldmodels` is enough
-    for `gymnasium.make`. Entry points by name: the simulator loads only when an env is made. Safe to call again."""
-    if BREAKOUT_ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=BREAKOUT_ENV_ID, entry_point="worldmodels.breakout.sim:BreakoutEnv",
-                           vector_entry_point="worldmodels.breakout.sim:BreakoutVectorEnv")
+    """Register `worldmodels/Breakout-v0` (the simulator) and the dreams `worldmodels/FlappyDream-v0` and
+    `worldmodels/BreakoutDream-v0` (`worldmodels.dream`), each with its vector env, so that `import worldmodels` is
+    enough for `gymnasium.make` and `gymnasium.make_vec(..., vectorization_mode="vector_entry_point")`. Entry points
+    by name: nothing loads until an env is made. Safe to call again."""
+    for env_id, entry, vector in (
+            (BREAKOUT_ENV_ID, "worldmodels.breakout.sim:BreakoutEnv", "worldmodels.breakout.sim:BreakoutVectorEnv"),
+            (FLAPPY_DREAM_ID, "worldmodels.dream.flappy:FlappyDreamEnv", "worldmodels.dream.vector:FlappyDreamVecEnv"),
+            (BREAKOUT_DREAM_ID, "worldmodels.dream.breakout:BreakoutDreamEnv",
+             "worldmodels.dream.breakout:BreakoutDreamVecEnv")):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry, vector_entry_point=vector)
 
 
 BREAKOUT_ENV_ID = "worldmodels/Breakout-v0"
+FLAPPY_DREAM_ID = "worldmodels/FlappyDream-v0"
+BREAKOUT_DREAM_ID = "worldmodels/BreakoutDream-v0"
 register_envs()

@@ -8,6 +8,7 @@ DECODE_INPUTS = ["tokens", "position", "k_cache", "v_cache", "cache_len"]
 DECODE_OUTPUTS = ["logits", "k_cache_out", "v_cache_out"]
 PREFILL_INPUTS = ["tokens", "positions"]
 PREFILL_OUTPUTS = ["logits", "k_cache", "v_cache", "cache_len"]
+BATCH_OUTPUTS = ["logits", "k_new", "v_new", "slots"]  # the batched decode graph (`batch_graph.py`)
 FRAME_OUTPUTS = ["state", "logits", "k_frame", "v_frame", "slots", "passes", "next_first"]
 
 

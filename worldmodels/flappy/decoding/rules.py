@@ -135,26 +135,31 @@ def gap_positions(spec: TokenSpec) -> dict[int, int]:
     return {i: slot.pipe for i, slot in enumerate(spec.frame) if slot.field == "gap_y"}
 
 
+def choose_token(slot: int, logits: np.ndarray, frame: list[int], previous_frame, uniforms: np.ndarray,
+                 temperature: float, spec: TokenSpec = SPEC, choose_gap=None) -> int:
+    """Rules 3-6 for one state slot: the token of frame position `slot` from the logits after the tokens before it
+    (`frame`, this frame's tokens so far). `choose_gap(pipe) -> id or None`, when given, may supply a new pipe's gap
+    instead of the draw (the evaluation's forced-gap rollouts; not a player rule)."""
+    legal = spec.legal_mask(slot, frame)
+    pipe = gap_positions(spec).get(slot)
+    new = pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec)
+    forced = choose_gap(pipe) if new and choose_gap is not None else None
+    if forced is not None:
+        if not legal[forced]:
+            raise ValueError(f"choose_gap: id {forced} is not a legal gap for pipe slot {pipe}")
+        return int(forced)
+    if new:
+        return sample_inverse_cdf(logits, legal, float(uniforms[pipe]), temperature)
+    return greedy(logits, legal)
+
+
 def generate_state(logits_after, first_logits: np.ndarray, previous_frame, uniforms: np.ndarray,
                    temperature: float, spec: TokenSpec = SPEC, choose_gap=None) -> list[int]:
     """Rules 3-6 for one frame: `first_logits` follow the action; `logits_after(token)` feeds a chosen token and
-    returns the logits after it. Returns the frame's state tokens. `choose_gap(pipe) -> id or None`, when given,
-    may supply a new pipe's gap instead of the draw (the evaluation's forced-gap rollouts; not a player rule)."""
-    gaps = gap_positions(spec)
+    returns the logits after it. Returns the frame's state tokens (`choose_token` for each slot in turn)."""
     logits, frame = first_logits, []
     for slot in range(spec.state_tokens_per_frame):
-        legal = spec.legal_mask(slot, frame)
-        pipe = gaps.get(slot)
-        new = pipe is not None and pipe_is_new(pipe, frame, previous_frame, spec)
-        forced = choose_gap(pipe) if new and choose_gap is not None else None
-        if forced is not None:
-            if not legal[forced]:
-                raise ValueError(f"choose_gap: id {forced} is not a legal gap for pipe slot {pipe}")
-            token = int(forced)
-        elif new:
-            token = sample_inverse_cdf(logits, legal, float(uniforms[pipe]), temperature)
-        else:
-            token = greedy(logits, legal)
+        token = choose_token(slot, logits, frame, previous_frame, uniforms, temperature, spec, choose_gap)
         frame.append(token)
         logits = logits_after(token)
     return frame
