@@ -6,8 +6,9 @@
 From a clone it builds the player (`web/`, npm) when its sources are newer than `web/dist`; an installed wheel
 carries the built player and the shipped models inside the package (`worldmodels/player/`, `worldmodels/models/`,
 put there by `web/hatch_build.py`), and a wheel built without them stops in one line that says so. It serves on
-127.0.0.1 only: the built player's files, `/models/index.json` (the models it found), under `/models/<id>/` exactly
-the files each manifest names (its `.onnx`, the Flappy prefill and frame `.onnx` and the manifest), and under
+127.0.0.1 only: the built player's files, `/models/index.json` (the models it found, and the agent policies under
+"policies"), under `/models/<id>/` exactly the files each manifest names (its `.onnx`, the Flappy prefill and frame
+`.onnx` and the manifest) or a policy's `policy.json` and the `.onnx` it names, and under
 `/sprites/` the game's own Flappy sprites from the installed `flappy-bird-gymnasium` (only the names in `SPRITES`,
 listed at `/sprites/index.json`; never copied into the repository). Nothing else on disk is reachable: a path with
 `..`, a file outside `web/dist`, a file a manifest does not name or a sprite not in `SPRITES` gets 403/404.
@@ -20,6 +21,10 @@ after 10 s.
 Models come from `models/` in the repo (shipped, with model cards), the newest exports under `outputs/` and
 `multirun/` (`<run>/export/*.json`), and any `--models` folder. Other JSON there is skipped with a warning (under a run
 folder, silently); a manifest breaking the schema is listed with a warning, so that the player says what is wrong.
+Agent policies are found the same way: a `policy.json` ("format": "worldmodels-policy", written beside its
+`policy.onnx` by `python -m worldmodels.dream.agent`, e.g. `models/flappy_agent/`) is listed under "policies" in the
+index, and the player's "Agent plays" toggle plays the game of its task with it (web/src/flappy/agent.ts); one the
+player will refuse (an unknown format version, task or tensor shape) is listed with a warning too.
 Tests: python -m pytest tests/web/test_play.py tests/web/test_web.py
 """
 
@@ -76,6 +81,9 @@ SPRITES = {
     "bird": ["yellowbird-upflap.png", "yellowbird-midflap.png", "yellowbird-downflap.png"],
     "digits": [f"{d}.png" for d in range(10)],
 }
+# Agent policies (worldmodels/dream/agent.py export_policy): policy.json beside the .onnx it names.
+POLICY_FORMAT, POLICY_FORMAT_VERSION = "worldmodels-policy", 1
+POLICY_TASKS = ("flappy", "breakout")
 SPRITE_FILES = frozenset(n for v in SPRITES.values() for n in ([v] if isinstance(v, str) else v))
 # What a rebuild depends on: newer than dist/build.json means stale.
 BUILD_INPUTS = ("src", "public", "build.mjs", "package.json", "package-lock.json",
@@ -95,10 +103,11 @@ class Model:
     mtime: float
     folder: Path
     files: tuple[str, ...]  # the only file names served under /models/<id>/
+    kind: str = "model"  # model | policy (an agent's policy.json: listed under "policies" in the index)
 
     def entry(self) -> dict:
         data = asdict(self)
-        del data["folder"], data["files"]
+        del data["folder"], data["files"], data["kind"]
         return data
 
 
@@ -110,8 +119,8 @@ class Skipped(Exception):
         self.other_json = other_json
 
 
-def read_manifest(path: Path) -> dict:
-    """The worldmodels manifest at `path`; Skipped for a file that is not JSON or is other JSON (eval summaries...)."""
+def read_json(path: Path) -> dict:
+    """The JSON object at `path`; Skipped for a file that is not JSON or not an object."""
     try:
         data = json.loads(path.read_text())
     except OSError as err:
@@ -120,6 +129,13 @@ def read_manifest(path: Path) -> dict:
         raise Skipped(f"not JSON ({getattr(err, 'msg', None) or err})") from err
     if not isinstance(data, dict):
         raise Skipped(f"not a worldmodels manifest (a JSON {type(data).__name__}, not an object)", other_json=True)
+    return data
+
+
+def read_manifest(path: Path, data: dict | None = None) -> dict:
+    """The worldmodels manifest at `path` (read already: `data`); Skipped for a file that is not JSON or is other
+    JSON (eval summaries...)."""
+    data = read_json(path) if data is None else data
     if data.get("format") != MANIFEST_FORMAT:
         raise Skipped(f"not a worldmodels manifest (format {data.get('format')!r}, not {MANIFEST_FORMAT!r})",
                       other_json=True)
@@ -139,7 +155,18 @@ def model_from_manifest(path: Path, source: str, data: dict | None = None) -> Mo
     served."""
     data = read_manifest(path) if data is None else data
     names = [path.name] + [data[k] for k in ("onnx", "prefill_onnx", "frame_onnx") if isinstance(data.get(k), str)]
-    # a manifest naming a path (not a bare file name) in the same folder is not served
+    folder = served_folder(path, names)
+    ident = f"{source}-{path.stem}-{_digest(path)}"
+    task, name = str(data.get("task", "?")), str(data.get("name", path.stem))
+    where = path.parent.name if source == "shipped" else str(_short(path.parent))
+    return Model(id=ident, task=task, name=name, source=source, label=f"{task}: {name} ({source}, {where})",
+                 manifest=f"/models/{ident}/{path.name}", mtime=path.stat().st_mtime, folder=folder,
+                 files=tuple(names))
+
+
+def served_folder(path: Path, names: list[str]) -> Path:
+    """The folder (resolved) of the JSON file `path` whose files `names` are served; Skipped when one is not a bare
+    file name (a path, even in the same folder, is not served) or is a link out of the folder."""
     for n in names:
         if Path(n).name != n or n in ("", ".", "..") or "\\" in n or "\0" in n:
             raise Skipped(f"names {n!r}, not a file name in its folder")
@@ -147,13 +174,43 @@ def model_from_manifest(path: Path, source: str, data: dict | None = None) -> Mo
     for n in names:
         if (path.parent / n).is_symlink() and not inside(path.parent / n, folder):
             raise Skipped(f"{n} is a link to a file outside {folder} (not served)")
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-    ident = f"{source}-{path.stem}-{digest}"
-    task, name = str(data.get("task", "?")), str(data.get("name", path.stem))
+    return folder
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+
+
+def policy_problem(data: dict) -> str | None:
+    """Why the player will refuse this policy.json (None: it will load it); the player checks the same in
+    web/src/shell/policy.ts."""
+    if data.get("format_version") != POLICY_FORMAT_VERSION:
+        return f"format_version {data.get('format_version')!r}, this player reads {POLICY_FORMAT_VERSION}"
+    if data.get("task") not in POLICY_TASKS:
+        return f"task {data.get('task')!r}, not one of {', '.join(POLICY_TASKS)}"
+    for key in ("input", "output"):
+        tensor = data.get(key)
+        if not (isinstance(tensor, dict) and isinstance(tensor.get("name"), str) and isinstance(tensor.get("shape"),
+                                                                                                 list)):
+            return f'"{key}" must give the tensor\'s name and shape'
+    return None
+
+
+def policy_from_json(path: Path, source: str, data: dict) -> Model:
+    """The agent policy the policy.json at `path` (read already: `data`) describes: served as its JSON and the .onnx
+    it names; Skipped when it names no .onnx file in its folder."""
+    if not isinstance(data.get("onnx"), str):
+        raise Skipped('a policy that names no "onnx" file')
+    folder = served_folder(path, [path.name, data["onnx"]])
+    ident = f"{source}-{path.stem}-{_digest(path)}"
+    task, name = str(data.get("task", "?")), str(data.get("name", path.parent.name))
     where = path.parent.name if source == "shipped" else str(_short(path.parent))
-    return Model(id=ident, task=task, name=name, source=source, label=f"{task}: {name} ({source}, {where})",
-                 manifest=f"/models/{ident}/{path.name}", mtime=path.stat().st_mtime, folder=folder,
-                 files=tuple(names))
+    facts = [f"trained in {data['trained_in']}" if isinstance(data.get("trained_in"), str) else "",
+             f"real mean score {data['real_mean_score']}" if isinstance(data.get("real_mean_score"), (int, float))
+             else ""]
+    label = f"{task} agent: {name} ({', '.join([source, *([where] if where != name else []), *filter(None, facts)])})"
+    return Model(id=ident, task=task, name=name, source=source, label=label, manifest=f"/models/{ident}/{path.name}",
+                 mtime=path.stat().st_mtime, folder=folder, files=(path.name, data["onnx"]), kind="policy")
 
 
 def warn(path: Path, why: str) -> None:
@@ -166,15 +223,19 @@ def models_in(paths, source: str) -> list[Model]:
     found = []
     for path in paths:
         try:
-            data = read_manifest(path)
-            model = model_from_manifest(path, source, data)
+            data = read_json(path)
+            if data.get("format") == POLICY_FORMAT:
+                model, problem = policy_from_json(path, source, data), policy_problem(data)
+            else:
+                model = model_from_manifest(path, source, read_manifest(path, data))
+                problem = manifest_problem(data)
+                problem = problem and f"breaks {SCHEMA_PATH.name} ({problem})"
         except Skipped as why:
             if not (why.other_json and source == "run"):
                 warn(path, f"skipped: {why}")
             continue
-        problem = manifest_problem(data)
         if problem:
-            warn(path, f"breaks {SCHEMA_PATH.name} ({problem}); listed, but the player will refuse it")
+            warn(path, f"{problem}; listed, but the player will refuse it")
         found.append(model)
     return found
 
@@ -199,7 +260,8 @@ def sprites_folder() -> Path | None:
 
 def discover(models_dir: Path = MODELS_DIR, run_roots: tuple[Path, ...] = (Path("outputs"), Path("multirun")),
              extra: tuple[Path, ...] = (), newest: int = 6) -> list[Model]:
-    """Shipped models, then the `newest` exported runs (newest first), then the extra folders' manifests."""
+    """Shipped models, then the `newest` exported runs (newest first), then the extra folders' manifests; agent
+    policies (kind "policy") among them, found the same way."""
     for folder in extra:
         if not folder.is_dir():
             raise UserError(f"--models {folder}: not a folder")
@@ -286,7 +348,9 @@ class PlayerHandler(BaseHTTPRequestHandler):
         if not path.startswith("/") or any(p in ("..", ".") or "\\" in p or "\0" in p for p in parts):
             return self._error(HTTPStatus.FORBIDDEN, "path refused")
         if path == "/models/index.json":
-            data = json.dumps({"models": [m.entry() for m in self.models.values()]}, indent=1).encode()
+            listed = self.models.values()
+            data = json.dumps({"models": [m.entry() for m in listed if m.kind == "model"],
+                               "policies": [m.entry() for m in listed if m.kind == "policy"]}, indent=1).encode()
             return self._send(data, MIME[".json"], body)
         if parts[1] == "sprites":
             if self.sprites is None:
@@ -398,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         serve(server, models, dist=DIST, quiet=args.quiet, sprites=sprites)
         host, port = server.server_address[:2]
         for m in models:
-            print(f"  model {m.label}")
+            print(f"  {m.kind} {m.label}")
         if sprites is None:
             print("  no Flappy sprites (flappy-bird-gymnasium is not installed): Flappy is drawn schematically")
         if not models:

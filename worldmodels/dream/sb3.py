@@ -8,7 +8,7 @@ PPO trains on N dreams stepped by one batched model call:
 `observation` (optional) maps a batch of observations to what the policy sees (e.g. the collector's
 `pipes_ahead_first`, the order the project's PPO player is trained on); it is applied to `terminal_observation`
 too. An episode's end carries sb3's `terminal_observation` and `TimeLimit.truncated`, and its `episode` record
-(`r`, `l`) for sb3's logger, plus the env's own info (`score`).
+(`r`, `l`) for sb3's logger, plus the env's own info (the ended game's, e.g. its `score`).
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ class SB3VecEnv(VecEnv):
         self._returns += rewards
         self._lengths += 1
         done = terminated | truncated
-        infos = [{key: info[key][i] for key in ("score", "frames") if key in info} for i in range(self.num_envs)]
+        keys = [k for k in info if not k.startswith("_") and k not in ("final_obs", "final_info")]
+        infos = [{k: info[k][i] for k in keys} for i in range(self.num_envs)]
         for i in np.flatnonzero(done):
             final = info["final_obs"][i]
             infos[i].update({"terminal_observation": self.observation(final[None])[0],
                              "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
                              "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i])},
-                             "score": int(info["final_info"]["score"][i])})
+                             **{k: v[i] for k, v in info["final_info"].items() if not k.startswith("_")}})
             self._returns[i], self._lengths[i] = 0, 0
         return self.observation(obs), rewards.astype(np.float32), done, infos
 

@@ -7,8 +7,8 @@ dreams made by one call of the export's batched decode graph (`worldmodels.flapp
 `BatchedDreams` is the decoder: the rules of `worldmodels.flappy.decoding.rules` (`choose_token` per slot, one
 uniform per pipe slot per frame from each dream's own stream) over one KV cache of shape (layers, N, heads, context,
 head_dim). A step feeds the N actions, then each state slot's N tokens: 10 batched calls per step whatever N. An
-ordered (non-ring) window slides before a frame that does not fit, as `FrameGraphDecoder` does, by re-prefilling
-that dream's row alone. Each dream's frames are those a `FlappyDreamEnv` with the same seed makes (up to logit ties
+ordered (non-ring) window slides by the rule `from_manifest` gives the export (before a frame that does not fit
+when it has a frame graph, else when the window is full), by re-prefilling that dream's row alone. Each dream's frames are those a `FlappyDreamEnv` with the same seed makes (up to logit ties
 at float32 precision: `tests/dream/test_flappy_dream.py`).
 
 Autoreset is gymnasium's same-step mode: the step on which dream i ends returns the first observation of its next
@@ -67,6 +67,7 @@ class BatchedDreams:
         decoding, model = manifest["decoding"], manifest["model"]
         self.ring, self.context = bool(decoding.get("sliding_window", False)), int(decoding["context"])
         self.slide_frames, self.temperature = int(decoding["slide_frames"]), float(decoding["temperature"])
+        self.slide_before_frame = bool(manifest.get("frame_onnx"))  # from_manifest's rule for the export
         self.batch = _session(self.path.parent / manifest["batch_onnx"], threads)
         self.prefill = _session(self.path.parent / manifest["prefill_onnx"], threads)
         shape = (model["layers"], num, model["heads"], self.context, model["width"] // model["heads"])
@@ -89,7 +90,15 @@ class BatchedDreams:
         _, k, v, length = self.prefill.run(PREFILL_OUTPUTS, {"tokens": tokens[None], "positions": positions[None]})
         self.k[:, i], self.v[:, i], self.length[i] = k[:, 0], v[:, 0], int(length.reshape(-1)[0])
 
+    def _slide(self, i: int) -> None:
+        self.window[i] += self.slide_frames * self.spec.tokens_per_frame
+        self._prefill_row(i)
+
     def _feed(self, tokens: np.ndarray) -> np.ndarray:
+        if not self.ring and not self.slide_before_frame:  # slide a full window before the token
+            for i in range(self.num):
+                if len(self.history[i]) - self.window[i] == self.context:
+                    self._slide(i)
         positions = np.array([len(h) for h in self.history], np.int64)
         logits, k_new, v_new, slots = self.batch.run(BATCH_OUTPUTS, {
             "tokens": tokens.reshape(-1, 1), "position": positions, "k_cache": self.k, "v_cache": self.v,
@@ -105,11 +114,10 @@ class BatchedDreams:
     def step(self, actions) -> np.ndarray:
         spec = self.spec
         actions = np.asarray(actions, np.int64).reshape(self.num)
-        if not self.ring:  # an ordered window slides before a frame that does not fit (FrameGraphDecoder's rule)
+        if not self.ring and self.slide_before_frame:  # before a frame that does not fit (FrameGraphDecoder's)
             for i in range(self.num):
                 if len(self.history[i]) - self.window[i] + spec.tokens_per_frame > self.context:
-                    self.window[i] += self.slide_frames * spec.tokens_per_frame
-                    self._prefill_row(i)
+                    self._slide(i)
         uniforms = [frame_uniforms(None, rng, spec) for rng in self.rngs]
         per = spec.state_tokens_per_frame
         previous = [h[-per:] for h in self.history]

@@ -1,4 +1,5 @@
-"""Export a Flappy token Transformer: the KV-cache decode graph, the prefill graph, the frame graph, and the manifest.
+"""Export a Flappy token Transformer: the KV-cache decode graph, the prefill graph, the frame graph, the batched decode
+graph (the dream environments'), and the manifest.
 
     python -m worldmodels.export outputs/flappy/<run>/checkpoints/last.ckpt       (the entry point; this is its part)
 
@@ -31,6 +32,7 @@ from worldmodels.core.manifest import (
     portable_config,
     write_manifest,
 )
+from worldmodels.flappy.batch_graph import write_batch_graph
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder
 from worldmodels.flappy.decoding.pytorch import TorchBackend
@@ -123,8 +125,8 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                   tolerance: float = 1e-4, metrics: dict | None = None,
                   start_contexts: list[list[int]] | None = None,
                   start_context_seeds: list[int] | None = None) -> tuple[Path, Path, float]:
-    """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame)
-    and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
+    """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame),
+    `<name>.batch.onnx` (one token for each of N dreams per call, `batch_graph.py`) and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
     `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames
     (`callbacks.onnx_export.parity_frames` frames for both instead, when set)."""
     if not start_contexts:
@@ -184,6 +186,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
             [1, SPEC.vocab_size], cache_shape, cache_shape), strict=True)],
         "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
         "frame_onnx": f"{name}.frame.onnx",
+        "batch_onnx": f"{name}.batch.onnx",
         "frame_graph": {
             "inputs": [{"name": n, "shape": shape, "dtype": dtype} for n, shape, dtype in zip(
                 frame_inputs(cfg.layers), ([1], [1], *[cache_shape[1:]] * (2 * cfg.layers), [1], [per_frame],
@@ -229,5 +232,6 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
     write_atomic(onnx_path, decode_model.SerializeToString())
     write_atomic(out_dir / f"{name}.prefill.onnx", prefill_model.SerializeToString())
     write_atomic(out_dir / f"{name}.frame.onnx", frame_model.SerializeToString())
+    write_batch_graph(net, out_dir / f"{name}.batch.onnx")
     write_manifest(manifest_path, manifest)
     return onnx_path, manifest_path, max_diff
