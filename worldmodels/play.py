@@ -84,6 +84,7 @@ SPRITES = {
 # Agent policies (worldmodels/dream/agent.py export_policy): policy.json beside the .onnx it names.
 POLICY_FORMAT, POLICY_FORMAT_VERSION = "worldmodels-policy", 1
 POLICY_TASKS = ("flappy", "breakout")
+POLICY_SHAPES = {"flappy": ([12], 2)}  # a task's observation shape (after the batch axis) and action count
 SPRITE_FILES = frozenset(n for v in SPRITES.values() for n in ([v] if isinstance(v, str) else v))
 # What a rebuild depends on: newer than dist/build.json means stale.
 BUILD_INPUTS = ("src", "public", "build.mjs", "package.json", "package-lock.json",
@@ -193,6 +194,11 @@ def policy_problem(data: dict) -> str | None:
         if not (isinstance(tensor, dict) and isinstance(tensor.get("name"), str) and isinstance(tensor.get("shape"),
                                                                                                  list)):
             return f'"{key}" must give the tensor\'s name and shape'
+    if data["task"] in POLICY_SHAPES:
+        observation, actions = POLICY_SHAPES[data["task"]]
+        for key, want in (("input", observation), ("output", [actions])):
+            if data[key]["shape"][1:] != want:
+                return f"{key} shape {data[key]['shape']}, the {data['task']} agent needs [N, {', '.join(map(str, want))}]"
     return None
 
 
@@ -203,7 +209,8 @@ def policy_from_json(path: Path, source: str, data: dict) -> Model:
         raise Skipped('a policy that names no "onnx" file')
     folder = served_folder(path, [path.name, data["onnx"]])
     ident = f"{source}-{path.stem}-{_digest(path)}"
-    task, name = str(data.get("task", "?")), str(data.get("name", path.parent.name))
+    default_name = path.parent.name if path.stem == "policy" else path.stem  # models/flappy_agent/policy.json
+    task, name = str(data.get("task", "?")), str(data.get("name", default_name))
     where = path.parent.name if source == "shipped" else str(_short(path.parent))
     facts = [f"trained in {data['trained_in']}" if isinstance(data.get("trained_in"), str) else "",
              f"real mean score {data['real_mean_score']}" if isinstance(data.get("real_mean_score"), (int, float))

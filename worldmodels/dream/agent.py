@@ -7,7 +7,7 @@ real game.
 
 Flappy: PPO's `MlpPolicy` on the env's 12 features in the collector's `pipes_ahead_first` order (the project's PPO
 player's setup and hyperparameters, `collector.PPO_HYPERPARAMETERS`, with n_steps set so that a rollout is 2,048
-steps whatever the number of envs), in `FlappyDreamVecEnv` (`--envs` dreams, one batched model call per token) or
+steps whatever the number of envs; `--rollout`), in `FlappyDreamVecEnv` (`--envs` dreams, one batched model call per token) or
 in the real `FlappyBird-v0`. Every `--eval-every` steps it plays `--eval-games` deterministic games of the real
 game (held-out seeds, `collector.evaluate_ppo`) for the learning curve; at the end `--games` games (default 100).
 Breakout: `CnnPolicy` on the 64x64 frames in `BreakoutDreamVecEnv` or the real simulator; scored by bricks broken
@@ -42,11 +42,12 @@ ROLLOUT_STEPS = 2048  # PPO steps per update, split over the envs
 BREAKOUT_MAX_FRAMES = 2000
 
 
-def ppo_hyperparameters(envs: int) -> dict:
+def ppo_hyperparameters(envs: int, rollout: int = ROLLOUT_STEPS) -> dict:
     from worldmodels.flappy.collector import PPO_HYPERPARAMETERS
 
     hp = dict(PPO_HYPERPARAMETERS)
-    hp["n_steps"] = max(1, ROLLOUT_STEPS // envs)
+    hp["n_steps"] = max(1, rollout // envs)
+    hp["batch_size"] = min(hp["batch_size"], hp["n_steps"] * envs)
     return hp
 
 
@@ -170,7 +171,7 @@ OBSERVATIONS = {
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    for name in ("steps", "envs", "eval_every", "eval_games", "games"):
+    for name in ("steps", "envs", "eval_every", "eval_games", "games", "rollout"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: must be >= 1 (got {getattr(args, name)})")
     if args.world == "dream":
@@ -190,7 +191,7 @@ def train(args: argparse.Namespace) -> dict:
     curve_path, zip_path = out / "curve.json", out / "policy.zip"
     curve = json.loads(curve_path.read_text()) if curve_path.is_file() and zip_path.is_file() else []
     venv = make_venv(args.task, args.world, args.model, args.envs, args.seed)
-    hp = ppo_hyperparameters(args.envs)
+    hp = ppo_hyperparameters(args.envs, args.rollout)
     first, last = hp.pop("learning_rate"), hp.pop("learning_rate_final")
     arch = hp.pop("net_arch")
     if zip_path.is_file() and curve:
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=25_000, help="steps between learning-curve evaluations")
     parser.add_argument("--eval-games", type=int, default=20, help="real games per learning-curve point")
     parser.add_argument("--games", type=int, default=100, help="real games of the final score")
+    parser.add_argument("--rollout", type=int, default=ROLLOUT_STEPS,
+                        help="PPO steps per update, over all envs (default 2048; training stops at a whole update)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder (resumes from its policy.zip)")
     args = parser.parse_args(argv)

@@ -104,12 +104,16 @@ class BreakoutDreams:
                                      self.sigma_min, noise=noise)
         frames = tensor_to_frames(pred).numpy()
         self.context = np.concatenate([self.context[:, 1:], frames[:, None]], axis=1)
+        return (frames, *self.judge(frames))
+
+    def judge(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The read-out rules (module docstring) for each dream's next frame: (reward, terminated, truncated)."""
         bricks = read_bricks(frames)
         reward = (self.bricks & ~bricks).sum(axis=(1, 2)).astype(np.float64)
         self.bricks, self.broken, self.frames = bricks, self.broken + reward.astype(np.int64), self.frames + 1
         self.missing_for = np.where(read_balls(frames).missing, self.missing_for + 1, 0)
         terminated = self.missing_for >= LOST_AFTER
-        return frames, reward, terminated, ~terminated & (self.frames >= self.max_frames)
+        return reward, terminated, ~terminated & (self.frames >= self.max_frames)
 
     def info(self, i: int | None = None) -> dict:
         pick = slice(None) if i is None else i
