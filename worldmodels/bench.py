@@ -5,6 +5,7 @@
     python -m worldmodels.bench --only train --train-steps 40 experiment=breakout_cpu
     python -m worldmodels.bench --only decode [--flappy-onnx outputs/flappy/<run>/export/flappy.onnx]
     python -m worldmodels.bench --only denoiser [--breakout-onnx models/breakout/breakout.onnx ...]
+    python -m worldmodels.bench --only dream        # dream env steps/s at N = 1, 16, 64 against the real games
     python -m worldmodels.bench --seed-denoiser-out /tmp/seed_scale   # the seed-scale net for the bench page
 
 `sim`: rows/s (one row = one game step + its rendered frame) of one vectorized BreakoutSim of N games against a
@@ -17,6 +18,9 @@ graph's passes per frame over `--decode-tokens` (default 10,000), and the cost p
 (default 100,000) against 1,000-token games (the cost must not grow). Without `--flappy-onnx` a randomly
 initialised default-size model is exported first: its per-token speed is a trained model's, its passes per frame
 are not.
+`dream`: env steps/s of the dream envs (`worldmodels.dream`: the single FlappyDream-v0 and the vector dreams at
+N = `--dream-sizes`, default 1, 16, 64) against the real game's env (FlappyBird-v0; the Breakout simulator's
+BreakoutEnv) in the same run.
 `denoiser`: one Breakout denoiser call (batch 1) in PyTorch and in onnxruntime with 1 and 2 threads, with its
 convolution GFLOP, for the seed-scale TinyDenoiser (width 96, 14 blocks, exported here with random weights: the
 baseline) and each `--breakout-onnx` (repeatable; default the shipped models/breakout), each with its speed-up
@@ -33,7 +37,7 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m worldmodels.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["sim", "train", "decode", "denoiser"], default=None)
+    parser.add_argument("--only", choices=["sim", "train", "decode", "denoiser", "dream"], default=None)
     parser.add_argument("--games", type=int, default=256, help="games in the vectorized simulator")
     parser.add_argument("--steps", type=int, default=200, help="simulator steps for the vectorized run")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps per configuration")
@@ -45,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--decode-tokens", type=int, default=10_000, help="timed tokens per decoder")
     parser.add_argument("--long-tokens", type=int, default=100_000,
                         help="tokens of the long game whose cost per token is compared with 1,000-token games")
+    parser.add_argument("--dream-flappy", default="models/flappy/flappy.json", help="the Flappy export to dream in")
+    parser.add_argument("--dream-breakout", default="models/breakout/breakout.json",
+                        help="the Breakout export to dream in")
+    parser.add_argument("--dream-sizes", default="1,16,64", help="vector env sizes N, comma-separated")
+    parser.add_argument("--dream-steps", type=int, default=400, help="timed dream env steps per row (about)")
     parser.add_argument("overrides", nargs="*", default=["experiment=breakout_cpu"],
                         help="Hydra overrides for the training benchmark")
     parser.add_argument("--seed-denoiser-out", type=Path, default=None,
@@ -106,6 +115,17 @@ def main(argv: list[str] | None = None) -> None:
         for row in rows:
             cells = "".join(f"{row[r]:>13.2f} ms {base[r] / row[r]:>6.1f}x" for r in runtimes)
             print(f"{row['model'][-44:]:<44}{row['gflop']:>7.2f}{cells}{1000 / row[runtimes[2]]:>15.1f}")
+        print()
+    if args.only in (None, "dream"):
+        sizes = tuple(int(n) for n in args.dream_sizes.split(","))
+        tables = b.bench_dream(args.dream_flappy, args.dream_breakout, sizes, args.dream_steps)
+        for task, rows in tables.items():
+            base = rows[0][1]
+            print(f"{task} env steps/s, onnxruntime 1 thread, against the real game in this run")
+            print(f"{'env':<36}{'steps/s':>12}{'vs real':>10}")
+            for name, rate in rows:
+                print(f"{name:<36}{rate:>12,.0f}{rate / base:>9.3f}x")
+            print()
 
 if __name__ == "__main__":
     main()

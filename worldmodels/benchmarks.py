@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import gymnasium
 import lightning as L
 import numpy as np
 import onnxruntime as ort
@@ -26,9 +27,12 @@ from worldmodels.breakout.denoiser import (
     build_denoiser,
     conv_flops,
 )
-from worldmodels.breakout.sim import BreakoutSim
+from worldmodels.breakout.sim import BreakoutEnv, BreakoutSim
 from worldmodels.core.config import compose_config
 from worldmodels.core.manifest import OPSET
+from worldmodels.dream.breakout import BreakoutDreamVecEnv
+from worldmodels.dream.flappy import FlappyDreamEnv
+from worldmodels.dream.vector import FlappyDreamVecEnv
 from worldmodels.flappy.config import TransformerConfig
 from worldmodels.flappy.decoding.backends import OrtBackend, OrtFrameBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder, FrameGraphDecoder, from_manifest
@@ -290,3 +294,46 @@ def bench_denoiser(onnx_paths: list[str], calls: int) -> list[dict]:
                     lambda s=session, x=x: s.run(None, {"input": x}), repeats)
             rows.append(row)
     return rows
+
+
+def _steps_per_s(env, steps: int, actions: np.ndarray) -> float:
+    """Env steps/s (a vector env's steps count once per env) over `steps` steps of `actions`, after 5 warm-up
+    steps; games that end are reset (a vector env resets itself)."""
+    n = getattr(env, "num_envs", 1)
+
+    def run(count: int) -> None:
+        for t in range(count):
+            a = actions[t % len(actions)]
+            if n == 1 and not hasattr(env, "num_envs"):
+                _, _, terminated, truncated, _ = env.step(int(a[0]))
+                if terminated or truncated:
+                    env.reset()
+            else:
+                env.step(a[:n])
+
+    env.reset(seed=0)
+    run(5)
+    start = time.perf_counter()
+    run(steps)
+    return n * steps / (time.perf_counter() - start)
+
+
+def bench_dream(flappy_model: str, breakout_model: str, sizes: tuple[int, ...], steps: int) -> dict:
+    """Env steps/s of the real games (flappy-bird-gymnasium's FlappyBird-v0, the Breakout simulator as its gymnasium
+    env) and of the dream envs: the single FlappyDream-v0 (frame graph) and the vector dreams at each N (one batched
+    graph call per token for Flappy, one denoiser call per frame for Breakout), all on one onnxruntime thread.
+    Each dream row is also given as a ratio to its real game's rate in this run."""
+    rng = np.random.default_rng(0)
+    flaps = (rng.random((512, max(sizes))) < 0.1).astype(np.int64)
+    keys = rng.integers(0, 3, (512, max(sizes)))
+    real_flappy = gymnasium.make("FlappyBird-v0", use_lidar=False)
+    out = {"flappy": [("real FlappyBird-v0", _steps_per_s(real_flappy, steps * 50, flaps))],
+           "breakout": [("real simulator (BreakoutEnv)", _steps_per_s(BreakoutEnv(), steps * 20, keys))]}
+    out["flappy"].append(("FlappyDream-v0 (frame graph)", _steps_per_s(FlappyDreamEnv(model=flappy_model), steps,
+                                                                      flaps)))
+    for n in sizes:
+        out["flappy"].append((f"vector dream, N = {n}", _steps_per_s(
+            FlappyDreamVecEnv(n, model=flappy_model), max(4, steps // n), flaps)))
+        out["breakout"].append((f"vector dream, N = {n}", _steps_per_s(
+            BreakoutDreamVecEnv(n, model=breakout_model), max(4, steps // (4 * n)), keys)))
+    return out

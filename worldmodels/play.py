@@ -198,7 +198,8 @@ def policy_problem(data: dict) -> str | None:
         observation, actions = POLICY_SHAPES[data["task"]]
         for key, want in (("input", observation), ("output", [actions])):
             if data[key]["shape"][1:] != want:
-                return f"{key} shape {data[key]['shape']}, the {data['task']} agent needs [N, {', '.join(map(str, want))}]"
+                need = ", ".join(map(str, want))
+                return f"{key} shape {data[key]['shape']}, the {data['task']} agent needs [N, {need}]"
     return None
 
 

@@ -13,6 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "worldmodels"
 TASK_FOLDERS = ("breakout", "flappy")
+BESIDE_ENTRY_POINTS = ("dream",)  # packages over both tasks' modules (not the registry): the dream environments
 RUNNERS = ("fit", "benchmarks")  # the heavy halves of train and bench, imported once their flags are checked
 ENTRY_POINTS = ("train", "export", "evaluate", "bench", "compare", "play", "collect")
 
@@ -54,13 +55,15 @@ def layer(module: str) -> str:
         return parts[1]
     if parts[1] == "tasks":
         return "tasks"
+    if parts[1] in BESIDE_ENTRY_POINTS:
+        return "dream"
     if parts[1] in RUNNERS:
         return "runner"
     assert parts[1] in ENTRY_POINTS, f"{module}: a top-level module that is not an entry point or the registry"
     return "entry"
 
 
-RANK = {"package": 0, "core": 1, "breakout": 2, "flappy": 2, "tasks": 3, "runner": 4, "entry": 5}
+RANK = {"package": 0, "core": 1, "breakout": 2, "flappy": 2, "tasks": 3, "dream": 3, "runner": 4, "entry": 5}
 
 
 @pytest.fixture(scope="module")

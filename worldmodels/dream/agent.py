@@ -7,16 +7,16 @@ real game.
 
 Flappy: PPO's `MlpPolicy` on the env's 12 features in the collector's `pipes_ahead_first` order (the project's PPO
 player's setup and hyperparameters, `collector.PPO_HYPERPARAMETERS`, with n_steps set so that a rollout is 2,048
-steps whatever the number of envs; `--rollout`), in `FlappyDreamVecEnv` (`--envs` dreams, one batched model call per token) or
-in the real `FlappyBird-v0`. Every `--eval-every` steps it plays `--eval-games` deterministic games of the real
-game (held-out seeds, `collector.evaluate_ppo`) for the learning curve; at the end `--games` games (default 100).
-Breakout: `CnnPolicy` on the 64x64 frames in `BreakoutDreamVecEnv` or the real simulator; scored by bricks broken
-in real games of three lives, cut at 2,000 frames.
+steps whatever the number of envs; `--rollout`), in `FlappyDreamVecEnv` (`--envs` dreams, one batched model call per
+token) or in the real `FlappyBird-v0`. Every `--eval-every` steps it plays `--eval-games` deterministic games of the
+real game (held-out seeds, `collector.evaluate_ppo`) for the learning curve; at the end `--games` games (default
+100). Breakout: `CnnPolicy` on the 64x64 frames in `BreakoutDreamVecEnv` or the real simulator; scored by bricks
+broken in real games of three lives, cut at 2,000 frames.
 
-Writes into `--out`: `policy.zip` (saved at every evaluation: a rerun with the same arguments resumes from it, its learning rate
-then decaying over the steps left),
-`curve.json` (steps, real-game scores, the training episodes' mean return), `result.json` (the final games), and
-`policy.onnx` + `policy.json` (`export_policy`: observation in, action logits out, for the web player).
+Writes into `--out`: `policy.zip` (saved at every evaluation: a rerun with the same arguments resumes from it, its
+learning rate then decaying over the steps left), `curve.json` (steps, real-game scores, the training episodes' mean
+return), `result.json` (the final games), and `policy.onnx` + `policy.json` (`export_policy`: observation in, action
+logits out, for the web player).
 """
 
 from __future__ import annotations
@@ -27,13 +27,32 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
+from gymnasium.wrappers import TimeLimit
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
 from torch import nn
 from tqdm import tqdm
 
+from worldmodels.breakout.sim import BreakoutEnv, BreakoutVectorEnv
 from worldmodels.core.errors import UserError, one_line_errors
 from worldmodels.core.files import write_atomic
 from worldmodels.core.manifest import OPSET
+from worldmodels.dream.breakout import BreakoutDreamVecEnv
+from worldmodels.dream.flappy import manifest_path
+from worldmodels.dream.sb3 import SB3VecEnv
+from worldmodels.dream.vector import FlappyDreamVecEnv
+from worldmodels.flappy.collector import (
+    ENV_ID,
+    PPO_HYPERPARAMETERS,
+    PipesAheadFirst,
+    evaluate_ppo,
+    one_torch_thread,
+    pipes_ahead_first,
+)
+from worldmodels.flappy.config import CollectorConfig
 
 TASKS = ("flappy", "breakout")
 WORLDS = ("dream", "real")
@@ -43,8 +62,6 @@ BREAKOUT_MAX_FRAMES = 2000
 
 
 def ppo_hyperparameters(envs: int, rollout: int = ROLLOUT_STEPS) -> dict:
-    from worldmodels.flappy.collector import PPO_HYPERPARAMETERS
-
     hp = dict(PPO_HYPERPARAMETERS)
     hp["n_steps"] = max(1, rollout // envs)
     hp["batch_size"] = min(hp["batch_size"], hp["n_steps"] * envs)
@@ -53,28 +70,14 @@ def ppo_hyperparameters(envs: int, rollout: int = ROLLOUT_STEPS) -> dict:
 
 def make_venv(task: str, world: str, model: str, envs: int, seed: int):
     """The sb3 VecEnv PPO trains in, seeded with `seed`."""
-    from stable_baselines3.common.env_util import make_vec_env
-
-    from worldmodels.dream.sb3 import SB3VecEnv
-
     if task == "flappy":
-        from worldmodels.flappy.collector import ENV_ID, PipesAheadFirst, pipes_ahead_first
-
         if world == "real":
             return make_vec_env(ENV_ID, n_envs=envs, seed=seed, env_kwargs={"use_lidar": False},
                                 wrapper_class=PipesAheadFirst)
-        from worldmodels.dream.vector import FlappyDreamVecEnv
-
         venv = SB3VecEnv(FlappyDreamVecEnv(envs, model=model), observation=pipes_ahead_first)
     else:
-        from worldmodels.breakout.sim import BreakoutEnv
-
         if world == "real":
-            from gymnasium.wrappers import TimeLimit
-
             return make_vec_env(lambda: TimeLimit(BreakoutEnv(), BREAKOUT_MAX_FRAMES), n_envs=envs, seed=seed)
-        from worldmodels.dream.breakout import BreakoutDreamVecEnv
-
         venv = SB3VecEnv(BreakoutDreamVecEnv(envs, model=model))
     venv.seed(seed)
     return venv
@@ -84,12 +87,7 @@ def real_scores(task: str, agent, games: int, seed: int) -> dict:
     """The agent's deterministic games in the real game on held-out seeds: score = pipes passed (Flappy) or bricks
     broken (Breakout)."""
     if task == "flappy":
-        from worldmodels.flappy.collector import evaluate_ppo
-        from worldmodels.flappy.config import CollectorConfig
-
         return evaluate_ppo(CollectorConfig(ppo_seed=seed, eval_episodes=games), agent)
-    from worldmodels.breakout.sim import BreakoutVectorEnv
-
     env = BreakoutVectorEnv(games, max_episode_steps=BREAKOUT_MAX_FRAMES)
     obs, _ = env.reset(seed=int(np.random.SeedSequence([seed, 3]).generate_state(1)[0]))
     scores, done, frames = np.zeros(games), np.zeros(games, bool), 0
@@ -131,8 +129,6 @@ class PolicyGraph(nn.Module):
 def export_policy(agent, task: str, out: Path, info: dict) -> tuple[Path, Path]:
     """`policy.onnx` (input `obs` (N, *observation shape), output `logits` (N, actions); the deterministic action
     is the argmax) and `policy.json` beside it; checked against sb3's own deterministic actions first."""
-    import onnxruntime as ort
-
     policy = agent.policy.eval()
     shape = agent.observation_space.shape
     dtype = torch.uint8 if agent.observation_space.dtype == np.uint8 else torch.float32
@@ -175,17 +171,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')}: must be >= 1 (got {getattr(args, name)})")
     if args.world == "dream":
-        from worldmodels.dream.flappy import manifest_path
-
         manifest_path(args.model, args.task)
 
 
 def train(args: argparse.Namespace) -> dict:
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from worldmodels.flappy.collector import one_torch_thread
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curve_path, zip_path = out / "curve.json", out / "policy.zip"

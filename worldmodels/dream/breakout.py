@@ -28,6 +28,7 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
+import onnxruntime as ort
 import torch
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -67,8 +68,6 @@ class BreakoutDreams:
     (N, 64, 64, 3); and the read-out bookkeeping of each dream (reward, ball-missing streaks)."""
 
     def __init__(self, model: str | Path, num: int, threads: int = 1, max_frames: int = MAX_FRAMES):
-        import onnxruntime as ort
-
         self.path, manifest = manifest_path(model, "breakout")
         sampler = manifest["sampler"]
         self.steps, self.sigma_max, self.sigma_min = sampler["steps"], sampler["sigma_max"], sampler["sigma_min"]

@@ -7,9 +7,10 @@ dreams made by one call of the export's batched decode graph (`worldmodels.flapp
 `BatchedDreams` is the decoder: the rules of `worldmodels.flappy.decoding.rules` (`choose_token` per slot, one
 uniform per pipe slot per frame from each dream's own stream) over one KV cache of shape (layers, N, heads, context,
 head_dim). A step feeds the N actions, then each state slot's N tokens: 10 batched calls per step whatever N. An
-ordered (non-ring) window slides by the rule `from_manifest` gives the export (before a frame that does not fit
-when it has a frame graph, else when the window is full), by re-prefilling that dream's row alone. Each dream's frames are those a `FlappyDreamEnv` with the same seed makes (up to logit ties
-at float32 precision: `tests/dream/test_flappy_dream.py`).
+ordered (non-ring) window slides by the rule `from_manifest` gives the export (before a frame that does not fit when
+it has a frame graph, else when the window is full), by re-prefilling that dream's row alone. Each dream's frames
+are those a `FlappyDreamEnv` with the same seed makes (up to logit ties at float32 precision:
+`tests/dream/test_flappy_dream.py`).
 
 Autoreset is gymnasium's same-step mode: the step on which dream i ends returns the first observation of its next
 game and puts the last one in `info["final_obs"]` (and its info in `info["final_info"]`). `reset(seed=s)` seeds
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
+import onnxruntime as ort
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -47,8 +49,6 @@ from worldmodels.flappy.tokens import TokenSpec
 
 
 def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -126,9 +126,10 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
                   start_contexts: list[list[int]] | None = None,
                   start_context_seeds: list[int] | None = None) -> tuple[Path, Path, float]:
     """Write `<name>.onnx` (KV-cache decode graph), `<name>.prefill.onnx`, `<name>.frame.onnx` (one call per frame),
-    `<name>.batch.onnx` (one token for each of N dreams per call, `batch_graph.py`) and `<name>.json` into out_dir after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within
-    `tolerance`, identical tokens) and the frame graph makes the per-token decoder's frames over 300 frames
-    (`callbacks.onnx_export.parity_frames` frames for both instead, when set)."""
+    `<name>.batch.onnx` (one token for each of N dreams per call, `batch_graph.py`) and `<name>.json` into out_dir
+    after a 1,000-token decode on PyTorch and onnxruntime agrees (logits within `tolerance`, identical tokens) and
+    the frame graph makes the per-token decoder's frames over 300 frames (`callbacks.onnx_export.parity_frames`
+    frames for both instead, when set)."""
     if not start_contexts:
         raise ExportError("a Flappy export needs real start contexts from held-out episodes; the checkpoint has "
                           "none (was it trained with python -m worldmodels.train task=flappy?)")
