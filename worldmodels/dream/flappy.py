@@ -24,7 +24,8 @@ observation, reward and end from the dreamed tokens the way the real env makes t
   bins (bird 3.75 px, pipe x 2.5 px, gap 0.7 px) and the third pipe.
 * Reward, the env's rule on the dreamed frames: +1 on a frame where the bird passes a pipe (the score rule of
   `physics.RuleChecker`, equal to the env's own score on real frames), else +0.1; -0.5 while the bird is above the
-  screen (y < 0); -1 on the death frame. `info["score"]` counts the pipes passed.
+  screen (y < 0); -1 on the death frame. `info["score"]` counts the pipes passed, `info["can_collide"]` says
+  whether the frame's geometry allows a collision (a death without one is the dream's, not the game's).
 * `render()` (`render_mode="rgb_array"`) draws the dreamed state with `worldmodels.flappy.render`.
 
 Needs onnxruntime and numpy only (no torch). Many dreams per call: `worldmodels.dream.vector`.
@@ -116,12 +117,13 @@ class DreamGame:
         for state, frame in zip(states, frames[:-1], strict=False):
             self.motion.step(int(frame[per] - spec.offsets["action"]), state.bird_y)
         self.checker.start(frames[-1][:per])
-        self.state, self.frames, self.score = states[-1], 0, 0
+        self.state, self.frames, self.score, self.can_collide = states[-1], 0, 0, False
         self.context_frames = len(frames)
 
     def advance(self, action: int, tokens: np.ndarray) -> tuple[float, bool, bool]:
         self.motion.step(action, self.state.bird_y)
-        passed = self.checker.step(action, tokens).passed
+        transition = self.checker.step(action, tokens)
+        passed, self.can_collide = transition.passed, transition.can_collide
         self.state = self.spec.decode_frame(np.asarray(tokens, np.int64))[0]
         self.frames += 1
         self.score += passed
@@ -132,7 +134,9 @@ class DreamGame:
         return features(self.state, self.motion.velocity, self.motion.rotation)
 
     def info(self) -> dict:
-        return {"score": self.score, "frames": self.frames}
+        """`score` (pipes passed), `frames` dreamed, `can_collide`: whether the latest frame's geometry lets the bird
+        touch a pipe or the ground (`physics.RuleChecker`; a death without it is one the game could not show)."""
+        return {"score": self.score, "frames": self.frames, "can_collide": self.can_collide}
 
 
 def check_action(action, actions: int = 2) -> int:

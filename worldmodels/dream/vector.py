@@ -187,21 +187,21 @@ class FlappyDreamVecEnv(VectorEnv):
             infos["final_obs"] = np.empty(self.num_envs, object)
             for i in np.flatnonzero(ended):
                 infos["final_obs"][i] = observations[i].copy()
-            infos["final_info"] = {"score": infos["score"].copy(), "frames": infos["frames"].copy(),
-                                   "_score": ended.copy(), "_frames": ended.copy()}
+            infos["final_info"] = {**{k: v.copy() for k, v in infos.items() if not k.startswith("final")},
+                                   **{f"_{k}": ended.copy() for k in ("score", "frames", "can_collide")}}
             infos["_final_obs"], infos["_final_info"] = ended.copy(), ended.copy()
             for i in np.flatnonzero(ended):
                 self._start(int(i))
             fresh = self._observations()
             observations[ended] = fresh[ended]
-            infos["score"], infos["frames"] = self._infos()["score"], self._infos()["frames"]
+            infos.update(self._infos())
         return observations, rewards, terminated, truncated, infos
 
     def _observations(self) -> np.ndarray:
         return np.stack([game.observation() for game in self.games])
 
     def _infos(self) -> dict:
-        return {"score": np.array([g.score for g in self.games]), "frames": np.array([g.frames for g in self.games])}
+        return {key: np.array([g.info()[key] for g in self.games]) for key in ("score", "frames", "can_collide")}
 
     def render(self):
         if self.render_mode != "rgb_array" or not self._started:
