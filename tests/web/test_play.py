@@ -378,6 +378,57 @@ def test_a_manifest_the_player_will_refuse_is_listed_with_a_warning(tmp_path, ca
     assert line.startswith("warning: ") and "future.json" in line and "format_version" in line
 
 
+# --- Agent policies
+
+
+POLICY = json.loads((ROOT / "models" / "flappy_agent" / "policy.json").read_text())
+
+
+def test_a_policy_is_listed_under_policies_and_serves_its_two_files(tmp_path, capsys):
+    """A policy.json (worldmodels/dream/agent.py export_policy) beside its .onnx: listed under "policies" in the index,
+    not among the models, and only its JSON and the graph it names are served; no warning."""
+    folder = tmp_path / "models"
+    (folder / "flappy_agent").mkdir(parents=True)
+    (folder / "flappy_agent" / "policy.json").write_text(json.dumps(POLICY))
+    (folder / "flappy_agent" / "policy.onnx").write_bytes(b"\x08\x07policy-bytes")
+    (folder / "flappy_agent" / "policy.zip").write_bytes(b"sb3's own save: not served")
+    (folder / "breakout").mkdir()
+    (folder / "breakout" / "tiny.json").write_text(json.dumps(MANIFEST))
+    found = discover(models_dir=folder, run_roots=())
+    assert capsys.readouterr().err == ""
+    assert sorted((m.kind, m.task, m.name) for m in found) == [("model", "breakout", "tiny"),
+                                                               ("policy", "flappy", "flappy_agent")]
+    (policy,) = [m for m in found if m.kind == "policy"]
+    assert set(policy.files) == {"policy.json", "policy.onnx"} and "flappy agent: flappy_agent (shipped" in policy.label
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html>")
+    with running(make_server(0, found, dist=dist, quiet=True)) as port:
+        index = json.loads(get(port, "/models/index.json")[2])
+        assert [m["name"] for m in index["models"]] == ["tiny"]
+        assert [(p["id"], p["task"], p["manifest"]) for p in index["policies"]] == [
+            (policy.id, "flappy", f"/models/{policy.id}/policy.json")]
+        assert json.loads(get(port, index["policies"][0]["manifest"])[2]) == POLICY
+        assert get(port, f"/models/{policy.id}/policy.onnx")[2] == b"\x08\x07policy-bytes"
+        assert get(port, f"/models/{policy.id}/policy.zip")[0] == 404
+
+
+def test_a_policy_the_player_will_refuse_is_listed_with_a_warning(tmp_path, capsys):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "wide.json").write_text(json.dumps({**POLICY, "onnx": "wide.onnx", "input": {**POLICY["input"],
+                                                                                           "shape": [1, 8]}}))
+    (folder / "future.json").write_text(json.dumps({**POLICY, "format_version": 2}))
+    (folder / "nested.json").write_text(json.dumps({**POLICY, "onnx": "../policy.onnx"}))
+    found = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
+    assert sorted(m.name for m in found) == ["future", "wide"] and {m.kind for m in found} == {"policy"}
+    lines = sorted(capsys.readouterr().err.strip().splitlines())
+    assert len(lines) == 3, lines
+    assert "future.json" in lines[0] and "format_version 2" in lines[0] and "the player will refuse it" in lines[0]
+    assert "nested.json" in lines[1] and "skipped" in lines[1] and "../policy.onnx" in lines[1]
+    assert "wide.json" in lines[2] and "the flappy agent needs [N, 12]" in lines[2]
+
+
 # --- An installed wheel
 
 

@@ -71,12 +71,79 @@ def bad_models(folder: Path, good_manifest: Path) -> Path:
     return folder
 
 
+def agent_policies(folder: Path) -> Path:
+    """Two Flappy policies beside the shipped one: "hover" (a one-layer graph: flap while the bird is in the lower
+    half of the screen, logits (0.5, bird y / 512)), so that the agent's flaps are many whatever the shipped
+    policy's skill, and "wide" (an observation of 8 numbers), which the player refuses in one line."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.zeros((12, 2), np.float32)
+    weights[9, 1] = 1.0  # bird y / 512
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["obs", "w"], ["z"]), helper.make_node("Add", ["z", "b"], ["logits"])], "hover",
+        [helper.make_tensor_value_info("obs", TensorProto.FLOAT, ["N", 12])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.array([0.5, 0.0], np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hover.onnx").write_bytes(model.SerializeToString())
+    policy = json.loads((ROOT / "models" / "flappy_agent" / "policy.json").read_text())
+    (folder / "hover.json").write_text(json.dumps({**policy, "onnx": "hover.onnx", "name": "hover"}))
+    (folder / "wide.json").write_text(json.dumps({**policy, "onnx": "hover.onnx", "name": "wide",
+                                                  "input": {**policy["input"], "shape": [1, 8]}}))
+    return folder
+
+
+def check_agent_traces(artifacts: Path, policies: dict[str, Path]) -> str:
+    """The agent games web/e2e/browser.mjs recorded (`flappy-agent-<policy>.json`) replayed in Python: each agent
+    frame's observation is `pipes_ahead_first(DreamGame.observation())` of the frames so far, its logits are
+    onnxruntime's on the policy graph, its action their argmax, and that action is the one the decoder was fed."""
+    import numpy as np
+    import onnxruntime
+
+    from worldmodels.dream.flappy import DreamGame
+    from worldmodels.flappy.collector import pipes_ahead_first
+    from worldmodels.flappy.tokens import TokenSpec
+
+    spec = TokenSpec.from_json(json.loads((ROOT / "models" / "flappy" / "flappy.json").read_text())["token_spec"])
+    report = []
+    for name, onnx_path in policies.items():
+        trace = json.loads((artifacts / f"flappy-agent-{name}.json").read_text())
+        session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        checked = flaps = 0
+        for g, game_trace in enumerate(trace["games"]):
+            game = DreamGame(spec, max_frames=10**6)
+            game.start(np.asarray(game_trace["context"], np.int64))
+            for f, frame in enumerate(game_trace["frames"]):
+                where = f"{name} policy, game {g}, frame {f}"
+                assert frame["fed"] == frame["action"], f"{where}: fed {frame['fed']}, played {frame['action']}"
+                agent = frame["agent"]
+                if agent is not None:
+                    obs = pipes_ahead_first(game.observation())
+                    np.testing.assert_allclose(agent["obs"], obs, rtol=0, atol=1e-9, err_msg=where)
+                    logits = session.run(None, {"obs": obs[None].astype(np.float32)})[0][0]
+                    np.testing.assert_allclose(agent["logits"], logits, rtol=0, atol=1e-4, err_msg=where)
+                    if abs(logits[0] - logits[1]) > 1e-4:
+                        assert agent["action"] == int(np.argmax(logits)), where
+                    assert frame["action"] == agent["action"], where
+                    checked += 1
+                    flaps += agent["action"]
+                game.advance(frame["action"], np.asarray(frame["tokens"], np.int64))
+        assert checked > 0, f"no agent frames recorded with the {name} policy"
+        report.append(f"{name}: {checked} agent frames ({flaps} flaps) in {len(trace['games'])} game(s) match Python")
+    return "; ".join(report)
+
+
 def test_browser(web_built, tmp_path):
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: apt-get install chromium (make test does it)")
     shipped = sorted((ROOT / "models").glob("breakout/*.json"))
     assert shipped, "the browser tests play the shipped models in models/ (git checkout models/)"
-    extra = bad_models(tmp_path / "bad", shipped[0])
+    extra = agent_policies(bad_models(tmp_path / "bad", shipped[0]))
+    assert (ROOT / "models" / "flappy_agent" / "policy.json").is_file(), "the browser tests play the shipped policy"
     server = subprocess.Popen([sys.executable, "-m", "worldmodels.play", "--no-build", "--port", "0", "--quiet",
                                "--newest", "0", "--models", str(extra)], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
@@ -92,13 +159,17 @@ def test_browser(web_built, tmp_path):
         import web_fixtures
 
         sprites = web_fixtures.write_flappy_sprites(tmp_path / "sprites.json")
+        for stale in ARTIFACTS.glob("flappy-agent-*.json"):
+            stale.unlink()
         result = subprocess.run(["node", "e2e/browser.mjs", "--url", url, "--artifacts", str(ARTIFACTS),
                                  "--sprite-reference", str(sprites)], cwd=WEB_DIR, capture_output=True, text=True,
                                 timeout=600)
         print(result.stdout)
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-        for name in ("breakout.png", "flappy-start.png", "flappy.png", "flappy-game-over.png"):
+        for name in ("breakout.png", "flappy-start.png", "flappy.png", "flappy-game-over.png", "flappy-agent.png"):
             assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} missing"
+        print(check_agent_traces(ARTIFACTS, {"shipped": ROOT / "models" / "flappy_agent" / "policy.onnx",
+                                             "hover": extra / "hover.onnx"}))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -6,7 +6,8 @@ outputs for fixed inputs, so the TS sampler and decoder can be pinned to `worldm
 
 tests/web/test_web.py writes them into a temporary folder for every run, so the two sides cannot drift apart unnoticed.
 `write_flappy_sprites` writes the real env's own rendered frames for the browser tests (web/e2e/browser.mjs compares
-the player's sprite drawing with them).
+the player's sprite drawing with them). `write_flappy_agent` pins the player's Flappy agent (its observation, the bird's
+motion, the pipes' order and the policy's logits) to `worldmodels/dream/flappy.py` and the collector.
 """
 
 from __future__ import annotations
@@ -486,12 +487,118 @@ def write_flappy_sprites(path: Path, seed: int = 3, give_up: int = 150) -> Path:
     return path
 
 
+AGENT_POLICY = Path(__file__).resolve().parents[2] / "models" / "flappy_agent" / "policy.json"
+
+
+def write_flappy_agent(out: Path, policy: Path = AGENT_POLICY) -> Path:
+    """What the player's Flappy agent (web/src/flappy/agent.ts) must compute, read by web/tests/flappy_agent.test.ts:
+    `agent.json` with `worldmodels.dream.flappy.features` of decoded token states (hand-made ones: every pipe x bin,
+    hidden slots, equal x, the bird above the screen; and real frames) for several velocities and rotations, each
+    also through `worldmodels.flappy.collector.pipes_ahead_first`; pipes_ahead_first of raw observations at the
+    passed/not-passed boundary; `BirdMotion` over action sequences (flaps above the ceiling ignored, velocity and
+    rotation at their limits); `DreamGame` replaying real start contexts (20 frames and a single one) and following
+    the next frames: each frame's observation as the policy sees it, and the policy's logits for it (onnxruntime on
+    the `policy` graph, copied beside as policy.json + its .onnx). Returns `out`."""
+    import json
+    import math
+    import shutil
+
+    import numpy as np
+    import onnxruntime
+
+    from worldmodels.dream.flappy import BirdMotion, DreamGame, features
+    from worldmodels.flappy.collector import pipes_ahead_first
+    from worldmodels.flappy.game import FlappyGame, FlappyState, HeuristicPolicy, record_episode
+    from worldmodels.flappy.tokens import SPEC
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    per, n = SPEC.state_tokens_per_frame, SPEC.tokens_per_frame
+
+    def tokens_of(bird_y, visible, pipe_x, gap_y, respawn=False):
+        state = FlappyState(bird_y=bird_y, visible=visible, pipe_x=pipe_x, gap_y=gap_y, respawn=respawn, done=False)
+        return SPEC.encode_frame(state, 0)[:per]
+
+    nan = math.nan
+    frames = [tokens_of(200.0, (True, True), (100.0, 250.0), (160.0, 210.0)),
+              tokens_of(-80.0, (False, True), (nan, 120.0), (nan, 180.0), respawn=True),
+              tokens_of(380.0, (False, False), (nan, nan), (nan, nan)),
+              tokens_of(10.0, (True, True), (140.0, 140.0), (150.0, 219.0)),  # equal x: the sort keeps slot order
+              tokens_of(300.0, (True, False), (287.0, nan), (200.0, nan))]
+    pipe_x = SPEC.field_named("pipe_x")
+    for b in range(pipe_x.bins):  # every x bin, one pipe passed or not, beside another
+        x = float(SPEC.from_bins("pipe_x", b))
+        frames.append(tokens_of(150.0 + b, (True, True), (x, 200.0), (150.0 + b % 70, 190.0)))
+    states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=1, max_frames=120)
+    real = SPEC.encode_episode(states, actions).reshape(-1, n)
+    frames += [real[t][:per] for t in range(0, len(real), 7)]
+    motions = [(-9.0, 45.0), (10.0, -90.0), (3.0, -12.0), (0.0, 0.0)]
+    feature_cases = []
+    for i, tokens in enumerate(frames):
+        state, _ = SPEC.decode_frame(tokens)
+        velocity, rotation = motions[i % len(motions)]
+        obs = features(state, velocity, rotation)
+        feature_cases.append({"tokens": tokens, "velocity": velocity, "rotation": rotation, "features": obs,
+                              "ordered": pipes_ahead_first(obs)})
+
+    edge = (57 - 52) / 288  # x * 288 + 52 < 57 decides "passed"
+    rng = np.random.default_rng(3)
+    below = edge - 1e-16  # the largest x here that is passed: x * 288 + 52 rounds to 57 above it
+    raw = [np.array([edge, .1, .3, below, .2, .4, np.nextafter(edge, 1), .3, .5, .5, .1, .2]),
+           np.array([below, .1, .3, edge, .2, .4, below - 0.01, .3, .5, .5, .1, .2]),
+           np.array([1.0, 0.0, 1.0, -0.1, .2, .4, .4, .3, .5, .5, .1, .2]),
+           np.array([-0.05, .1, .3, -0.1, .2, .4, -0.15, .3, .5, .5, .1, .2])]  # all passed: order kept
+    raw += [np.concatenate([rng.choice([rng.uniform(-0.2, 1.0), edge, below], size=3)[:, None] * [1, 0, 0]
+                            + rng.uniform(0, 1, (3, 3)) * [0, 1, 1], rng.uniform(-1, 1, 3)], axis=None)
+            for _ in range(30)]
+    reorder_cases = [{"obs": o, "ordered": pipes_ahead_first(o)} for o in raw]
+
+    motion_cases = []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        motion, steps = BirdMotion(), []
+        flap_rate = (0.5, 0.05, 0.9, 0.3)[seed]
+        for _ in range(80):
+            action, y = int(rng.random() < flap_rate), float(rng.uniform(-120, 400))
+            motion.step(action, y)
+            steps.append({"action": action, "y_before": y, "velocity": motion.velocity, "rotation": motion.rotation})
+        motion_cases.append(steps)
+
+    shutil.copy(policy, out / "policy.json")
+    manifest = json.loads(policy.read_text())
+    shutil.copy(policy.parent / manifest["onnx"], out / manifest["onnx"])
+    session = onnxruntime.InferenceSession(str(out / manifest["onnx"]), providers=["CPUExecutionProvider"])
+    dream_cases = []
+    for seed, context_frames in ((0, 20), (2, 20), (4, 1)):
+        states, actions, _ = record_episode(FlappyGame(), HeuristicPolicy(), seed=seed, max_frames=90)
+        real = SPEC.encode_episode(states, actions).reshape(-1, n)
+        context = real[:context_frames].reshape(-1)[:-1]
+        game = DreamGame(SPEC, max_frames=10_000)
+        game.start(context)
+        steps = []
+        for t in range(context_frames, len(real)):
+            obs = pipes_ahead_first(game.observation())
+            logits = session.run([manifest["output"]["name"]],
+                                 {manifest["input"]["name"]: obs[None].astype(np.float32)})[0][0]
+            action = int(real[t - 1][per] - SPEC.offsets["action"])
+            steps.append({"obs": obs, "velocity": game.motion.velocity, "rotation": game.motion.rotation,
+                          "logits": logits, "policy_action": int(np.argmax(logits)), "action": action,
+                          "tokens": real[t][:per]})
+            game.advance(action, real[t][:per])
+        dream_cases.append({"seed": seed, "context": context, "steps": steps})
+    _flappy_json(out / "agent.json", {"token_spec": SPEC.to_json(), "policy": "policy.json",
+                                      "features": feature_cases, "pipes_ahead_first": reorder_cases,
+                                      "motion": motion_cases, "dreams": dream_cases})
+    return out
+
+
 def write_all(out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_breakout(out / "breakout")
     write_flappy(out / "flappy")
     write_sprite_checks(out / "sprites")
+    write_flappy_agent(out / "flappy_agent")
     return out
 
 

@@ -3,12 +3,15 @@
 //
 //   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR --sprite-reference FILE
 //
-// It needs the shipped (trained) models for Flappy's done token, plus the extra models the test serves:
-// "corrupt" (an ONNX file of garbage) and "future" (an unknown manifest format version). FILE holds the real
-// flappy-bird-gymnasium's own rendered frames with their states (tests/web/web_fixtures.py write_flappy_sprites).
-// Exit code 0 = every check passed; each check prints one line; screenshots go to DIR.
+// It needs the shipped (trained) models for Flappy's done token and the shipped agent policy
+// (models/flappy_agent/policy.json), plus the extra models the test serves: "corrupt" (an ONNX file of garbage),
+// "future" (an unknown manifest format version), and the Flappy policies "hover" (flaps while the bird is in the
+// lower half) and "wide" (a policy.json the player refuses). FILE holds the real flappy-bird-gymnasium's own rendered
+// frames with their states (tests/web/web_fixtures.py write_flappy_sprites).
+// Exit code 0 = every check passed; each check prints one line; screenshots go to DIR, and the games the agent played
+// to DIR/flappy-agent-<shipped|hover>.json (tests/web/test_web.py replays them in Python).
 import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -127,6 +130,7 @@ try {
   await page.keyboard.press("Space");
   check(await until(page, (t) => window.__breakout.tick() > t + 5, t0, 10_000, "ticks after Space"),
     "Space serves again");
+  check(await page.getByRole("checkbox", { name: /agent/i }).count() === 0, "the Breakout page has no agent toggle");
 
   // --- Flappy: frames advance, Space changes the trajectory, the model's done token ends the game, R restarts
   check(Boolean(flappy), `a shipped Flappy model is listed (${flappy?.label})`);
@@ -235,6 +239,85 @@ try {
   const control = await misdrawn(reference.frames[0], 1);
   check(reference.frames.length >= 4 && off.every((n) => n <= 4) && control > 100,
     `the sprite frames match the env's own rendering (pixels off per frame: ${off.join(", ")}; bird 1 px lower: ${control})`);
+
+  // --- Flappy: "Agent plays". The shipped policy, then "hover" (many flaps whatever the shipped policy's skill):
+  // the toggle is enabled once the policy runs in the worker; while it is on the agent chooses every frame's action,
+  // the keys are ignored, and the action the decoder holds is the agent's; "wide" is refused in one line.
+  {
+    const policies = index.policies ?? [];
+    const shippedPolicy = policies.find((p) => p.task === "flappy" && p.source === "shipped");
+    const hover = policies.find((p) => p.name === "hover");
+    const wide = policies.find((p) => p.name === "wide");
+    check(Boolean(shippedPolicy && hover && wide), `the agent policies are listed (${policies.map((p) => p.label).join("; ")})`);
+    const agentState = () => page.evaluate(() => window.__flappy.agent());
+    const openFlappy = async (policy) => {
+      await page.goto(`${base}/?model=${flappy.id}&policy=${policy.id}`);
+      return until(page, (id) => window.__playerReady === id && window.__flappy && window.__flappy.frames() > 2,
+        flappy.id, 60_000, "Flappy frames");
+    };
+    const playAgent = async (policy, name, minFrames, minFlaps) => {
+      await openFlappy(policy);
+      const toggle = page.getByRole("checkbox", { name: /agent/i });
+      const ready = await until(page, () => window.__flappy.agent().ready, null, 30_000, `the ${name} policy`);
+      const before = await agentState();
+      check(ready && await toggle.isEnabled() && before.frames === 0 && before.policy === policy.label &&
+        (await page.textContent("#flappy-agent-note")).includes(policy.label),
+      `with the ${name} policy "Agent plays" is enabled (${JSON.stringify(before)})`);
+      await toggle.check();
+      await page.keyboard.press("Space"); // ignored: the agent plays
+      const played = await until(page, ([frames, flaps]) => {
+        const a = window.__flappy.agent();
+        return a.frames >= frames && a.flaps >= flaps;
+      }, [minFrames, minFlaps], 45_000, `${minFrames} agent frames with ${minFlaps}+ flaps`);
+      const a = await agentState();
+      const readout = await page.textContent("#flappy-agent-action");
+      const keyFlaps = await page.evaluate(() => window.__flappy.flaps().length);
+      check(played && a.on && a.mismatches === 0 && a.obsMismatches === 0, `the ${name} agent's actions reach the ` +
+        `model: ${a.frames} frames, ${a.flaps} flaps, every one the action the decoder was fed (mismatches ` +
+        `${a.mismatches}, observation mismatches ${a.obsMismatches}; restarts ${await page.evaluate(() => window.__flappy.restarts())})`);
+      check(a.ignoredKeys >= 1 && keyFlaps === 0 && /^agent: (flap|noop)$/.test(readout),
+        `while the ${name} agent plays the keys are ignored (${a.ignoredKeys} ignored, ${keyFlaps} sent) and it shows "${readout}"`);
+      const games = await page.evaluate(() => window.__flappy.agentGames());
+      writeFileSync(join(args.artifacts, `flappy-agent-${name}.json`), JSON.stringify({ policy: policy.label, games }));
+      return games;
+    };
+    await playAgent(shippedPolicy, "shipped", 60, 0);
+    // Off again: the agent stops choosing, the keys play.
+    await page.getByRole("checkbox", { name: /agent/i }).uncheck();
+    await page.waitForTimeout(300);
+    const offAt = (await agentState()).frames;
+    const r = await page.evaluate(() => window.__flappy.restarts());
+    await page.keyboard.press("r");
+    await until(page, (n) => window.__flappy.restarts() > n && window.__flappy.frames() > 2, r, 20_000, "a restart");
+    await page.keyboard.press("Space");
+    await until(page, () => window.__flappy.flaps().length > 0, null, 5_000, "a flap from the keys");
+    const off = { ...(await agentState()), keyFlaps: await page.evaluate(() => window.__flappy.flaps().length),
+      readout: await page.textContent("#flappy-agent-action") };
+    check(!off.on && off.frames === offAt && off.keyFlaps > 0 && off.readout === "agent: off",
+      `turned off, the agent stops and the keys flap again (${JSON.stringify(off)})`);
+    // The hover policy flaps whenever the bird is low: each flap must lift the dreamed bird within 3 frames.
+    const games = await playAgent(hover, "hover", 90, 6);
+    await page.screenshot({ path: join(args.artifacts, "flappy-agent.png") });
+    let flapsSeen = 0, lifted = 0;
+    for (const g of games) {
+      for (let k = 1; k + 2 < g.frames.length; k++) {
+        if (g.frames[k].agent?.action !== 1 || g.frames[k + 2].agent === null) continue;
+        flapsSeen++;
+        const y0 = g.frames[k - 1].birdY;
+        if (Math.min(...g.frames.slice(k, k + 3).map((f) => f.birdY)) < y0 - 2) lifted++;
+      }
+    }
+    check(flapsSeen >= 5 && lifted >= 0.8 * flapsSeen, `the hover agent's flaps lift the dreamed bird (${lifted} of ${flapsSeen})`);
+    await page.getByRole("checkbox", { name: /agent/i }).uncheck();
+    // A policy.json the player cannot use: the toggle stays disabled, the reason is shown, the keys play.
+    await openFlappy(wide);
+    await until(page, () => /needs/.test(document.getElementById("flappy-agent-note").textContent), null, 20_000, "the refusal");
+    const refused = await page.evaluate(() => ({ disabled: document.getElementById("flappy-agent").disabled,
+      note: document.getElementById("flappy-agent-note").textContent, ready: window.__flappy.agent().ready,
+      frames: window.__flappy.frames(), error: document.getElementById("error").hidden ? "" : document.getElementById("error").textContent }));
+    check(refused.disabled && !refused.ready && /shape \[1,8\], the flappy agent needs \[1,12\]/.test(refused.note) &&
+      refused.frames > 2 && refused.error === "", `a policy the player refuses leaves the toggle disabled: ${JSON.stringify(refused)}`);
+  }
 
   // Without the sprites (404) the page draws schematically and says why in one line.
   const bare = await context.newPage();

@@ -1,12 +1,14 @@
 // The app shell: lists the models the server found (/models/index.json), switches between the two games, loads a
 // model's manifest (validated), mounts the game on it at once and downloads the graphs the game plays meanwhile (with
 // progress); any failure is shown as a message.
-// URL parameters: ?game=breakout|flappy, ?model=<id>. Browser tests: web/e2e/browser.mjs.
+// The agent policies the server lists (policy.json) go to the game of their task, which offers "Agent plays" with the
+// first one (or ?policy=<id>).
+// URL parameters: ?game=breakout|flappy, ?model=<id>, ?policy=<id>. Browser tests: web/e2e/browser.mjs.
 import { mountBreakout } from "./breakout/game";
 import { mountFlappy } from "./flappy/game";
-import { listModels, loadGraphs, loadManifest, playedGraphs } from "./shell/loader";
+import { listIndex, loadGraphs, loadManifest, playedGraphs } from "./shell/loader";
 import { chooseRuntime, configureOrt } from "./shell/ort";
-import type { Game, GameHost, ModelEntry, RuntimeChoice } from "./shell/types";
+import type { Game, GameHost, ModelEntry, PolicyEntry, RuntimeChoice } from "./shell/types";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const errorBox = $<HTMLDivElement>("error");
@@ -15,6 +17,7 @@ const select = $<HTMLSelectElement>("model-select");
 const gameRoot = $<HTMLElement>("game");
 
 let models: ModelEntry[] = [];
+let policies: PolicyEntry[] = []; // agent policies (policy.json), the first of a task plays its game's "Agent plays"
 let current: Game | null = null;
 let runtime: RuntimeChoice;
 let game: "breakout" | "flappy" = "breakout";
@@ -85,9 +88,12 @@ async function open(id: string | undefined): Promise<void> {
       progress: (text, fraction) => { if (token === loadToken) showLoading(text, fraction); },
       error: showError,
     };
+    const wanted = new URLSearchParams(location.search).get("policy");
+    const mine = policies.filter((p) => p.task === manifest.task);
+    const policy = mine.find((p) => p.id === wanted) ?? mine[0];
     current = manifest.task === "breakout"
       ? await mountBreakout(host, { entry, manifest, graphs })
-      : await mountFlappy(host, { entry, manifest, graphs });
+      : await mountFlappy(host, { entry, manifest, graphs, policy });
     if (token !== loadToken) current.dispose();
     (window as any).__playerReady = entry.id;
   } catch (err) {
@@ -106,7 +112,7 @@ async function start(): Promise<void> {
     `onnxruntime-web: ${runtime.backend}${runtime.backend === "wasm" ? `, ${runtime.threads} thread(s)` : ""}` +
     (crossOriginIsolated ? "" : " (page not cross-origin isolated: 1 thread)");
   try {
-    models = await listModels();
+    ({ models, policies } = await listIndex());
   } catch (err) {
     showError(`Could not list models: ${err instanceof Error ? err.message : String(err)}`);
     return;

@@ -1,5 +1,5 @@
 // The manifest schema that Python and the player share (worldmodels/core/manifest.schema.json) on the shipped
-// manifests (models/*/*.json): each is valid, and a missing key, a wrong type, a tensor of the wrong dtype at its
+// manifests (models/*/*.json, but the agents' policy.json, checked by src/shell/policy.ts): each is valid, and a missing key, a wrong type, a tensor of the wrong dtype at its
 // position, an unknown format or format version is rejected by validateManifest with a one-line message naming it.
 // Needs no fixtures (tests/manifest.test.ts checks the cross-value rules on freshly exported manifests).
 import { readdirSync, readFileSync } from "node:fs";
@@ -8,12 +8,15 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import SCHEMA from "../../worldmodels/core/manifest.schema.json";
 import { ManifestError, validateManifest } from "../src/shell/manifest";
+import { POLICY_FORMAT, validatePolicy } from "../src/shell/policy";
 import { validate } from "../src/shell/schema";
 
 const MODELS = fileURLToPath(new URL("../../models/", import.meta.url));
-const shipped = readdirSync(MODELS, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) =>
-  readdirSync(join(MODELS, d.name)).filter((f) => f.endsWith(".json")).map((f) => join(d.name, f)));
 const load = (path: string) => JSON.parse(readFileSync(join(MODELS, path), "utf8"));
+const json = readdirSync(MODELS, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) =>
+  readdirSync(join(MODELS, d.name)).filter((f) => f.endsWith(".json")).map((f) => join(d.name, f)));
+const policies = json.filter((path) => load(path).format === POLICY_FORMAT);
+const shipped = json.filter((path) => !policies.includes(path));
 const flappy = () => load("flappy/flappy.json");
 const breakout = () => load("breakout/breakout.json");
 const bad = (m: unknown) => () => validateManifest(m, "test.json");
@@ -33,6 +36,11 @@ describe("the shared manifest schema", () => {
       expect(validateManifest(m, path, m.task).task, path).toBe(path.startsWith("breakout") ? "breakout" : "flappy");
     }
     expect("frame_onnx" in load("flappy_cpu/flappy.json")).toBe(false);
+  });
+
+  it("leaves the shipped agent policies to the policy checks, which accept them", () => {
+    expect(policies).toContain("flappy_agent/policy.json");
+    for (const path of policies) expect(validatePolicy(load(path), path, load(path).task).onnx, path).toBe("policy.onnx");
   });
 
   it("rejects a missing key, naming it", () => {

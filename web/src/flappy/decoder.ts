@@ -191,6 +191,13 @@ abstract class WindowedDecoder<S, B extends CacheBackend<S>> {
     return { tokens: this.history_.slice(this.window), positions: this.positions(this.window) };
   }
 
+  /** The action (its label index: 0 noop, 1 flap) of the action token the last step fed, read back from the
+   * history; null before the first step since reset. */
+  get lastAction(): number | null {
+    if (this.tokensGenerated === 0) return null;
+    return this.spec.labelIndex("action", this.history_[this.history_.length - this.spec.stateTokensPerFrame - 1]);
+  }
+
   /** The latest frame's done token says the bird died (the model's own verdict). */
   get done(): boolean {
     if (this.history_.length === 0) return false;

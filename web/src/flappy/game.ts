@@ -2,8 +2,9 @@
 // (dist/flappy-worker.js) when the graphs have downloaded, draws each committed frame with the game's own sprites
 // (or schematically: "Schematic view", and whenever the sprites cannot be had), shows the live token stream
 // (#token-stream) and the speed readouts (#flappy-tps, #flappy-fps). Space or a click flaps, R restarts from another
-// start context; the model's done token shows the game-over overlay. The page (view.ts), the controls (input.ts) and
-// the worker's messages (loop.ts) are put together here.
+// start context; the model's done token shows the game-over overlay. "Agent plays" hands the bird to the server's
+// Flappy policy (agent.ts, run in the worker; loop.ts). The page (view.ts), the controls (input.ts) and the worker's
+// messages (loop.ts) are put together here.
 // window.__flappy exposes the state to web/e2e/browser.mjs, which tests these files end to end.
 import type { FlappyManifest } from "../shell/manifest";
 import type { Game, GameHost, MountFlappy, OpeningModel } from "../shell/types";

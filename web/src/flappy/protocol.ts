@@ -1,6 +1,7 @@
 // Messages between the Flappy page (loop.ts) and its module worker (worker.ts, bundled as dist/flappy-worker.js).
 // Type-only: both sides import it. Exercised end to end by web/e2e/browser.mjs.
 import type { FlappyManifest } from "../shell/manifest";
+import type { PolicyManifest } from "../shell/policy";
 import type { RuntimeChoice } from "../shell/types";
 
 export type ToWorker =
@@ -13,7 +14,18 @@ export type ToWorker =
   | { type: "reset"; contextIndex?: number }
   // Queue a flap: used by the next frame the worker starts, then cleared.
   | { type: "input"; flap: boolean }
-  | { type: "fps"; fps: number };
+  | { type: "fps"; fps: number }
+  // Create the agent's policy session (after init; the graph's bytes are transferred): answered by "agent-ready".
+  | { type: "policy"; manifest: PolicyManifest; onnx: Uint8Array }
+  // The agent plays (on: each frame's action is the policy's, queued flaps are dropped) or the keys do (off).
+  | { type: "agent"; on: boolean };
+
+/** The agent's choice for a frame (src/flappy/agent.ts): what it saw and the logits of its action. */
+export interface AgentFrame {
+  action: number;
+  logits: number[];
+  obs: number[]; // the 12 numbers fed to the policy (float64 here, float32 in the policy's input)
+}
 
 export type FromWorker =
   // A start-up step begins (creating the sessions, prefilling a start context): shown while the model starts.
@@ -24,8 +36,12 @@ export type FromWorker =
   // A committed frame (9 state tokens), made with `action` (0 noop, 1 flap). frameIndex counts from 1 since the start.
   // tokensPerSec: tokens fed per second of decoding (the model's speed); framesPerSec: frames committed per second of
   // wall time; passes: the frame graph's passes for this frame (1 per token with the per-token decoder).
+  // agent: the agent's choice when it played this frame (null when the keys did); fed: the action token the decoder
+  // holds for this frame, read back from its history (decoder.ts lastAction), which must equal `action`.
   | { type: "frame"; tokens: number[]; action: number; frameIndex: number; done: boolean; tokensPerSec: number;
-      framesPerSec: number; passes: number }
+      framesPerSec: number; passes: number; agent: AgentFrame | null; fed: number | null }
+  // The policy's session is ready (error: it could not be made; the keys keep playing).
+  | { type: "agent-ready"; error?: string }
   // The model's own done token: the worker stops until the next reset.
   | { type: "done"; frameIndex: number }
   | { type: "error"; message: string };

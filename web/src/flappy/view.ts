@@ -1,7 +1,9 @@
 // The Flappy page's DOM: the game canvas (#flappy-canvas) with its game-over overlay (#flappy-over), the speed
 // readouts (#flappy-tps, #flappy-fps, #flappy-passes), the status line (#flappy-status), the "Schematic view" toggle
-// (#flappy-schematic) with the note shown when the sprites cannot be had (#flappy-sprites-note), and the live token
-// stream (#token-stream); and the screen that draws the newest frame at the next animation frame, with the game's
+// (#flappy-schematic) with the note shown when the sprites cannot be had (#flappy-sprites-note), the "Agent plays"
+// toggle (#flappy-agent, enabled once a policy for Flappy is loaded) with the agent's last action
+// (#flappy-agent-action) and a line about its policy (#flappy-agent-note), and the live token stream (#token-stream);
+// and the screen that draws the newest frame at the next animation frame, with the game's
 // sprites (sprites.ts) or schematically (render.ts). Before the model runs, the screen replays the chosen start
 // context's real frames and holds its last one, where the game will go on. The ids are what web/e2e/browser.mjs
 // reads.
@@ -23,6 +25,9 @@ export interface FlappyView {
   status: HTMLDivElement;
   schematic: HTMLInputElement; // checked: draw schematically, not with the sprites
   spritesNote: HTMLDivElement;
+  agent: HTMLInputElement; // checked: the agent's policy plays, the keys are ignored
+  agentAction: HTMLSpanElement; // "agent: flap" / "agent: noop"
+  agentNote: HTMLDivElement; // which policy, or why there is none
   stream: HTMLDivElement;
 }
 
@@ -40,6 +45,15 @@ export function buildView(spec: TokenSpec): FlappyView {
   schematic.label.style.justifyContent = "flex-start"; // the panel spreads its other labels across
   const spritesNote = el("div", { id: "flappy-sprites-note", hidden: true });
   spritesNote.style.color = "var(--muted)";
+  const agent = checkbox("flappy-agent", "Agent plays");
+  agent.input.disabled = true;
+  agent.label.style.justifyContent = "flex-start";
+  agent.label.title = "a trained PPO policy plays the dream (models/<folder>/policy.json); your keys are ignored meanwhile";
+  const agentAction = el("span", { id: "flappy-agent-action", className: "readout", textContent: "agent: –" });
+  const agentRow = el("div", {}, agent.label, " ", agentAction);
+  agentRow.style.cssText = "display:flex;gap:.6rem;align-items:center;";
+  const agentNote = el("div", { id: "flappy-agent-note", textContent: "no agent policy" });
+  agentNote.style.color = "var(--muted)";
   const stream = el("div", { id: "token-stream", className: "tokens" });
   const stage = el("div", {}, canvas, overlay);
   stage.style.position = "relative";
@@ -47,10 +61,12 @@ export function buildView(spec: TokenSpec): FlappyView {
     el("label", {}, "tokens/s", tps), el("label", {}, "frames/s", fps),
     el("label", { title: "model calls a frame: the frame graph's fixed-point passes, or one per token" }, "calls/frame", passes),
     status, schematic.label, spritesNote,
-    el("div", { textContent: "Space / click: flap · R: restart" }), stream);
+    el("div", { textContent: "Space / click: flap · R: restart" }), agentRow, agentNote, stream);
   const root = el("div", { className: "game flappy" }, stage, panel);
   schematic.input.addEventListener("change", () => schematic.input.blur()); // Space flaps again, not toggles
-  return { root, canvas, overlay, tps, fps, passes, status, schematic: schematic.input, spritesNote, stream };
+  agent.input.addEventListener("change", () => agent.input.blur());
+  return { root, canvas, overlay, tps, fps, passes, status, schematic: schematic.input, spritesNote,
+    agent: agent.input, agentAction, agentNote, stream };
 }
 
 export interface FlappyScreen {

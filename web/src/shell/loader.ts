@@ -3,17 +3,22 @@
 // (loadManifest) while the graphs it plays download (loadGraphs); the bench page loads every graph (loadModel).
 // Errors name the file and what is wrong with it.
 import { type Manifest, ManifestError, validateManifest } from "./manifest";
-import type { Graph, LoadedModel, ModelEntry, ModelGraphs } from "./types";
+import type { Graph, LoadedModel, ModelEntry, ModelGraphs, PolicyEntry } from "./types";
 
 /** Bytes of the file being downloaded; `what` names it and says which of how many files it is. */
 export type Progress = (loaded: number, total: number, what: string) => void;
 
 export async function listModels(): Promise<ModelEntry[]> {
+  return (await listIndex()).models;
+}
+
+/** The models and the agent policies ("policies", absent from older servers: none) the server found. */
+export async function listIndex(): Promise<{ models: ModelEntry[]; policies: PolicyEntry[] }> {
   const res = await fetch("/models/index.json");
   if (!res.ok) throw new Error(`/models/index.json: HTTP ${res.status}`);
   const data = await res.json();
   if (!Array.isArray(data?.models)) throw new Error("/models/index.json: no \"models\" list");
-  return data.models as ModelEntry[];
+  return { models: data.models as ModelEntry[], policies: Array.isArray(data.policies) ? data.policies as PolicyEntry[] : [] };
 }
 
 /** Download a file with progress; a missing file is an error naming it. */

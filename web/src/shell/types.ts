@@ -13,6 +13,18 @@ export interface ModelEntry {
   mtime?: number;
 }
 
+/** An agent policy in /models/index.json's "policies" (worldmodels/play.py): `manifest` is the URL of its
+ * policy.json (src/shell/policy.ts), its graph is served beside it. */
+export interface PolicyEntry {
+  id: string;
+  task: "breakout" | "flappy";
+  name: string;
+  source: "shipped" | "run" | "extra";
+  label: string;
+  manifest: string;
+  mtime?: number;
+}
+
 /** A graph of an export, by role: manifest.onnx, manifest.prefill_onnx (Flappy), manifest.frame_onnx (Flappy). */
 export type Graph = "onnx" | "prefill" | "frame";
 export type ModelGraphs = Partial<Record<Graph, Uint8Array>>;
@@ -30,6 +42,7 @@ export interface OpeningModel<M extends Manifest = Manifest> {
   entry: ModelEntry;
   manifest: M;
   graphs: Promise<ModelGraphs>;
+  policy?: PolicyEntry; // an agent policy for the model's task, when the server lists one (Flappy's "Agent plays")
 }
 
 export interface RuntimeChoice {
