@@ -241,7 +241,8 @@ export function startLoop(host: GameHost, model: OpeningModel<FlappyManifest>, v
       agent.frames += 1;
       agent.flaps += choice.action === 1 ? 1 : 0;
       agent.last = ACTION_NAMES[choice.action] ?? String(choice.action);
-      view.agentAction.textContent = `agent: ${agent.last}`;
+      // a frame the worker made before it heard "off" is still the agent's, but the readout already says off
+      if (agent.on) view.agentAction.textContent = `agent: ${agent.last}`;
       if (msg.fed !== choice.action || msg.action !== choice.action) agent.mismatches += 1;
       const mine = tracker.observation();
       if (mine.length !== choice.obs.length || mine.some((v, i) => v !== choice.obs[i])) agent.obsMismatches += 1;
