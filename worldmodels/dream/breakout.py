@@ -38,7 +38,7 @@ from worldmodels.breakout.denoiser import frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.readout import read_balls, read_bricks
 from worldmodels.breakout.sampler import sample_next_frame
 from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, BreakoutSim
-from worldmodels.dream.flappy import check_action, manifest_path
+from worldmodels.dream.flappy import check_action, check_render_mode, manifest_path, vector_rngs
 
 DEFAULT_MODEL = "models/breakout/breakout.json"
 CONTEXT_FRAMES = 4
@@ -127,8 +127,7 @@ class BreakoutDreamEnv(gymnasium.Env):
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, max_frames: int = MAX_FRAMES,
                  render_mode: str | None = None, threads: int = 1):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+        check_render_mode(render_mode)
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 (got {max_frames})")
         self.dreams = BreakoutDreams(model, 1, threads, max_frames)
@@ -173,8 +172,7 @@ class BreakoutDreamVecEnv(VectorEnv):
                  render_mode: str | None = None, threads: int = 1):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+        check_render_mode(render_mode)
         self.dreams = BreakoutDreams(model, num_envs, threads, max_frames)
         self.num_envs, self.render_mode = num_envs, render_mode
         self.single_observation_space = frame_space()
@@ -185,11 +183,7 @@ class BreakoutDreamVecEnv(VectorEnv):
         self._started = False
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        if seed is not None:
-            seeds = [int(seed) + i for i in range(self.num_envs)] if np.ndim(seed) == 0 else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
-            self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        self.rngs = vector_rngs(seed, self.num_envs, self.rngs)
         for i, rng in enumerate(self.rngs):
             start(self.dreams, i, rng)
         self._started = True

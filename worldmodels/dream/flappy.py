@@ -44,6 +44,7 @@ from flappy_bird_gymnasium.envs.constants import (
     PLAYER_MAX_VEL_Y,
     PLAYER_VEL_ROT,
 )
+from gymnasium.utils import seeding
 
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import read_manifest
@@ -139,6 +140,23 @@ class DreamGame:
         return {"score": self.score, "frames": self.frames, "can_collide": self.can_collide}
 
 
+def check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+
+
+def vector_rngs(seed: int | list[int] | None, num_envs: int, rngs: list[np.random.Generator]
+                ) -> list[np.random.Generator]:
+    """The per-dream random streams after a vector env's `reset(seed=...)`: dream i seeded with seed + i (or the
+    i-th of a list), as a single env reset with that seed; `rngs` kept when no seed is given."""
+    if seed is None:
+        return rngs
+    seeds = [int(seed) + i for i in range(num_envs)] if np.ndim(seed) == 0 else list(seed)
+    if len(seeds) != num_envs:
+        raise ValueError(f"reset: {len(seeds)} seeds for {num_envs} envs")
+    return [seeding.np_random(s)[0] for s in seeds]
+
+
 def check_action(action, actions: int = 2) -> int:
     if isinstance(action, np.ndarray) and action.shape == ():
         action = action.item()
@@ -178,8 +196,7 @@ class FlappyDreamEnv(gymnasium.Env):
                  render_mode: str | None = None, threads: int = 1, per_token: bool = False):
         from worldmodels.flappy.decoding.decoder import from_manifest  # onnxruntime: only when an env is made
 
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+        check_render_mode(render_mode)
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 (got {max_frames})")
         self.path, self.manifest = manifest_path(model, "flappy")

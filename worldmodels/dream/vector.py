@@ -35,10 +35,12 @@ from worldmodels.dream.flappy import (
     MAX_FRAMES,
     DreamGame,
     check_action,
+    check_render_mode,
     load_contexts,
     manifest_path,
     observation_space,
     pick_context,
+    vector_rngs,
 )
 from worldmodels.flappy.decoding.decoder import check_context, frame_uniforms
 from worldmodels.flappy.decoding.rules import choose_token
@@ -141,8 +143,7 @@ class FlappyDreamVecEnv(VectorEnv):
                  render_mode: str | None = None, threads: int = 1):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")
+        check_render_mode(render_mode)
         self.dreams = BatchedDreams(model, num_envs, threads)
         self.contexts = load_contexts(read_manifest(self.dreams.path), self.dreams.path)
         self.num_envs, self.render_mode = num_envs, render_mode
@@ -160,11 +161,7 @@ class FlappyDreamVecEnv(VectorEnv):
         self.games[i].start(context)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
-        if seed is not None:
-            seeds = [int(seed) + i for i in range(self.num_envs)] if np.ndim(seed) == 0 else list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"reset: {len(seeds)} seeds for {self.num_envs} envs")
-            self.rngs = [seeding.np_random(s)[0] for s in seeds]
+        self.rngs = vector_rngs(seed, self.num_envs, self.rngs)
         for i in range(self.num_envs):
             self._start(i, options)
         self._started = True
