@@ -47,7 +47,7 @@ test-fast: setup ## the tests that do not train, sweep, run DDP or start Chromiu
 lint: setup ## ruff over the package and tests
 	$(BIN)/ruff check worldmodels tests
 
-bench: setup ## simulator rows/s, training samples/s, denoiser ms/call vs the seed-scale net, Flappy decode (frame graph vs per token)
+bench: setup ## simulator rows/s, training samples/s, denoiser ms/call vs the seed-scale net, Flappy decode (frame graph vs per token), dream env steps/s vs the real games
 	$(BIN)/python -m worldmodels.bench $(ARGS)
 
 golden: setup ## regenerate the Breakout golden traces (tests/golden/) after a deliberate simulator change
