@@ -28,7 +28,6 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
-import onnxruntime as ort
 import torch
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -38,7 +37,7 @@ from worldmodels.breakout.denoiser import frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.readout import read_balls, read_bricks
 from worldmodels.breakout.sampler import sample_next_frame
 from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, BreakoutSim
-from worldmodels.dream.flappy import check_action, check_render_mode, manifest_path, vector_rngs
+from worldmodels.dream.flappy import check_action, check_render_mode, manifest_path, ort_session, vector_rngs
 
 DEFAULT_MODEL = "models/breakout/breakout.json"
 CONTEXT_FRAMES = 4
@@ -71,10 +70,7 @@ class BreakoutDreams:
         self.path, manifest = manifest_path(model, "breakout")
         sampler = manifest["sampler"]
         self.steps, self.sigma_max, self.sigma_min = sampler["steps"], sampler["sigma_max"], sampler["sigma_min"]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.path.parent / manifest["onnx"]), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort_session(self.path.parent / manifest["onnx"], threads)
         self.input, self.output = manifest["inputs"][0]["name"], manifest["outputs"][0]["name"]
         self.num, self.max_frames = num, max_frames
         self.context = np.zeros((num, CONTEXT_FRAMES, FRAME_SIZE, FRAME_SIZE, 3), np.uint8)

@@ -140,6 +140,15 @@ class DreamGame:
         return {"score": self.score, "frames": self.frames, "can_collide": self.can_collide}
 
 
+def ort_session(path: Path, threads: int):
+    """An onnxruntime CPU session with `threads` intra-op threads (the dreams' graphs)."""
+    import onnxruntime as ort  # ~0.5 s: only when a dream env is made
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def check_render_mode(render_mode: str | None) -> None:
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array' (got {render_mode!r})")

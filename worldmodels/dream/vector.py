@@ -23,7 +23,6 @@ from pathlib import Path
 
 import gymnasium
 import numpy as np
-import onnxruntime as ort
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -39,6 +38,7 @@ from worldmodels.dream.flappy import (
     load_contexts,
     manifest_path,
     observation_space,
+    ort_session,
     pick_context,
     vector_rngs,
 )
@@ -48,12 +48,6 @@ from worldmodels.flappy.decoding.window import cache_length, window_start
 from worldmodels.flappy.graphs import BATCH_OUTPUTS, PREFILL_OUTPUTS
 from worldmodels.flappy.render import render_frame
 from worldmodels.flappy.tokens import TokenSpec
-
-
-def _session(path: Path, threads: int):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class BatchedDreams:
@@ -70,8 +64,8 @@ class BatchedDreams:
         self.ring, self.context = bool(decoding.get("sliding_window", False)), int(decoding["context"])
         self.slide_frames, self.temperature = int(decoding["slide_frames"]), float(decoding["temperature"])
         self.slide_before_frame = bool(manifest.get("frame_onnx"))  # from_manifest's rule for the export
-        self.batch = _session(self.path.parent / manifest["batch_onnx"], threads)
-        self.prefill = _session(self.path.parent / manifest["prefill_onnx"], threads)
+        self.batch = ort_session(self.path.parent / manifest["batch_onnx"], threads)
+        self.prefill = ort_session(self.path.parent / manifest["prefill_onnx"], threads)
         shape = (model["layers"], num, model["heads"], self.context, model["width"] // model["heads"])
         self.k, self.v = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         self.length = np.zeros(num, np.int64)
@@ -189,8 +183,7 @@ class FlappyDreamVecEnv(VectorEnv):
             infos["_final_obs"], infos["_final_info"] = ended.copy(), ended.copy()
             for i in np.flatnonzero(ended):
                 self._start(int(i))
-            fresh = self._observations()
-            observations[ended] = fresh[ended]
+                observations[i] = self.games[i].observation()
             infos.update(self._infos())
         return observations, rewards, terminated, truncated, infos
 
