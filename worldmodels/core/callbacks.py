@@ -16,8 +16,22 @@ from worldmodels.core.loggers import model_artifact
 log = logging.getLogger(__name__)
 
 
+def interrupted(exception: BaseException | None) -> bool:
+    """Whether Ctrl-C caused `exception`. A KeyboardInterrupt raised while torch writes a checkpoint reaches
+    Lightning as the RuntimeError that torch's zip writer raises on closing the half-written file ("unexpected
+    pos ..."), with the KeyboardInterrupt as its context: follow the chain."""
+    seen = set()
+    while exception is not None and id(exception) not in seen:
+        if isinstance(exception, KeyboardInterrupt):
+            return True
+        seen.add(id(exception))
+        exception = exception.__cause__ or exception.__context__
+    return False
+
+
 class SaveOnInterrupt(L.Callback):
-    """Ctrl-C during fit writes `interrupted.ckpt` (atomically, like every Lightning checkpoint) before exiting.
+    """Ctrl-C during fit writes `interrupted.ckpt` (atomically, like every Lightning checkpoint) before exiting,
+    also when it landed in the middle of a periodic checkpoint's write (see `interrupted`).
 
     Only rank 0 writes it. Under DDP it skips `trainer.save_checkpoint`, whose closing barrier waits for every rank:
     after Ctrl-C the other ranks may be stopped at another point or already killed by Lightning, so a barrier could
@@ -28,7 +42,7 @@ class SaveOnInterrupt(L.Callback):
         self.path = Path(path)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit":
+        if not interrupted(exception) or trainer.state.fn != "fit":
             return
         if trainer.world_size == 1:
             trainer.save_checkpoint(self.path)
