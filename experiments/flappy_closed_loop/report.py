@@ -1,10 +1,11 @@
 """Study: which lever makes the Flappy dream play like the game? Closed-loop scores of scripted players, the game's
 rules on every dreamed transition, and forced-gap deaths, for the previous models and along the learning curve of
-`experiment=flappy_game` (its periodic checkpoints, exported and evaluated like the shipped model).
+`experiment=flappy_game` and `experiment=flappy_bird` (their periodic checkpoints, exported and evaluated like the
+shipped model).
 
-    .venv/bin/python experiments/flappy_closed_loop/report.py [<flappy_game run folder> [--loop-games N]]
+    .venv/bin/python experiments/flappy_closed_loop/report.py [<run folder> [--name flappy_bird] [--loop-games N]]
 
-For each `checkpoints/step<N>.ckpt` of the run without `evals/flappy_game_<N>.eval.json` it exports the checkpoint
+For each `checkpoints/step<N>.ckpt` of the run without `evals/<name>_<N>.eval.json` it exports the checkpoint
 (`python -m worldmodels.export`) and evaluates the export (`python -m worldmodels.evaluate --loop-games N`, 16 by
 default); then it writes results.md and results.png from every summary in evals/.
 """
@@ -21,9 +22,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EVALS = HERE / "evals"
-# Earlier models, evaluated with the default flags: label -> (summary, training steps, gap_y kernel).
-EARLIER = {"models/flappy_cpu": ("flappy_cpu.eval.json", 1500, "soft"),
-           "previous models/flappy (flappy_fast)": ("flappy_fast.eval.json", 3000, "soft")}
+# Earlier models, evaluated with the default flags: label -> (summary, training steps, gap_y target, bird_y target).
+EARLIER = {"models/flappy_cpu": ("flappy_cpu.eval.json", 1500, "soft", "soft"),
+           "previous models/flappy (flappy_fast)": ("flappy_fast.eval.json", 3000, "soft", "soft")}
+# Runs with a learning curve: experiment name -> (gap_y target, bird_y target, line style).
+RUNS = {"flappy_game": ("one-hot", "soft", "-"), "flappy_bird": ("one-hot", "one-hot", "--")}
 SKILLS = ("good", "medium", "sloppy")
 COLUMNS = (
     ("score ratio good", lambda r: r["closed_loop"]["good"]["score_ratio"], "{:.2f}"),
@@ -41,11 +44,11 @@ COLUMNS = (
 )
 
 
-def evaluate_checkpoints(run: Path, loop_games: int) -> None:
+def evaluate_checkpoints(run: Path, name: str, loop_games: int) -> None:
     EVALS.mkdir(exist_ok=True)
     for ckpt in sorted((run / "checkpoints").glob("step*.ckpt"), key=lambda p: int(re.findall(r"\d+", p.name)[0])):
         step = int(re.findall(r"\d+", ckpt.name)[0])
-        out = EVALS / f"flappy_game_{step}.eval.json"
+        out = EVALS / f"{name}_{step}.eval.json"
         if out.exists():
             continue
         with tempfile.TemporaryDirectory() as tmp:
@@ -54,30 +57,35 @@ def evaluate_checkpoints(run: Path, loop_games: int) -> None:
                             "--loop-games", str(loop_games), "--out", str(out)], check=True)
 
 
-def rows() -> list[tuple[str, int, str, dict]]:
-    found = [(label, steps, kernel, json.loads((EVALS / name).read_text()))
-             for label, (name, steps, kernel) in EARLIER.items() if (EVALS / name).exists()]
-    curve = sorted(EVALS.glob("flappy_game_*.eval.json"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
-    for path in curve:
-        step = int(re.findall(r"\d+", path.name)[0])
-        found.append((f"flappy_game, step {step:,}", step, "one-hot", json.loads(path.read_text())))
+def rows() -> list[tuple[str, int, str, str, str | None, dict]]:
+    """(label, steps, gap_y target, bird_y target, run name or None for an earlier model, summary)."""
+    found = [(label, steps, gap, bird, None, json.loads((EVALS / name).read_text()))
+             for label, (name, steps, gap, bird) in EARLIER.items() if (EVALS / name).exists()]
+    for run, (gap, bird, _) in RUNS.items():
+        curve = sorted(EVALS.glob(f"{run}_*.eval.json"), key=lambda p: int(re.findall(r"\d+", p.name)[0]))
+        for path in curve:
+            step = int(re.findall(r"\d+", path.name)[0])
+            found.append((f"{run}, step {step:,}", step, gap, bird, run, json.loads(path.read_text())))
     return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path, nargs="?", help="an experiment=flappy_game run folder")
+    parser.add_argument("run", type=Path, nargs="?", help="a run folder of one of the experiments in RUNS")
+    parser.add_argument("--name", choices=sorted(RUNS), default="flappy_game", help="the run's experiment")
     parser.add_argument("--loop-games", type=int, default=16, help="closed-loop games per skill per checkpoint")
     args = parser.parse_args()
     if args.run is not None:
-        evaluate_checkpoints(args.run, args.loop_games)
+        if not (args.run / "checkpoints").is_dir():
+            parser.error(f"{args.run} has no checkpoints/ folder: give a training run's folder")
+        evaluate_checkpoints(args.run, args.name, args.loop_games)
     table = rows()
-    header = ["model", "steps", "gap_y target", "games per skill", *(c[0] for c in COLUMNS)]
+    header = ["model", "steps", "gap_y target", "bird_y target", "games per skill", *(c[0] for c in COLUMNS)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, steps, kernel, r in table:
+    for label, steps, gap, bird, _, r in table:
         cells = [fmt.format(get(r)) for _, get, fmt in COLUMNS]
         games = r["closed_loop"]["good"]["games"]
-        lines.append(f"| {label} | {steps:,} | {kernel} | {games} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | {steps:,} | {gap} | {bird} | {games} | " + " | ".join(cells) + " |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
@@ -85,24 +93,30 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = [(steps, r) for label, steps, kernel, r in table if label.startswith("flappy_game")]
-    earlier = [(label, steps, r) for label, steps, kernel, r in table if not label.startswith("flappy_game")]
+    earlier = [(label, steps, r) for label, steps, _, _, run, r in table if run is None]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     panels = (("closed-loop score ratio, dream/real", [c for c in COLUMNS[:3]]),
               ("gaps and respawns", [COLUMNS[3], COLUMNS[5]]),
               ("rules broken, per transition", [COLUMNS[4], COLUMNS[6], COLUMNS[7]]))
     for ax, (title, cols) in zip(axes, panels, strict=True):
         for name, get, _ in cols:
-            line, = ax.plot([s for s, _ in curve], [get(r) for _, r in curve], marker="o", label=name)
+            color = None
+            for run, (_, _, style) in RUNS.items():
+                curve = [(steps, r) for _, steps, _, _, of, r in table if of == run]
+                if curve:
+                    line, = ax.plot([s for s, _ in curve], [get(r) for _, r in curve], style, marker="o",
+                                    color=color, label=f"{name} ({run})")
+                    color = line.get_color()
             for label, steps, r in earlier:
-                ax.scatter([steps], [get(r)], marker="x" if "cpu" in label else "s", color=line.get_color())
+                ax.scatter([steps], [get(r)], marker="x" if "cpu" in label else "s", color=color)
         if title.startswith("closed"):
             ax.axhspan(0.8, 1.25, color="green", alpha=0.1, label="target 0.8-1.25")
             ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training steps")
         ax.legend(fontsize=7)
-    fig.suptitle("lines: experiment=flappy_game's checkpoints; x: models/flappy_cpu, squares: previous models/flappy",
+    fig.suptitle("solid: experiment=flappy_game's checkpoints, dashed: flappy_bird's; x: models/flappy_cpu, "
+                 "squares: previous models/flappy",
                  fontsize=9)
     fig.tight_layout()
     fig.savefig(HERE / "results.png", dpi=110)

@@ -320,3 +320,19 @@ def test_bird_step_matches_the_env(game):
                 assert new_vel[0] == env._player_vel_y, (seed, steps)
             steps += 1
     assert steps > 100 and ignored_flaps > 0, "the games should reach the flap ceiling"
+
+
+def test_the_rules_guess_a_real_birds_next_bin(real_games):
+    """`next_bird_bin` (the teacher-forced ceiling): on real games the rules, knowing the frames so far and the
+    actions, name the next bird_y bin nearly always; with the action swapped they mostly miss (a flap moves the bird
+    10-19 px against a 3.75 px bin), so the guess reads the action and the motion, not the last bin."""
+    from worldmodels.flappy.evaluate import rules_bird_hits
+
+    hits, swapped = [], []
+    for _, actions, _, frames, _ in real_games:
+        hits += rules_bird_hits(frames)
+        flipped = frames.copy()
+        flipped[:, -1] = 2 * SPEC.offsets["action"] + 1 - flipped[:, -1]  # noop <-> flap
+        swapped += rules_bird_hits(flipped)
+    assert len(hits) > 3000 and np.mean(hits) >= 0.99
+    assert np.mean(swapped) < 0.5, (np.mean(hits), np.mean(swapped))

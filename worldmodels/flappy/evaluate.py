@@ -7,9 +7,10 @@ Rules (`physics.py`): every dreamed transition of those games checked against th
 speed and spacing, a settled gap, a new gap's height, respawn timing and token, visibility), deaths without a
 possible collision and certain collisions without a death; the same checks on the real games (all 0).
 Teacher-forced (the true tokens as context, windows of whole frames, on held-out episodes of the training data, per
-policy of its mix): per-field exact and within-1-bin accuracy, argmax inside the slot's legal id range; the gap of a
-pipe that is already on screen ("stable", exact) and of a pipe that just appeared ("spawn": the total-variation
-distance between the model's mean predicted distribution and the true spawn gaps' distribution).
+policy of its mix): per-field exact and within-1-bin accuracy, argmax inside the slot's legal id range, and beside
+bird_y's the share of bird_y bins the game's rules guess from the same window (`rules_bird_y`: the ceiling); the
+gap of a pipe that is already on screen ("stable", exact) and of a pipe that just appeared ("spawn": the
+total-variation distance between the model's mean predicted distribution and the true spawn gaps' distribution).
 Free rollout (the model's own tokens as context, the real episode's actions, from its first `start_frames`
 frames), twice: with the dream's new gaps forced to the episode's own (so the dream flies the real course: drift and
 deaths measure dynamics) and unforced (its own draws). The drift horizon (frames until |bird_y bin error| > 3), the
@@ -42,7 +43,7 @@ from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.decoding.rules import pipe_is_new
 from worldmodels.flappy.graphs import PREFILL_OUTPUTS
 from worldmodels.flappy.objective import slot_legal_table
-from worldmodels.flappy.physics import RULES
+from worldmodels.flappy.physics import RULES, RuleChecker
 from worldmodels.flappy.tokens import SPEC
 
 Forward = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens (T,), positions (T,)) -> logits (T, vocab)
@@ -53,6 +54,18 @@ REFERENCE = {"bird_y exact": 0.986, "bird_y within 1": 1.0, "stable gap exact": 
 DRIFT_BINS = 3
 
 
+def rules_bird_hits(frames: np.ndarray) -> list[bool]:
+    """For each frame after the first of one window (T, tokens_per_frame): whether the game's rules, knowing only
+    the window's frames so far and its actions, guess its bird_y bin (`RuleChecker.next_bird_bin`)."""
+    checker, action_id, hits = RuleChecker(), SPEC.offsets["action"], []
+    checker.start(frames[0, :SPEC.state_tokens_per_frame])
+    for previous, frame in zip(frames, frames[1:], strict=False):
+        action = int(previous[-1]) - action_id
+        hits.append(checker.next_bird_bin(action) == frame[0])
+        checker.step(action, frame[:SPEC.state_tokens_per_frame])
+    return hits
+
+
 def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: int) -> dict:
     """Per-field accuracy and gap metrics with the true tokens as context."""
     fields = [slot.field for slot in SPEC.frame]
@@ -60,7 +73,7 @@ def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: 
     per_frame = SPEC.tokens_per_frame
     hits: dict[str, list[bool]] = {}
     near: dict[str, list[bool]] = {}
-    stable_gap, spawn_true, spawn_probs = [], [], []
+    stable_gap, spawn_true, spawn_probs, rules_bird = [], [], [], []
     gap_slots = {s for s, f in enumerate(fields) if f == "gap_y"}
     gap_lo, gap_hi = SPEC.id_range("gap_y")
     for tokens in episodes:
@@ -68,6 +81,7 @@ def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: 
         for start in range(0, len(frames), window_frames):
             window = frames[start:start + window_frames].reshape(-1)
             positions = np.arange(start * per_frame, start * per_frame + len(window))
+            rules_bird += rules_bird_hits(frames[start:start + window_frames])
             logits = forward(window, positions)[:-1]  # (T-1, vocab): logits[t] predicts window[t + 1]
             targets, slots = window[1:], (positions[1:] % per_frame)
             masked = np.where(legal[slots], logits, -np.inf)
@@ -93,6 +107,7 @@ def teacher_forced(forward: Forward, episodes: list[np.ndarray], window_frames: 
                         stable_gap.append(guess == target)
     out = {f"acc_{f}": float(np.mean(v)) for f, v in hits.items()}
     out.update({f"acc1_{f}": float(np.mean(v)) for f, v in near.items()})
+    out["rules_bird_y"] = float(np.mean(rules_bird)) if rules_bird else float("nan")
     out["stable_gap_exact"] = float(np.mean(stable_gap)) if stable_gap else float("nan")
     out["spawn_frames"] = len(spawn_true)
     if spawn_true:

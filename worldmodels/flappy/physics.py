@@ -218,6 +218,14 @@ class RuleChecker:
         return Transition(broken, respawn, respawn_token, new_gaps, passed,
                           frame[self._pos["done"]] == self._yes["done"], can, must)
 
+    def next_bird_bin(self, action: int) -> int:
+        """The bird_y id that most of the (y, velocity) hypotheses consistent with the frames so far reach after
+        `action`: what a predictor that knew the game's rules would guess from the same frames (the ceiling that
+        `evaluate` prints beside a model's teacher-forced bird_y accuracy)."""
+        ys, _ = bird_step(*self.bird, flap=action == 1)
+        bins, counts = np.unique(self.spec.to_bins("bird_y", ys), return_counts=True)
+        return int(self.spec.offsets["bird_y"] + bins[counts.argmax()])
+
     def collisions(self, pipes: list[Pipe | None]) -> tuple[bool, bool]:
         """(some consistent state collides, every one does): the env's crash test (the ground, then each pipe's
         upper and lower boxes against the bird's; pygame boxes hold integer corners, so an x is taken +-1 px)."""
