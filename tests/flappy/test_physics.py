@@ -323,13 +323,14 @@ def test_bird_step_matches_the_env(game):
 
 
 def test_the_rules_guess_a_real_birds_next_bin(real_games):
-    """`next_bird_bin` (the teacher-forced ceiling): on real games the rules, knowing the frames so far and the
-    actions, name the next bird_y bin nearly always; with the action swapped they mostly miss (a flap moves the bird
-    10-19 px against a 3.75 px bin), so the guess reads the action and the motion, not the last bin."""
+    """`next_bird_bin`, the rules-only reference for teacher-forced bird_y: on real games the rules,
+    knowing the frames so far and the actions, name the next bird_y bin nearly always; with the action swapped they
+    mostly miss (a flap moves the bird 10-19 px against a 3.75 px bin), so the guess reads the action and the
+    motion, not the last bin."""
     from worldmodels.flappy.evaluate import rules_bird_hits
 
     hits, swapped = [], []
-    for _, actions, _, frames, _ in real_games:
+    for *_, frames, _ in real_games:
         hits += rules_bird_hits(frames)
         flipped = frames.copy()
         flipped[:, -1] = 2 * SPEC.offsets["action"] + 1 - flipped[:, -1]  # noop <-> flap

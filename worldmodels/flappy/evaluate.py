@@ -8,7 +8,7 @@ speed and spacing, a settled gap, a new gap's height, respawn timing and token, 
 possible collision and certain collisions without a death; the same checks on the real games (all 0).
 Teacher-forced (the true tokens as context, windows of whole frames, on held-out episodes of the training data, per
 policy of its mix): per-field exact and within-1-bin accuracy, argmax inside the slot's legal id range, and beside
-bird_y's the share of bird_y bins the game's rules guess from the same window (`rules_bird_y`: the ceiling); the
+bird_y's the share of bird_y bins the game's rules guess from the same window (`rules_bird_y`, a reference); the
 gap of a pipe that is already on screen ("stable", exact) and of a pipe that just appeared ("spawn": the
 total-variation distance between the model's mean predicted distribution and the true spawn gaps' distribution).
 Free rollout (the model's own tokens as context, the real episode's actions, from its first `start_frames`

@@ -220,8 +220,9 @@ class RuleChecker:
 
     def next_bird_bin(self, action: int) -> int:
         """The bird_y id that most of the (y, velocity) hypotheses consistent with the frames so far reach after
-        `action`: what a predictor that knew the game's rules would guess from the same frames (the ceiling that
-        `evaluate` prints beside a model's teacher-forced bird_y accuracy)."""
+        `action`, each hypothesis counted alike: a rules-only reference that `evaluate` prints beside a model's
+        teacher-forced bird_y accuracy. Not a ceiling: it has no prior on the velocity, which a window's first frames
+        leave open, where a model can learn what velocities the data's birds have."""
         ys, _ = bird_step(*self.bird, flap=action == 1)
         bins, counts = np.unique(self.spec.to_bins("bird_y", ys), return_counts=True)
         return int(self.spec.offsets["bird_y"] + bins[counts.argmax()])
