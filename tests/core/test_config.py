@@ -105,6 +105,8 @@ PINNED = {
                                "data.window_frames": 76, "data.collector.episodes": 4000, "trainer.max_steps": 5000,
                                "module.soft_bin_width": 1.0, "module.soft_bin_fields": ["bird_y", "pipe_x"],
                                "callbacks.checkpoint.every_n_train_steps": 500},
+    "experiment=flappy_bird": {"task_name": "flappy", "model.sliding_window": True, "data.window_frames": 76,
+                               "trainer.max_steps": 5000, "module.soft_bin_fields": ["pipe_x"]},
     "experiment=flappy_seed": {"trainer.accelerator": "gpu", "data.num_workers": 2, "data.collector.workers": 8,
                                "data.collector.ppo_timesteps": 1000000, "trainer.max_steps": 40000},
     "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,

