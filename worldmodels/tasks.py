@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 TASKS = {
     "breakout": "worldmodels.breakout",
     "flappy": "worldmodels.flappy",
+    "gym_pixels": "worldmodels.pixels",
 }
 
 

@@ -34,11 +34,13 @@ def test_config_dir_is_the_checkout_conf():
 @pytest.mark.parametrize("overrides", [
     [], ["trainer=gpu"], ["trainer=ddp"], ["logger=csv"], ["logger=none"], ["data=breakout_messy"],
     ["debug=smoke"], ["task=flappy"], ["task=flappy", "debug=smoke"], ["task=flappy", "trainer=ddp"],
+    ["task=gym_pixels"], ["task=gym_pixels", "debug=smoke"], ["task=gym_pixels", "data=minari", "data.dataset_id=x-v0"],
     *[[f"experiment={name}"] for name in EXPERIMENTS],
 ])
 def test_every_config_composes_and_validates(overrides):
     run = validate(composed(*overrides))
-    expected = "flappy" if any("flappy" in o for o in overrides) else "breakout"
+    expected = next((t for t in ("flappy", "gym_pixels", "atari") if any(t in o for o in overrides)), "breakout")
+    expected = "gym_pixels" if expected == "atari" else expected
     assert run.task_name == expected
     widths = run.model.widths if run.model.name == "fast_denoiser" else [run.model.width]
     assert min(widths) > 0
@@ -109,6 +111,14 @@ PINNED = {
                                "trainer.max_steps": 5000, "module.soft_bin_fields": ["pipe_x"]},
     "experiment=flappy_seed": {"trainer.accelerator": "gpu", "data.num_workers": 2, "data.collector.workers": 8,
                                "data.collector.ppo_timesteps": 1000000, "trainer.max_steps": 40000},
+    "task=gym_pixels": {"model.name": "fast_denoiser", "data.env_id": "CartPole-v1", "data.frame_size": 64,
+                        "data.frame_skip": 1, "data.sticky": 0.0, "data.policy.hold": 0.5, "data.train_episodes": 64},
+    "experiment=atari_breakout": {"task_name": "gym_pixels", "model.name": "fast_denoiser",
+                                  "data.env_id": "ALE/Breakout-v5", "data.frame_skip": 4, "data.sticky": 0.25,
+                                  "data.env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
+                                  "data.train_episodes": 300, "data.batch_size": 32, "module.change_weight": 50.0,
+                                  "module.warm_start_fraction": 0.5, "module.sampler.steps": 1,
+                                  "trainer.max_steps": 10000, "callbacks.checkpoint.every_n_train_steps": 1000},
     "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,
                                                 "module.respawn_weight": 5.0},
     "sweep=breakout_optuna hydra.mode=MULTIRUN": {"model.width": 32, "module.change_weight": 50.0,
@@ -198,7 +208,7 @@ def test_parallel_launcher_composes():
     (["seed=1.5"], "seed: expected int, got 1.5"),
     (["trainer.enable_progress_bar=maybe"], "trainer.enable_progress_bar: expected bool"),
     (["logger.tags=5"], "logger.tags: expected a list"),
-    (["task=nope"], "Could not find 'task/nope' (available: breakout, flappy)"),
+    (["task=nope"], "Could not find 'task/nope' (available: breakout, flappy, gym_pixels)"),
     (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
     (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
     (["task=flappy", "model.width=102"], "model.width: must be a multiple of heads=4"),
@@ -225,7 +235,7 @@ def test_cli_bad_config_is_one_line(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.widht=3", "error: model.widht: unknown key"),
     ("model.width=wide", "error: model.width: expected int"),
-    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout, flappy)"),
+    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout, flappy, gym_pixels)"),
 ])
 def test_bad_override_stops_before_hydra_runs_in_one_line(tmp_path, monkeypatch, capsys, override, message):
     """Errors of composition stop in `train.main` before Hydra starts a run (in process: no interpreter start-up)."""

@@ -54,7 +54,7 @@ def test_help_lists_the_groups_and_the_config_with_overrides(monkeypatch, capsys
     out = capsys.readouterr().out
     assert "python -m worldmodels.train debug=smoke" in out
     assert "model: fast_denoiser, tiny_denoiser, tiny_denoiser_cpu, token_transformer" in out
-    assert "experiment: breakout_cpu, breakout_fast" in out
+    assert "experiment: atari_breakout, breakout_cpu, breakout_fast" in out
     assert "schema" not in out.split("== Config ==")[0]  # the registered schemas are not choices
     assert "  width: 7\n" in out  # the overrides are composed in
 

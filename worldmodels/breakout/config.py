@@ -165,12 +165,15 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
+PLAYERS_DEFAULT = "tracker,holder,sloppy,random"
+
+
 def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
     """`python -m worldmodels.evaluate`'s flags for this task's models (here, light, so --help loads no model code)."""
     group.add_argument("--games", type=int, default=32, help="held-out games per player")
     group.add_argument("--horizon", type=int, default=64, help="autonomous rollout length (frames)")
     group.add_argument("--one-step", type=int, default=128, help="one-step predictions per game")
-    group.add_argument("--players", default="tracker,holder,sloppy,random",
-                       help="comma-separated players (worldmodels.breakout.players)")
+    group.add_argument("--players", default=None,
+                       help=f"comma-separated players (worldmodels.breakout.players; default {PLAYERS_DEFAULT})")
     group.add_argument("--steps", type=int, default=None, help="denoising steps K (default: the model's)")
     group.add_argument("--sigma-max", type=float, default=None, help="warm-start noise (default: the model's)")

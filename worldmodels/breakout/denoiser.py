@@ -1,7 +1,9 @@
 """The Breakout denoiser and its tensor contract (`docs/design.md`, contract 1). Plain torch, export-friendly ops.
 
-Input: 19 channels at 64x64, in this order:
-    noisy next frame RGB (3) | context frames oldest -> newest (4 x 3) | action planes noop/left/right (3) | sigma (1)
+Input: 16 + N channels at 64x64 (19 for Breakout's N = 3 actions), in this order:
+    noisy next frame RGB (3) | context frames oldest -> newest (4 x 3) | one plane per action (N) | sigma (1)
+Breakout's planes are noop/left/right; a `task=gym_pixels` model has one per action of its environment, and its
+manifest says how many (`num_actions`).
 Output: the clean next frame RGB (3) in [-1, 1].  Frames map to tensors as `x / 127.5 - 1`.
 
 Two nets keep that contract (`model=tiny_denoiser` | `model=fast_denoiser`):
@@ -21,7 +23,8 @@ from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, PALETTE
 
 CONTEXT_FRAMES = 4
-INPUT_CHANNELS = 3 + 3 * CONTEXT_FRAMES + NUM_ACTIONS + 1  # 19
+BASE_CHANNELS = 3 + 3 * CONTEXT_FRAMES + 1  # 16: the noisy frame, the context and sigma, before the action planes
+INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's
 LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
 OUTPUT_CHANNELS = 3
 PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
@@ -45,11 +48,12 @@ class ResidualBlock(nn.Module):
 
 
 class TinyDenoiser(nn.Module):
-    """Fully convolutional x0-predictor: (N, 19, H, W) -> (N, 3, H, W) in [-1, 1]."""
+    """Fully convolutional x0-predictor: (N, 16 + A, H, W) -> (N, 3, H, W) in [-1, 1], A = num_actions."""
 
-    def __init__(self, cfg: DenoiserConfig):
+    def __init__(self, cfg: DenoiserConfig, num_actions: int = NUM_ACTIONS):
         super().__init__()
-        self.stem = nn.Conv2d(INPUT_CHANNELS, cfg.width, 3, padding=1)
+        self.num_actions = num_actions
+        self.stem = nn.Conv2d(BASE_CHANNELS + num_actions, cfg.width, 3, padding=1)
         self.blocks = nn.Sequential(
             *[ResidualBlock(cfg.width, cfg.dilations[i % len(cfg.dilations)]) for i in range(cfg.blocks)]
         )
@@ -64,17 +68,18 @@ class TinyDenoiser(nn.Module):
 
 
 class FastDenoiser(nn.Module):
-    """U-Net x0-predictor: (N, 19, H, W) -> (N, 3, H, W) in [-1, 1], H and W divisible by 2**(levels - 1).
+    """U-Net x0-predictor: (N, 16 + A, H, W) -> (N, 3, H, W) in [-1, 1], H and W divisible by 2**(levels - 1).
 
     Encoder: a 3x3 stem, then per level residual blocks and a stride-2 conv down to the next; decoder: a stride-2
     transposed conv up, the encoder's features of that level added, residual blocks. The head's output is added to
     the newest context frame and clamped: the net learns what changes (ball, paddle, bricks), the rest is copied.
     """
 
-    def __init__(self, cfg: FastDenoiserConfig):
+    def __init__(self, cfg: FastDenoiserConfig, num_actions: int = NUM_ACTIONS):
         super().__init__()
         w, levels = cfg.widths, len(cfg.widths)
-        self.stem = nn.Conv2d(INPUT_CHANNELS, w[0], 3, padding=1)
+        self.num_actions = num_actions
+        self.stem = nn.Conv2d(BASE_CHANNELS + num_actions, w[0], 3, padding=1)
         def stage(level: int) -> nn.Sequential:
             return nn.Sequential(*[ResidualBlock(w[level], 1) for _ in range(cfg.blocks[level])])
 
@@ -120,12 +125,12 @@ class FastDenoiser(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict) -> nn.Module:
-    """The net a model config (or a manifest's `model` dict) names."""
+def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict, num_actions: int = NUM_ACTIONS) -> nn.Module:
+    """The net a model config (or a manifest's `model` dict) names, with `num_actions` action planes."""
     if isinstance(cfg, dict):
         fields = {k: v for k, v in cfg.items() if k != "parameters"}
         cfg = {"tiny_denoiser": DenoiserConfig, "fast_denoiser": FastDenoiserConfig}[fields["name"]](**fields)
-    return (TinyDenoiser if cfg.name == "tiny_denoiser" else FastDenoiser)(cfg)
+    return (TinyDenoiser if cfg.name == "tiny_denoiser" else FastDenoiser)(cfg, num_actions)
 
 
 def conv_flops(net: nn.Module, height: int = FRAME_SIZE, width: int = FRAME_SIZE) -> int:
@@ -143,7 +148,7 @@ def conv_flops(net: nn.Module, height: int = FRAME_SIZE, width: int = FRAME_SIZE
     hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     try:
         with torch.no_grad():
-            net(torch.zeros(1, INPUT_CHANNELS, height, width))
+            net(torch.zeros(1, BASE_CHANNELS + getattr(net, "num_actions", NUM_ACTIONS), height, width))
     finally:
         for hook in hooks:
             hook.remove()
@@ -161,19 +166,19 @@ def tensor_to_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def denoiser_input(noisy: torch.Tensor, context: torch.Tensor, action: torch.Tensor,
-                   sigma: torch.Tensor) -> torch.Tensor:
-    """Assemble the 19-channel input.
+                   sigma: torch.Tensor, num_actions: int = NUM_ACTIONS) -> torch.Tensor:
+    """Assemble the (16 + num_actions)-channel input (19 for Breakout).
 
-    noisy (N, 3, H, W), context (N, 4, 3, H, W) oldest first, action (N,) int in {0, 1, 2}, sigma (N,) float.
+    noisy (N, 3, H, W), context (N, 4, 3, H, W) oldest first, action (N,) int in [0, num_actions), sigma (N,).
     """
     n, _, h, w = noisy.shape
-    planes = nn.functional.one_hot(action.long(), NUM_ACTIONS).to(noisy.dtype)  # (N, 3)
+    planes = nn.functional.one_hot(action.long(), num_actions).to(noisy.dtype)  # (N, A)
     return torch.cat(
         [
             noisy,
             context.reshape(n, 3 * CONTEXT_FRAMES, h, w),
-            planes[:, :, None, None].expand(n, NUM_ACTIONS, h, w),
+            planes[:, :, None, None].expand(n, num_actions, h, w),
             sigma.to(noisy.dtype)[:, None, None, None].expand(n, 1, h, w),
         ],
         dim=1,
-    )  # (N, 19, H, W)
+    )  # (N, 16 + A, H, W)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from worldmodels.breakout.config import PLAYERS_DEFAULT
 from worldmodels.breakout.data import stream_seeds
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES, INPUT_NAME, OUTPUT_NAME, frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.media import save_horizon_plot, save_rollout_gif, save_rollout_strip
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     """`python -m worldmodels.evaluate` for a Breakout model (`module` None for an export): tables, JSON, pictures."""
     if args.games < 1 or args.horizon < 1 or args.one_step < 1:
         raise UserError("--games, --horizon and --one-step must be >= 1")
-    players = [p.strip() for p in args.players.split(",") if p.strip()]
+    players = [p.strip() for p in (args.players or PLAYERS_DEFAULT).split(",") if p.strip()]
     unknown = [p for p in players if p not in PLAYERS]
     if unknown or not players:
         raise UserError(f"--players: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(PLAYERS)}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -118,9 +119,14 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
 def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "breakout",
                     tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
     """Write `<name>.onnx` + `<name>.json` into out_dir after the onnxruntime parity check. Returns paths and diff."""
-    out_dir = Path(out_dir)
+    return export_denoiser(net, parity_inputs(), Path(out_dir), name, tolerance, lambda parameters, max_diff:
+                           breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics))
+
+
+def export_denoiser(net: nn.Module, inputs: torch.Tensor, out_dir: Path, name: str, tolerance: float,
+                    make_manifest: Callable[[int, float], dict]) -> tuple[Path, Path, float]:
+    """Export any denoiser: ONNX, the parity check on `inputs`, then `make_manifest(parameters, max_diff)` beside it."""
     net = copy.deepcopy(net).float().cpu().eval()  # the caller's module stays where and how it was
-    inputs = parity_inputs()
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
         with warnings.catch_warnings():
@@ -134,8 +140,7 @@ def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: s
     if not max_diff <= tolerance:
         raise ExportError(f"ONNX output differs from PyTorch by {max_diff:.3g} > tolerance {tolerance:g}; "
                           "nothing was written")
-    parameters = sum(p.numel() for p in net.parameters())
-    manifest = breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics)
+    manifest = make_manifest(sum(p.numel() for p in net.parameters()), max_diff)
     onnx.helper.set_model_props(model, metadata_props(manifest, "sampler", "normalization"))
     onnx_path, manifest_path = out_dir / f"{name}.onnx", out_dir / f"{name}.json"
     write_atomic(onnx_path, model.SerializeToString())

@@ -75,7 +75,7 @@ class DiffusionModule(WorldModelModule):
             for k in range(batch["next_targets"].shape[1]):
                 with torch.no_grad():
                     fed = sample_next_frame(net, unrolled.contiguous(), action, s.steps, s.sigma_max, s.sigma_min,
-                                            generator=generator)
+                                            generator=generator, num_actions=net.num_actions)
                 fed = frames_to_tensor(tensor_to_frames(fed))
                 unrolled = torch.cat([unrolled[:, 1:], fed[:, None]], dim=1)
                 action = batch["next_actions"][:, k]
@@ -87,7 +87,8 @@ class DiffusionModule(WorldModelModule):
         # Held out: score the sampler the player uses, and the do-nothing baseline on the same rows (one step).
         s = self.cfg.sampler
         action = batch["action"]
-        sampled = sample_next_frame(net, context, action, s.steps, s.sigma_max, s.sigma_min, generator=generator)
+        sampled = sample_next_frame(net, context, action, s.steps, s.sigma_max, s.sigma_min, generator=generator,
+                                    num_actions=net.num_actions)
         return loss, {"psnr": psnr(sampled, target).mean(), "psnr_copy_last": psnr(context[:, -1], target).mean()}
 
     def step_loss(self, net: nn.Module, context: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
@@ -108,7 +109,8 @@ class DiffusionModule(WorldModelModule):
             start_sigma = self.cfg.sampler.sigma_max
             noisy = torch.where(warm[:, None, None, None], latest + start_sigma * eps, noisy)
             sigma = torch.where(warm, torch.full_like(sigma, start_sigma), sigma)
-        inputs = denoiser_input(noisy, context, action, sigma).contiguous(memory_format=torch.channels_last)
+        inputs = denoiser_input(noisy, context, action, sigma, net.num_actions)
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
         if getattr(net, "output", "rgb") == "palette":
             return weighted_cross_entropy(net.logits(inputs).float(), target, latest, net.palette,
                                           self.cfg.change_weight)

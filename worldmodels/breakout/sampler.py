@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor, tensor_to_frames
+from worldmodels.breakout.sim import NUM_ACTIONS
 
 Denoise = Callable[[torch.Tensor], torch.Tensor]
 
@@ -44,6 +45,7 @@ def sample_next_frame(
     sigma_min: float,
     noise: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    num_actions: int = NUM_ACTIONS,
 ) -> torch.Tensor:
     """Predict the next frame. context (N, 4, 3, H, W) in [-1, 1], action (N,) -> (N, 3, H, W) in [-1, 1]."""
     latest = context[:, -1]  # (N, 3, H, W)
@@ -52,7 +54,7 @@ def sample_next_frame(
     sigmas = sigma_schedule(steps, sigma_max, sigma_min)
     x = latest + sigmas[0] * noise
     for i, sigma in enumerate(sigmas):
-        x0 = denoise(denoiser_input(x, context, action, torch.full_like(action, sigma, dtype=x.dtype)))
+        x0 = denoise(denoiser_input(x, context, action, torch.full_like(action, sigma, dtype=x.dtype), num_actions))
         if i + 1 < len(sigmas):
             x = x0 + (sigmas[i + 1] / sigma) * (x - x0)
     return x0
@@ -67,6 +69,7 @@ def dream_rollout(
     sigma_max: float,
     sigma_min: float,
     generator: torch.Generator | None = None,
+    num_actions: int = NUM_ACTIONS,
 ) -> torch.Tensor:
     """Autonomous rollout: the model's own frames feed its context, driven by the given actions.
 
@@ -76,7 +79,8 @@ def dream_rollout(
     context = frames_to_tensor(context_frames)  # (N, 4, 3, H, W)
     frames = []
     for action in actions:
-        pred = sample_next_frame(denoise, context, action, steps, sigma_max, sigma_min, generator=generator)
+        pred = sample_next_frame(denoise, context, action, steps, sigma_max, sigma_min, generator=generator,
+                                 num_actions=num_actions)
         frame = tensor_to_frames(pred)  # (N, H, W, 3)
         frames.append(frame)
         context = torch.cat([context[:, 1:], frames_to_tensor(frame)[:, None]], dim=1)
