@@ -56,7 +56,18 @@ def flappy_smoke_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-TRAINING_FIXTURES = {"smoke_run", "flappy_smoke_run"}
+@pytest.fixture(scope="session")
+def pixels_smoke_run(tmp_path_factory) -> Path:
+    """The directory of a finished `python -m worldmodels.train task=gym_pixels debug=smoke` run (CartPole-v1, the
+    task's default env; short episodes so that collecting them takes a second)."""
+    run_dir = tmp_path_factory.mktemp("pixels-smoke") / "run"
+    result = run_cli("worldmodels.train", "task=gym_pixels", "debug=smoke", "logger=csv", "data.train_episodes=8",
+                     "data.val_episodes=2", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+TRAINING_FIXTURES = {"smoke_run", "flappy_smoke_run", "pixels_smoke_run"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -116,7 +116,7 @@ PINNED = {
     "experiment=atari_breakout": {"task_name": "gym_pixels", "model.name": "fast_denoiser",
                                   "data.env_id": "ALE/Breakout-v5", "data.frame_skip": 4, "data.sticky": 0.25,
                                   "data.env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
-                                  "data.train_episodes": 300, "data.batch_size": 32, "module.change_weight": 50.0,
+                                  "data.train_episodes": 300, "data.batch_size": 16, "module.change_weight": 50.0,
                                   "module.warm_start_fraction": 0.5, "module.sampler.steps": 1,
                                   "trainer.max_steps": 10000, "callbacks.checkpoint.every_n_train_steps": 1000},
     "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,

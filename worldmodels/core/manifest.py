@@ -78,9 +78,27 @@ def manifest_problem(manifest) -> str | None:
     """What makes `manifest` break the schema, in one line (the first problem, with its JSON path), or None."""
     error = jsonschema.exceptions.best_match(manifest_validator().iter_errors(manifest))
     if error is None:
-        return None
+        return layout_problem(manifest)
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
     return f"{where or 'manifest'}: {error.message}"
+
+
+def layout_problem(manifest: dict) -> str | None:
+    """What a schema cannot say of a pixel manifest: its input channels are the sum of `input_layout`'s blocks, and
+    the action block has one plane per name in `frame.actions` (and per `num_actions`, where given)."""
+    layout = manifest.get("input_layout")
+    if not layout:
+        return None
+    channels, total = manifest["inputs"][0]["shape"][1], sum(block["channels"] for block in layout)
+    if channels != total:
+        return f"inputs[0].shape: {channels} channels, but input_layout adds up to {total}"
+    planes = next((block["channels"] for block in layout if block["name"] == "action"), None)
+    names = len(manifest["frame"]["actions"])
+    if planes is not None and planes != names:
+        return f"input_layout: {planes} action planes for {names} names in frame.actions"
+    if manifest.get("num_actions", names) != names:
+        return f"num_actions: {manifest['num_actions']}, but frame.actions names {names}"
+    return None
 
 
 def write_manifest(path: Path, manifest: dict) -> None:

@@ -69,7 +69,7 @@ def minari_facts(dataset) -> tuple[int, list[str]]:
     if not isinstance(space, gymnasium.spaces.Discrete):
         raise UserError(f"data.dataset_id: {dataset.spec.dataset_id} has {space} actions; the pixel model needs "
                         "Discrete actions")
-    names = (dataset.spec.description or "").partition("actions: ")[2].splitlines()[0:1]
+    names = (dataset.storage.metadata.get("description") or "").partition("actions: ")[2].splitlines()[0:1]
     names = [n.strip() for n in names[0].split(",")] if names else []
     if len(names) != space.n:
         names = [f"action {i}" for i in range(int(space.n))]

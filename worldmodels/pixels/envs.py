@@ -153,25 +153,49 @@ def episode_seeds(seed: int, stream: int, count: int) -> np.ndarray:
     return np.random.SeedSequence([seed, stream, 0x9E3779B9]).generate_state(count)
 
 
-def play_episode(env, player, seed: int, cfg: GymPixelsDataConfig, rng: np.random.Generator) -> Episode:
-    """One episode of up to `cfg.max_steps` agent steps, frames resized to `cfg.frame_size`."""
-    obs, _ = env.reset(seed=int(seed))
-    frames, actions = [raw_frame(env, obs)], []
-    previous = 0
-    for _ in range(cfg.max_steps):
-        action = player.act(obs)
-        done = False
-        for _ in range(cfg.frame_skip):
-            env_action = previous if rng.random() < cfg.sticky else action
-            obs, _, terminated, truncated, _ = env.step(env_action)
-            previous, done = env_action, terminated or truncated
-            if done:
+class PixelEnv(gymnasium.Wrapper):
+    """The env as the pixel model sees it: observations are its frames resized to `frame_size` RGB; one step
+    repeats the action `frame_skip` times, each env step repeating the env's previous action instead with
+    probability `sticky` (rewards summed). `env_obs` keeps the env's own last observation (an SB3 policy's input)."""
+
+    def __init__(self, env, frame_size: int, frame_skip: int, sticky: float, rng: np.random.Generator):
+        super().__init__(env)
+        self.observation_space = gymnasium.spaces.Box(0, 255, (frame_size, frame_size, 3), np.uint8)
+        self.frame_size, self.frame_skip, self.sticky, self.rng = frame_size, frame_skip, sticky, rng
+        self.env_obs, self.previous = None, 0
+
+    def frame(self, obs) -> np.ndarray:
+        return resize(raw_frame(self.env, obs)[None], self.frame_size)[0]
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.env_obs, self.previous = obs, 0
+        return self.frame(obs), info
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.frame_skip):
+            env_action = self.previous if self.rng.random() < self.sticky else int(action)
+            obs, reward, terminated, truncated, info = self.env.step(env_action)
+            self.previous, total = env_action, total + float(reward)
+            if terminated or truncated:
                 break
-        frames.append(raw_frame(env, obs))
+        self.env_obs = obs
+        return self.frame(obs), total, terminated, truncated, info
+
+
+def play_episode(env: PixelEnv, player, seed: int, max_steps: int) -> Episode:
+    """One episode of up to `max_steps` agent steps."""
+    frame, _ = env.reset(seed=int(seed))
+    frames, actions = [frame], []
+    for _ in range(max_steps):
+        action = player.act(env.env_obs)
+        frame, _, terminated, truncated, _ = env.step(action)
+        frames.append(frame)
         actions.append(action)
-        if done:
+        if terminated or truncated:
             break
-    return resize(np.stack(frames), cfg.frame_size), np.asarray(actions, np.int64)
+    return np.stack(frames), np.asarray(actions, np.int64)
 
 
 def play(cfg: GymPixelsDataConfig, seeds, player: str, progress: str | None = None) -> list[Episode]:
@@ -181,8 +205,10 @@ def play(cfg: GymPixelsDataConfig, seeds, player: str, progress: str | None = No
     episodes = []
     try:
         for seed in tqdm(seeds, desc=progress, unit="episode", disable=progress is None, leave=False):
-            rng = np.random.default_rng([int(seed), 1])
-            episodes.append(play_episode(env, make_player(player, cfg.policy, num_actions, rng), seed, cfg, rng))
+            rng = np.random.default_rng([int(seed), 1])  # the player's and the sticky actions' draws
+            pixels = PixelEnv(env, cfg.frame_size, cfg.frame_skip, cfg.sticky, rng)
+            agent = make_player(player, cfg.policy, num_actions, rng)
+            episodes.append(play_episode(pixels, agent, seed, cfg.max_steps))
     finally:
         env.close()
     return episodes
