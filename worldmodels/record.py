@@ -20,8 +20,10 @@ import sys
 import warnings
 
 import numpy as np
+from tqdm import tqdm
 
 from worldmodels.core.errors import UserError, one_line_errors
+from worldmodels.pixels.config import PixelsPolicyConfig
 
 RECORD_PLAYERS = ("random", "holder", "sb3")
 DATASET_ID = re.compile(r"^([\w.-]+/)*[\w.-]+-v\d+$")  # Minari's form: [namespace/]name-v<version>
@@ -79,10 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         import minari  # an optional extra (worldmodels[minari]), and slow to import: checked after the flags
     except ImportError:
         raise UserError("recording needs minari: pip install 'worldmodels[minari]'") from None
-    from tqdm import tqdm  # with the env and the players: seconds that --help skips
-
-    from worldmodels.pixels.config import PixelsPolicyConfig
-    from worldmodels.pixels.envs import PixelEnv, action_names, episode_seeds, make_env, make_player
+    from worldmodels.pixels.envs import PixelEnv, action_names, episode_seeds, make_env, make_player  # torch: slow
 
     if args.dataset_id in minari.list_local_datasets() and not args.force:
         raise UserError(f"--dataset-id: {args.dataset_id} exists locally; pass --force to replace it")

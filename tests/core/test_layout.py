@@ -17,7 +17,7 @@ TASK_FOLDERS = ("breakout", "flappy", "pixels")
 BUILT_ON = {"pixels": "breakout"}  # a task over another task's modules (gym_pixels: Breakout's denoiser on any game)
 BESIDE_ENTRY_POINTS = ("dream",)  # packages over both tasks' modules (not the registry): the dream environments
 RUNNERS = ("fit", "benchmarks")  # the heavy halves of train and bench, imported once their flags are checked
-ENTRY_POINTS = ("train", "export", "evaluate", "bench", "compare", "play", "collect")
+ENTRY_POINTS = ("train", "export", "evaluate", "bench", "compare", "play", "collect", "record")
 
 
 def module_name(path: Path) -> str:

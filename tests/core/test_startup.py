@@ -43,7 +43,7 @@ def test_train_answers_without_importing_torch_or_lightning(argv):
     assert loaded("train", argv) == "loaded:"
 
 
-@pytest.mark.parametrize("command", ["export", "evaluate", "bench", "compare", "play", "collect"])
+@pytest.mark.parametrize("command", ["export", "evaluate", "bench", "compare", "play", "collect", "record"])
 def test_every_commands_help_is_light(command):
     assert loaded(command, ["--help"]) == "loaded:"
 
