@@ -118,7 +118,7 @@ PINNED = {
                                   "data.env_kwargs": {"frameskip": 1, "repeat_action_probability": 0.0},
                                   "data.train_episodes": 300, "data.batch_size": 16, "module.change_weight": 50.0,
                                   "module.warm_start_fraction": 0.5, "module.sampler.steps": 1,
-                                  "trainer.max_steps": 10000, "callbacks.checkpoint.every_n_train_steps": 1000},
+                                  "trainer.max_steps": 6000, "callbacks.checkpoint.every_n_train_steps": 1000},
     "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,
                                                 "module.respawn_weight": 5.0},
     "sweep=breakout_optuna hydra.mode=MULTIRUN": {"model.width": 32, "module.change_weight": 50.0,

@@ -60,7 +60,7 @@ class LoadedModel:
 
 
 def load_model(path: Path, run, module) -> LoadedModel:
-    s = run.module.sampler
+    """An exported .onnx (its manifest's sampler; `run` and `module` unused) or a checkpoint's inference net."""
     if path.suffix == ".onnx":
         manifest = read_manifest(path)
         session = onnx_session(path)
@@ -69,8 +69,9 @@ def load_model(path: Path, run, module) -> LoadedModel:
             return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
 
         m = manifest["sampler"]
-        return LoadedModel(denoise, m["steps"], m["sigma_max"], m["sigma_min"], manifest["num_actions"], f"onnx {path}")
-    net = module.inference_net
+        actions = manifest.get("num_actions", len(manifest["frame"]["actions"]))  # a breakout manifest: its 3
+        return LoadedModel(denoise, m["steps"], m["sigma_max"], m["sigma_min"], actions, f"onnx {path}")
+    net, s = module.inference_net, run.module.sampler
     return LoadedModel(net, s.steps, s.sigma_max, s.sigma_min, net.num_actions, f"checkpoint {path}")
 
 
