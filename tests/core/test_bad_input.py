@@ -298,7 +298,9 @@ def test_evaluate_refuses_bad_breakout_flags_before_any_work(capsys, monkeypatch
 def test_evaluate_refuses_a_graph_whose_tensors_differ_from_its_manifest(tmp_path, capsys):
     """The same task, but the graph is not the one the manifest lists (its metadata does not tell them apart)."""
     model = copy_export(MODELS / "breakout_tiny" / "breakout.onnx", tmp_path)
-    edit_manifest(model, lambda m: {**m, "inputs": [{**m["inputs"][0], "shape": ["N", 20, 64, 64]}]})
+    edit_manifest(model, lambda m: {**m, "inputs": [{**m["inputs"][0], "shape": ["N", 20, 64, 64]}],  # the layout
+                                    "input_layout": [{**b, "channels": 13} if b["name"] == "context_frames" else b
+                                                     for b in m["input_layout"]]})  # adds up: only the graph differs
     line = one_error_line(capsys, lambda: evaluate.main([str(model), "--games", "1", "--horizon", "1"]))
     assert line.startswith(f"error: {model} does not match breakout.json (breakout): the graph's inputs are "
                            f"input float[N,19,64,64], the manifest's input float32[N,20,64,64]"), line

@@ -20,7 +20,7 @@ def console_scripts() -> dict[str, str]:
 
 
 SCRIPTS = console_scripts()
-COMMANDS = ("train", "export", "evaluate", "bench", "compare", "play", "collect")
+COMMANDS = ("train", "export", "evaluate", "bench", "compare", "play", "collect", "record")
 
 
 def test_every_command_is_a_console_script():
