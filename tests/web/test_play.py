@@ -156,6 +156,32 @@ def test_a_flappy_manifest_serves_its_three_graphs(tmp_path):
     assert set(model.files) == {"f.json", *names.values()}  # not f.other.onnx
 
 
+def test_a_gym_pixels_manifest_is_listed_and_serves_its_graph(tmp_path, capsys):
+    """A gym_pixels export (the dreamed pixel game's model) is listed under its task with no warning, and serves its
+    manifest and the graph it names, nothing else."""
+    folder = tmp_path / "pixels"
+    folder.mkdir()
+    manifest = {**MANIFEST, "task": "gym_pixels", "name": "pong", "onnx": "pong.onnx", "num_actions": 3,
+                "game": {"source": "gymnasium", "env_id": "ALE/Pong-v5", "env_kwargs": {}, "frame_skip": 4,
+                         "sticky": 0.25},
+                "start_frames": ["iVBORw0KGgo="]}
+    (folder / "pong.json").write_text(json.dumps(manifest))
+    for name in ("pong.onnx", "pong.other.onnx"):
+        (folder / name).write_bytes(b"\x08\x07onnx-bytes")
+    (model,) = discover(models_dir=tmp_path / "none", run_roots=(), extra=(folder,))
+    assert capsys.readouterr().err == ""
+    assert (model.task, model.files) == ("gym_pixels", ("pong.json", "pong.onnx"))
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<!doctype html><title>player</title>")
+    with running(make_server(0, [model], dist=dist, quiet=True)) as port:
+        status, _, body = get(port, "/models/index.json")
+        assert status == 200 and [m["task"] for m in json.loads(body)["models"]] == ["gym_pixels"]
+        assert get(port, f"/models/{model.id}/pong.json")[0] == 200
+        assert get(port, f"/models/{model.id}/pong.onnx")[2] == b"\x08\x07onnx-bytes"
+        assert get(port, f"/models/{model.id}/pong.other.onnx")[0] == 404
+
+
 # --- The Flappy sprites of the installed flappy-bird-gymnasium
 
 

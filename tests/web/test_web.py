@@ -3,6 +3,8 @@ with the Python references, manifest validation) and the browser tests in real h
 
 These need Node.js/npm (web/node_modules is installed by `make test`) and, for the browser tests, Debian's chromium
 at /usr/bin/chromium (`make test` installs it with apt-get). Missing tools fail with the command that installs them.
+The fixtures (tests/web/web_fixtures.py) include a real `task=gym_pixels debug=smoke` training run, whose export the
+unit tests check and the browser tests play as the dreamed pixel game.
 """
 
 from __future__ import annotations
@@ -137,16 +139,17 @@ def check_agent_traces(artifacts: Path, policies: dict[str, Path]) -> str:
     return "; ".join(report)
 
 
-def test_browser(web_built, tmp_path):
+def test_browser(web_built, fixtures, tmp_path):
     if not CHROMIUM.exists():
         pytest.fail("no /usr/bin/chromium: apt-get install chromium (make test does it)")
     shipped = sorted((ROOT / "models").glob("breakout/*.json"))
     assert shipped, "the browser tests play the shipped models in models/ (git checkout models/)"
     extra = agent_policies(bad_models(tmp_path / "bad", shipped[0]))
     assert (ROOT / "models" / "flappy_agent" / "policy.json").is_file(), "the browser tests play the shipped policy"
+    pixels = fixtures / "gym_pixels"  # a real task=gym_pixels debug=smoke export (web_fixtures.write_gym_pixels)
     server = subprocess.Popen([sys.executable, "-m", "worldmodels.play", "--no-build", "--port", "0", "--quiet",
-                               "--newest", "0", "--models", str(extra)], cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                               "--newest", "0", "--models", str(extra), "--models", str(pixels)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = None
         for line in server.stdout:
@@ -162,11 +165,13 @@ def test_browser(web_built, tmp_path):
         for stale in ARTIFACTS.glob("flappy-agent-*.json"):
             stale.unlink()
         result = subprocess.run(["node", "e2e/browser.mjs", "--url", url, "--artifacts", str(ARTIFACTS),
-                                 "--sprite-reference", str(sprites)], cwd=WEB_DIR, capture_output=True, text=True,
-                                timeout=600)
+                                 "--sprite-reference", str(sprites),
+                                 "--pixels-reference", str(pixels / "start_frames.json")], cwd=WEB_DIR,
+                                capture_output=True, text=True, timeout=600)
         print(result.stdout)
         assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
-        for name in ("breakout.png", "flappy-start.png", "flappy.png", "flappy-game-over.png", "flappy-agent.png"):
+        for name in ("breakout.png", "pixels.png", "flappy-start.png", "flappy.png", "flappy-game-over.png",
+                     "flappy-agent.png"):
             assert (ARTIFACTS / name).stat().st_size > 1000, f"screenshot {name} missing"
         print(check_agent_traces(ARTIFACTS, {"shipped": ROOT / "models" / "flappy_agent" / "policy.onnx",
                                              "hover": extra / "hover.onnx"}))

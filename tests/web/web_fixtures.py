@@ -7,7 +7,8 @@ outputs for fixed inputs, so the TS sampler and decoder can be pinned to `worldm
 tests/web/test_web.py writes them into a temporary folder for every run, so the two sides cannot drift apart unnoticed.
 `write_flappy_sprites` writes the real env's own rendered frames for the browser tests (web/e2e/browser.mjs compares
 the player's sprite drawing with them). `write_flappy_agent` pins the player's Flappy agent (its observation, the bird's
-motion, the pipes' order and the policy's logits) to `worldmodels/dream/flappy.py` and the collector.
+motion, the pipes' order and the policy's logits) to `worldmodels/dream/flappy.py` and the collector. `write_gym_pixels`
+trains a real `task=gym_pixels debug=smoke` model for the dreamed pixel game's tests (unit and browser).
 """
 
 from __future__ import annotations
@@ -592,6 +593,71 @@ def write_flappy_agent(out: Path, policy: Path = AGENT_POLICY) -> Path:
     return out
 
 
+def write_gym_pixels(out: Path) -> Path:
+    """A real `python -m worldmodels.train task=gym_pixels debug=smoke` run's export (gym_pixels.onnx + gym_pixels.json:
+    CartPole, 2 actions), with `start_frames.json`, each manifest start strip as Python decodes it (`png_frames`, uint8
+    (4, S, S, 3) as base64; web/e2e/browser.mjs checks the browser's decoding against it), and `sampler.json`, the
+    sampler's first denoiser input and `sample_next_frame`'s outputs from the first start strip under the last action
+    with fixed noise, on onnxruntime (web/tests/pixels_sampler.test.ts). Returns `out`."""
+    import base64
+    import json
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor, tensor_to_frames
+    from worldmodels.breakout.sampler import sample_next_frame, sigma_schedule
+    from worldmodels.pixels.data import png_frames
+
+    def b64(array, dtype) -> str:
+        return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode()
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="gym-pixels-smoke-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+        result = subprocess.run([sys.executable, "-m", "worldmodels.train", "task=gym_pixels", "debug=smoke",
+                                 "logger=csv", f"hydra.run.dir={tmp}/run"], cwd=root,
+                                env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        if result.returncode:
+            raise RuntimeError(f"task=gym_pixels debug=smoke failed:\n{result.stderr[-3000:]}")
+        for name in ("gym_pixels.json", "gym_pixels.onnx"):
+            shutil.copy(Path(tmp) / "run" / "export" / name, out / name)
+    manifest = json.loads((out / "gym_pixels.json").read_text())
+    strips = [png_frames(s) for s in manifest["start_frames"]]  # each (4, S, S, 3)
+    (out / "start_frames.json").write_text(json.dumps({"shape": list(strips[0].shape),
+                                                       "frames_u8": [b64(s, np.uint8) for s in strips]}))
+
+    session = onnxruntime.InferenceSession(str(out / "gym_pixels.onnx"), providers=["CPUExecutionProvider"])
+    input_name, output_name = manifest["inputs"][0]["name"], manifest["outputs"][0]["name"]
+
+    def denoise(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run([output_name], {input_name: x.numpy()})[0])
+
+    num_actions, sampler = manifest["num_actions"], manifest["sampler"]
+    context = frames_to_tensor(torch.from_numpy(strips[0][None]))  # (1, 4, 3, S, S)
+    action = torch.tensor([num_actions - 1])
+    noise = torch.randn(context[:, -1].shape, generator=torch.Generator().manual_seed(3))
+    cases = []
+    for steps, sigma_max in ((1, sampler["sigma_max"]), (sampler["steps"], sampler["sigma_max"]), (3, 0.5)):
+        pred = sample_next_frame(denoise, context, action, steps, sigma_max, sampler["sigma_min"], noise=noise,
+                                 num_actions=num_actions)
+        cases.append({"steps": steps, "sigma_max": sigma_max, "pred_f32": b64(pred, np.float32),
+                      "bytes_u8": b64(tensor_to_frames(pred), np.uint8)})
+    sigma = sigma_schedule(sampler["steps"], sampler["sigma_max"], sampler["sigma_min"])[0]
+    first = denoiser_input(context[:, -1] + sigma * noise, context, action, torch.full((1,), sigma), num_actions)
+    (out / "sampler.json").write_text(json.dumps({
+        "action": int(action[0]), "noise_f32": b64(noise, np.float32),
+        "first_input": {"sigma": sigma, "input_f32": b64(first, np.float32)}, "cases": cases}) + "\n")
+    return out
+
+
 def write_all(out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -599,6 +665,7 @@ def write_all(out: Path) -> Path:
     write_flappy(out / "flappy")
     write_sprite_checks(out / "sprites")
     write_flappy_agent(out / "flappy_agent")
+    write_gym_pixels(out / "gym_pixels")
     return out
 
 

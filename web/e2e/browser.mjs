@@ -1,13 +1,15 @@
 // Browser tests in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core) against a running
 // `python -m worldmodels.play` server. tests/web/test_web.py starts the server and runs:
 //
-//   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR --sprite-reference FILE
+//   node e2e/browser.mjs --url http://127.0.0.1:PORT --artifacts DIR --sprite-reference FILE [--pixels-reference FILE2]
 //
 // It needs the shipped (trained) models for Flappy's done token and the shipped agent policy
 // (models/flappy_agent/policy.json), plus the extra models the test serves: "corrupt" (an ONNX file of garbage),
 // "future" (an unknown manifest format version), and the Flappy policies "hover" (flaps while the bird is in the
 // lower half) and "wide" (a policy.json the player refuses). FILE holds the real flappy-bird-gymnasium's own rendered
-// frames with their states (tests/web/web_fixtures.py write_flappy_sprites).
+// frames with their states (tests/web/web_fixtures.py write_flappy_sprites). The dreamed pixel game is checked on the
+// first gym_pixels model listed (the test serves a real `task=gym_pixels debug=smoke` export); FILE2 holds its start
+// strips as Python decodes them (web_fixtures.py write_gym_pixels: start_frames.json).
 // Exit code 0 = every check passed; each check prints one line; screenshots go to DIR, and the games the agent played
 // to DIR/flappy-agent-<shipped|hover>.json (tests/web/test_web.py replays them in Python).
 import { chromium } from "playwright-core";
@@ -18,7 +20,7 @@ import { parseArgs } from "node:util";
 
 const { values: args } = parseArgs({
   options: { url: { type: "string" }, artifacts: { type: "string", default: "test-artifacts" },
-    "sprite-reference": { type: "string" } },
+    "sprite-reference": { type: "string" }, "pixels-reference": { type: "string" } },
 });
 const base = args.url.replace(/\/$/, "");
 mkdirSync(args.artifacts, { recursive: true });
@@ -66,6 +68,7 @@ const index = await (await fetch(`${base}/models/index.json`)).json();
 const pick = (pred) => index.models.find(pred);
 const breakout = pick((m) => m.task === "breakout" && m.source === "shipped") ?? pick((m) => m.task === "breakout" && m.name !== "corrupt");
 const flappy = pick((m) => m.task === "flappy" && m.source === "shipped");
+const pixels = pick((m) => m.task === "gym_pixels");
 const corrupt = pick((m) => m.name === "corrupt");
 const future = pick((m) => m.name === "future");
 
@@ -131,6 +134,87 @@ try {
   check(await until(page, (t) => window.__breakout.tick() > t + 5, t0, 10_000, "ticks after Space"),
     "Space serves again");
   check(await page.getByRole("checkbox", { name: /agent/i }).count() === 0, "the Breakout page has no agent toggle");
+
+  // --- The dreamed pixel game (gym_pixels): a real start strip on screen at once, then the keys drive the dream alone
+  check(Boolean(pixels), `a gym_pixels model is listed (${pixels?.label})`);
+  {
+    const pm = await (await fetch(`${base}${pixels.manifest}`)).json();
+    const gameId = pm.game.env_id ?? pm.game.dataset_id;
+    const strips = args["pixels-reference"] ? JSON.parse(readFileSync(args["pixels-reference"], "utf8")) : null;
+    const frameBytes = pm.frame.height * pm.frame.width * 3;
+    const pythonFrame = (strip, k) => Array.from(Buffer.from(strips.frames_u8[strip], "base64").subarray(k * frameBytes, (k + 1) * frameBytes));
+    // The graph is held back (until these checks are done): the canvas shows the first strip's newest real frame.
+    const heldPixels = (route) => setTimeout(() => route.continue().catch(() => {}), 3000);
+    await page.route("**/*.onnx", heldPixels);
+    await page.goto(`${base}/?model=${pixels.id}`);
+    const shownEarly = await until(page, () => window.__pixels && window.__pixels.frame().length > 0, null, 2_500, "the start strip");
+    const early = await page.evaluate(() => ({ frames: window.__pixels.frames(), frame: window.__pixels.frame(),
+      start: document.getElementById("pixels-start").textContent }));
+    const canvasSize = await page.evaluate(() => document.getElementById("pixels-canvas").width);
+    const scale = canvasSize / pm.frame.width;
+    const probes = [[3, 5], [pm.frame.width >> 1, pm.frame.height >> 1], [pm.frame.width - 2, pm.frame.height - 3]];
+    const painted = [];
+    for (const [x, y] of probes) {
+      const rgb = (await pixelAt(page, "pixels-canvas", x * scale + (scale >> 1), y * scale + (scale >> 1))).slice(0, 3);
+      const want = early.frame.slice((y * pm.frame.width + x) * 3, (y * pm.frame.width + x) * 3 + 3);
+      painted.push(rgb.every((v, i) => v === want[i]));
+    }
+    check(shownEarly && early.frames === 0 && /strip 1 of/.test(early.start) && painted.every(Boolean),
+      `before the model has loaded the pixel game shows its first real start frame, scaled ${scale}x (${early.start}; probes ${painted})`);
+    if (strips) {
+      const decoded = await page.evaluate(() => Promise.all([0, 1].map((i) => window.__pixels.startFrames(i))));
+      const same = decoded.every((frames, i) => frames.length === 4 && frames.every((f, k) => {
+        const want = pythonFrame(i, k);
+        return f.length === want.length && f.every((v, j) => v === want[j]);
+      }));
+      check(same && early.frame.every((v, j) => v === pythonFrame(0, 3)[j]),
+        "the start strips decode to Python's frames (png_frames), byte for byte");
+    }
+    await page.unroute("**/*.onnx", heldPixels);
+    const dreaming = await until(page, (id) => window.__playerReady === id && window.__pixels.frames() >= 5, pixels.id,
+      60_000, "dreamed frames");
+    const badge = await page.textContent("#pixels-badge");
+    const title = await page.textContent("#pixels-title");
+    check(dreaming && badge === "DREAM" && title.includes(gameId), `the pixel game dreams, labelled "${badge}: ${title}"`);
+    // Each action's keys, held, send it (and the page says so); the frame counter keeps climbing.
+    const chords = await page.evaluate(() => window.__pixels.keys());
+    const playwrightKey = (k) => ({ " ": "Space" })[k] ?? (k.length === 1 ? `Digit${k}` : k);
+    const sent = [];
+    const f0 = await page.evaluate(() => window.__pixels.frames());
+    for (const [action, keys] of chords.entries()) {
+      if (!keys.length) continue;
+      for (const k of keys) await page.keyboard.down(playwrightKey(k));
+      const seen = await until(page, (a) => window.__pixels.action() === a, action, 5_000, `action ${action}`);
+      const shown = await page.textContent("#pixels-action");
+      for (const k of [...keys].reverse()) await page.keyboard.up(playwrightKey(k));
+      sent.push(seen && shown === pm.frame.actions[action]);
+    }
+    const idle = await until(page, (a) => window.__pixels.action() === a, chords.findIndex((k) => k.length === 0) === -1 ? 0
+      : chords.findIndex((k) => k.length === 0), 5_000, "the idle action");
+    const f1 = await page.evaluate(() => window.__pixels.frames());
+    const fps = Number(await page.textContent("#pixels-fps"));
+    const legend = await page.textContent("#pixels-keys");
+    check(sent.length > 0 && sent.every(Boolean) && idle, `each action's keys send it (${pm.frame.actions.join(", ")}: ${sent}); legend "${legend}"`);
+    check(f1 > f0 && fps > 0, `dreamed frames advance while playing (${f0} -> ${f1}, ${fps} frames/s)`);
+    await page.screenshot({ path: join(args.artifacts, "pixels.png") });
+    // R and the button restart from the next start strip; the dream goes on from there.
+    const restartWith = async (how) => {
+      const before = await page.evaluate(() => ({ restarts: window.__pixels.restarts(), start: window.__pixels.startIndex() }));
+      if (how === "R") await page.keyboard.press("r");
+      else await page.click("#pixels-restart");
+      const again = await until(page, (b) => window.__pixels.restarts() > b.restarts && window.__pixels.startIndex() !== b.start &&
+        window.__pixels.frames() >= 2, before, 30_000, `a restart with ${how}`);
+      const after = await page.evaluate(() => ({ start: window.__pixels.startIndex(), text: document.getElementById("pixels-start").textContent }));
+      check(again && after.start === (before.start + 1) % pm.start_frames.length,
+        `${how} restarts from the next start strip (${before.start} -> ${after.start}, "${after.text}")`);
+    };
+    await restartWith("R");
+    await restartWith("the button");
+    await page.goto(`${base}/?game=pixels`);
+    const byGame = await until(page, () => window.__pixels && window.__pixels.frames() > 0, null, 60_000, "?game=pixels");
+    check(byGame && await page.evaluate(() => new URL(location.href).searchParams.get("game")) === "pixels",
+      "?game=pixels opens the dreamed pixel game");
+  }
 
   // --- Flappy: frames advance, Space changes the trajectory, the model's done token ends the game, R restarts
   check(Boolean(flappy), `a shipped Flappy model is listed (${flappy?.label})`);

@@ -118,10 +118,12 @@ async function run(models: LoadedModel[], params: URLSearchParams): Promise<stri
     recomputeTokens: Number($<HTMLInputElement>("bench-recompute").value),
   };
   for (const model of models) {
+    const { manifest } = model;
+    if (manifest.task === "gym_pixels") continue; // the page lists Breakout and Flappy models only
     for (const col of cols) {
       status(`${model.entry.label}: ${col.label}...`);
       const rows = await runInWorker({
-        runtime: col.runtime, task: model.manifest.task, manifest: model.manifest,
+        runtime: col.runtime, task: manifest.task, manifest,
         onnx: model.onnx, prefill: model.prefill, frame: model.frame, ...settings,
       });
       for (const r of rows) {

@@ -1,12 +1,14 @@
-// The app shell: lists the models the server found (/models/index.json), switches between the two games, loads a
-// model's manifest (validated), mounts the game on it at once and downloads the graphs the game plays meanwhile (with
-// progress); any failure is shown as a message.
+// The app shell: lists the models the server found (/models/index.json), switches between the games (Breakout, Flappy
+// and the dreamed pixel game of gym_pixels models), loads a model's manifest (validated), mounts the game on it at
+// once and downloads the graphs the game plays meanwhile (with progress); any failure is shown as a message.
 // The agent policies the server lists (policy.json) go to the game of their task, which offers "Agent plays" with the
 // first one (or ?policy=<id>).
-// URL parameters: ?game=breakout|flappy, ?model=<id>, ?policy=<id>. Browser tests: web/e2e/browser.mjs.
+// URL parameters: ?game=breakout|flappy|pixels, ?model=<id>, ?policy=<id>. Browser tests: web/e2e/browser.mjs.
 import { mountBreakout } from "./breakout/game";
 import { mountFlappy } from "./flappy/game";
+import { mountPixels } from "./pixels/game";
 import { listIndex, loadGraphs, loadManifest, playedGraphs } from "./shell/loader";
+import type { Task } from "./shell/manifest";
 import { chooseRuntime, configureOrt } from "./shell/ort";
 import type { Game, GameHost, ModelEntry, PolicyEntry, RuntimeChoice } from "./shell/types";
 
@@ -20,7 +22,16 @@ let models: ModelEntry[] = [];
 let policies: PolicyEntry[] = []; // agent policies (policy.json), the first of a task plays its game's "Agent plays"
 let current: Game | null = null;
 let runtime: RuntimeChoice;
-let game: "breakout" | "flappy" = "breakout";
+// The games by their name in ?game= and the #games buttons, and the task of the models each plays.
+const GAMES = { breakout: "breakout", flappy: "flappy", pixels: "gym_pixels" } as const satisfies Record<string, Task>;
+type GameName = keyof typeof GAMES;
+let game: GameName = "breakout";
+
+/** The game of a task, or of a ?game= value (a game's name or its task's); Breakout for anything else. */
+function gameOf(name: string | null | undefined): GameName {
+  const found = (Object.keys(GAMES) as GameName[]).find((g) => g === name || GAMES[g] === name);
+  return found ?? "breakout";
+}
 let loadToken = 0;
 
 function showError(text: string): void {
@@ -49,7 +60,7 @@ function downloadProgress(loaded: number, total: number, what: string): void {
 }
 
 function fillSelect(): ModelEntry[] {
-  const mine = models.filter((m) => m.task === game);
+  const mine = models.filter((m) => m.task === GAMES[game]);
   select.replaceChildren(...mine.map((m) => new Option(m.label, m.id)));
   for (const b of document.querySelectorAll<HTMLButtonElement>("#games button")) {
     b.setAttribute("aria-pressed", String(b.dataset.game === game));
@@ -91,8 +102,8 @@ async function open(id: string | undefined): Promise<void> {
     const wanted = new URLSearchParams(location.search).get("policy");
     const mine = policies.filter((p) => p.task === manifest.task);
     const policy = mine.find((p) => p.id === wanted) ?? mine[0];
-    current = manifest.task === "breakout"
-      ? await mountBreakout(host, { entry, manifest, graphs })
+    current = manifest.task === "breakout" ? await mountBreakout(host, { entry, manifest, graphs })
+      : manifest.task === "gym_pixels" ? await mountPixels(host, { entry, manifest, graphs })
       : await mountFlappy(host, { entry, manifest, graphs, policy });
     if (token !== loadToken) current.dispose();
     (window as any).__playerReady = entry.id;
@@ -119,13 +130,13 @@ async function start(): Promise<void> {
   }
   const params = new URLSearchParams(location.search);
   const wanted = models.find((m) => m.id === params.get("model"));
-  game = (wanted?.task ?? params.get("game") ?? models[0]?.task ?? "breakout") === "flappy" ? "flappy" : "breakout";
+  game = gameOf(wanted?.task ?? params.get("game") ?? models[0]?.task);
   const mine = fillSelect();
   select.value = wanted?.id ?? mine[0]?.id ?? "";
   select.addEventListener("change", () => open(select.value));
   for (const b of document.querySelectorAll<HTMLButtonElement>("#games button")) {
     b.addEventListener("click", () => {
-      game = b.dataset.game === "flappy" ? "flappy" : "breakout";
+      game = gameOf(b.dataset.game);
       const list = fillSelect();
       open(list[0]?.id);
     });

@@ -3,20 +3,22 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { cacheShape, ManifestError, validateManifest } from "../src/shell/manifest";
+import { cacheShape, ManifestError, type Task, validateManifest } from "../src/shell/manifest";
 import { checkOnnxBytes } from "../src/shell/loader";
 
-function manifest(task: "breakout" | "flappy"): any {
+const FIXTURE_PATHS = { breakout: ["breakout", "breakout.json"], flappy: ["flappy", "default", "flappy.json"],
+  gym_pixels: ["gym_pixels", "gym_pixels.json"] } satisfies Record<Task, string[]>;
+
+function manifest(task: Task): any {
   const root = process.env.WM_FIXTURES;
   if (!root) throw new Error("WM_FIXTURES is not set: run `python tests/web/web_fixtures.py DIR` from the repo root, then WM_FIXTURES=DIR npx vitest run");
-  const path = task === "breakout" ? join(root, "breakout", "breakout.json") : join(root, "flappy", "default", "flappy.json");
-  return JSON.parse(readFileSync(path, "utf8"));
+  return JSON.parse(readFileSync(join(root, ...FIXTURE_PATHS[task]), "utf8"));
 }
 
-const bad = (m: any, expectTask?: "breakout" | "flappy") => () => validateManifest(m, "test.json", expectTask);
+const bad = (m: any, expectTask?: Task) => () => validateManifest(m, "test.json", expectTask);
 
 describe("manifest validation", () => {
-  it("accepts what export.py writes, for both tasks", () => {
+  it("accepts what export.py writes, for Breakout and Flappy", () => {
     expect(validateManifest(manifest("breakout")).task).toBe("breakout");
     const f = validateManifest(manifest("flappy"), "flappy.json", "flappy");
     expect(f.task).toBe("flappy");
@@ -75,6 +77,32 @@ describe("manifest validation", () => {
     const { frame_onnx, frame_graph, ...older } = manifest("flappy"); // an export from before the frame graph
     expect(validateManifest(older, "old.json", "flappy").task).toBe("flappy");
     expect(frame_onnx && frame_graph).toBeTruthy();
+  });
+
+  it("accepts a gym_pixels export (a real task=gym_pixels debug=smoke run's) and checks its own facts", () => {
+    const p = validateManifest(manifest("gym_pixels"), "gym_pixels.json", "gym_pixels");
+    expect(p.task).toBe("gym_pixels");
+    expect(bad(manifest("gym_pixels"), "breakout")).toThrow(/is a gym_pixels model, but the breakout game/);
+    const channels = manifest("gym_pixels");
+    channels.inputs[0].shape = ["N", 19, 64, 64]; // Breakout's 3 action planes, for a 2-action game
+    expect(bad(channels)).toThrow(/input "input" has 19 channels, the player needs 16 \+ num_actions = 18/);
+    const names = manifest("gym_pixels");
+    names.frame.actions = ["NOOP", "FIRE", "RIGHT"];
+    expect(bad(names)).toThrow(/"frame.actions" names 3 actions, but "num_actions" is 2/);
+    const planes = manifest("gym_pixels");
+    planes.input_layout.find((b: any) => b.name === "action").channels = 4;
+    expect(bad(planes)).toThrow(/"input_layout" gives the action 4 channels/);
+    const size = manifest("gym_pixels");
+    size.outputs[0].shape = ["N", 3, 32, 32];
+    expect(bad(size)).toThrow(/output "pred" has shape/);
+  });
+
+  it("rejects a gym_pixels manifest without start frames or its game", () => {
+    expect(bad({ ...manifest("gym_pixels"), start_frames: undefined })).toThrow(/"start_frames" is missing/);
+    expect(bad({ ...manifest("gym_pixels"), start_frames: [] })).toThrow(/"start_frames" must have at least 1 entry/);
+    expect(bad({ ...manifest("gym_pixels"), start_frames: [""] })).toThrow(/start_frames\[0\]/);
+    expect(bad({ ...manifest("gym_pixels"), num_actions: undefined })).toThrow(/"num_actions" is missing/);
+    expect(bad({ ...manifest("gym_pixels"), game: undefined })).toThrow(/"game" is missing/);
   });
 
   it("tells a corrupt ONNX file from a real one", () => {

@@ -84,6 +84,6 @@ describe("the shared manifest schema", () => {
     expect(bad({ ...flappy(), format_version: 2 })).toThrow(
       "test.json: unknown format version 2 (this player reads 1); re-export the model or update the player");
     expect(bad({ ...flappy(), format_version: "1" })).toThrow(/unknown format version "1"/);
-    expect(bad({ ...flappy(), task: "pong" })).toThrow('test.json: unknown task "pong" (expected "breakout" or "flappy")');
+    expect(bad({ ...flappy(), task: "pong" })).toThrow('test.json: unknown task "pong" (expected "breakout", "flappy" or "gym_pixels")');
   });
 });

@@ -1,10 +1,12 @@
 // The Breakout warm-start diffusion sampler: a port of worldmodels/breakout/sampler.py (sigma_schedule,
 // sample_next_frame) and of the tensor layout in worldmodels/breakout/denoiser.py (frames_to_tensor, tensor_to_frames,
 // denoiser_input).
-// Pure functions over a `Denoise` callback; every size and sampler default comes from the BreakoutManifest.
+// Pure functions over a `Denoise` callback; every size and sampler default comes from the manifest: Breakout's 3 action
+// planes, or a gym_pixels game's num_actions (src/pixels/ plays those; validateManifest pins num_actions to the
+// number of frame.actions, which is what the layout counts).
 // Float32 arithmetic is rounded after each operation (Math.fround) exactly as torch does it on float32 tensors.
 // Tested by tests/breakout_sampler.test.ts against Python outputs of the same ONNX graph (tests/web/web_fixtures.py).
-import type { BreakoutManifest } from "../shell/manifest";
+import type { DenoiserManifest } from "../shell/manifest";
 import { ort } from "../shell/ort";
 import { denoiserTensors } from "../shell/tensors";
 
@@ -25,7 +27,7 @@ export interface SamplerSettings {
   sigmaMin: number;
 }
 
-export function frameLayout(m: BreakoutManifest): FrameLayout {
+export function frameLayout(m: DenoiserManifest): FrameLayout {
   const f = m.frame;
   return {
     height: f.height,
@@ -37,7 +39,7 @@ export function frameLayout(m: BreakoutManifest): FrameLayout {
 }
 
 /** The manifest's sampler defaults, with the player's controls (steps, warm-start noise) applied over them. */
-export function samplerSettings(m: BreakoutManifest, overrides: Partial<SamplerSettings> = {}): SamplerSettings {
+export function samplerSettings(m: DenoiserManifest, overrides: Partial<SamplerSettings> = {}): SamplerSettings {
   return {
     steps: overrides.steps ?? m.sampler.steps,
     sigmaMax: overrides.sigmaMax ?? m.sampler.sigma_max,
@@ -139,7 +141,7 @@ export async function sampleNextFrame(denoise: Denoise, context: Float32Array, a
 }
 
 /** A Denoise over an onnxruntime-web session, with the tensor names and shape the manifest declares. */
-export function sessionDenoiser(session: ort.InferenceSession, m: BreakoutManifest): Denoise {
+export function sessionDenoiser(session: ort.InferenceSession, m: DenoiserManifest): Denoise {
   const layout = frameLayout(m);
   const { input: { name: inputName }, output: { name: outputName } } = denoiserTensors(m);
   return async (input, n) => {

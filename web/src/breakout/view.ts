@@ -86,12 +86,13 @@ export function buildView(defaults: SamplerSettings): BreakoutView {
 /** Paints a frame given per byte (HWC RGB, i = pixel * 3 + channel) onto a canvas, scaled without smoothing. */
 export type Paint = (target: HTMLCanvasElement, pixel: (i: number) => number) => void;
 
-export function framePainter(): Paint {
-  const small = el("canvas", { width: FRAME_SIZE, height: FRAME_SIZE });
+/** A Paint for width x height frames (the simulator's 64 x 64 unless told; src/pixels/ paints any model's size). */
+export function framePainter(width = FRAME_SIZE, height = width): Paint {
+  const small = el("canvas", { width, height });
   const smallCtx = small.getContext("2d")!;
-  const image = smallCtx.createImageData(FRAME_SIZE, FRAME_SIZE);
+  const image = smallCtx.createImageData(width, height);
   return (target, pixel) => {
-    for (let p = 0; p < FRAME_SIZE * FRAME_SIZE; p++) {
+    for (let p = 0; p < width * height; p++) {
       for (let c = 0; c < 3; c++) image.data[p * 4 + c] = pixel(p * 3 + c);
       image.data[p * 4 + 3] = 255;
     }

@@ -1,7 +1,8 @@
 // The Breakout dream worker (dist/breakout-worker.js): owns the onnxruntime-web session and runs the warm-start
 // sampler (sampler.ts, shared with the parity tests) off the page's main thread, so the real simulator keeps its tick
 // and the keys stay responsive however slow the model is. Protocol: protocol.ts. Predictions run one at a time.
-import type { BreakoutManifest } from "../shell/manifest";
+// The dreamed pixel game (src/pixels/) runs its gym_pixels denoisers in this worker too: only the action count differs.
+import type { DenoiserManifest } from "../shell/manifest";
 import { configureOrt, createSession } from "../shell/ort";
 import type { FromWorker, ToWorker } from "./protocol";
 import {
@@ -22,7 +23,7 @@ const post = (msg: FromWorker, transfer: Transferable[] = []) => scope.postMessa
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 interface Model {
-  manifest: BreakoutManifest;
+  manifest: DenoiserManifest;
   layout: FrameLayout;
   denoise: Denoise;
 }

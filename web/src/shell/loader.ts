@@ -69,7 +69,7 @@ export async function loadManifest(entry: ModelEntry): Promise<Manifest> {
 
 /** Every graph the manifest names, by role: the denoiser or per-token decoder, Flappy's prefill and frame graphs. */
 export function graphFiles(manifest: Manifest): [Graph, string][] {
-  if (manifest.task === "breakout") return [["onnx", manifest.onnx]];
+  if (manifest.task !== "flappy") return [["onnx", manifest.onnx]];
   return [["onnx", manifest.onnx], ["prefill", manifest.prefill_onnx],
     ...(manifest.frame_onnx ? [["frame", manifest.frame_onnx] as [Graph, string]] : [])];
 }

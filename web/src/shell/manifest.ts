@@ -2,7 +2,8 @@
 // file names, tensor names, shapes, token specs and sampler defaults. validateManifest checks it against the schema
 // Python checks it against (worldmodels/core/manifest.schema.json, bundled from there by esbuild), then the facts
 // between values that the schema cannot state (shapes from the model config and the token spec), and turns a wrong
-// task, a wrong shape or an unknown format version into one clear message instead of a blank canvas.
+// task, a wrong shape or an unknown format version into one clear message instead of a blank canvas. A gym_pixels
+// manifest is a Breakout one with num_actions action planes, the game it came from and real start frames.
 import SCHEMA from "../../../worldmodels/core/manifest.schema.json";
 import { formatPath, validate } from "./schema";
 import { decodeTensors, denoiserTensors, frameInputCount, frameTensors } from "./tensors";
@@ -10,6 +11,8 @@ import { decodeTensors, denoiserTensors, frameInputCount, frameTensors } from ".
 export const MANIFEST_FORMAT = SCHEMA.properties.format.const;
 export const SUPPORTED_FORMAT_VERSIONS = [SCHEMA.properties.format_version.const];
 const TASKS = SCHEMA.properties.task.enum;
+
+export type Task = "breakout" | "flappy" | "gym_pixels";
 
 export interface TensorSpec {
   name: string;
@@ -20,7 +23,7 @@ export interface TensorSpec {
 interface ManifestBase {
   format: string;
   format_version: number;
-  task: "breakout" | "flappy";
+  task: Task;
   name: string;
   onnx: string;
   inputs: TensorSpec[];
@@ -35,6 +38,21 @@ export interface BreakoutManifest extends ManifestBase {
   frame: { height: number; width: number; channels: number; context_frames: number; actions: string[] };
   sampler: { kind: string; schedule: string; steps: number; sigma_max: number; sigma_min: number };
 }
+
+/** A diffusion denoiser of any gymnasium game or recording, played as a fully dreamed game (src/pixels/). */
+export interface PixelsManifest extends ManifestBase {
+  task: "gym_pixels";
+  frame: BreakoutManifest["frame"];
+  sampler: BreakoutManifest["sampler"];
+  input_layout: { name: string; channels: number; [key: string]: unknown }[];
+  num_actions: number;
+  game: { source: "gymnasium"; env_id: string; [key: string]: unknown } | { source: "minari"; dataset_id: string;
+    [key: string]: unknown };
+  start_frames: string[]; // base64 PNGs: context_frames real frames side by side, oldest first
+}
+
+/** The manifests sampled by the warm-start diffusion sampler (src/breakout/sampler.ts). */
+export type DenoiserManifest = BreakoutManifest | PixelsManifest;
 
 export interface TokenField {
   name: string;
@@ -60,7 +78,7 @@ export interface FlappyManifest extends ManifestBase {
   frame_graph?: { inputs: TensorSpec[]; outputs: TensorSpec[]; tokens_per_call: number };
 }
 
-export type Manifest = BreakoutManifest | FlappyManifest;
+export type Manifest = BreakoutManifest | FlappyManifest | PixelsManifest;
 
 export class ManifestError extends Error {
   constructor(message: string) {
@@ -85,7 +103,7 @@ function checkShape(t: TensorSpec, kind: "input" | "output", shape: (number | st
 }
 
 /** Parse and check a manifest. `expectTask` (when given) must match the manifest's task. Throws ManifestError. */
-export function validateManifest(raw: unknown, label = "manifest", expectTask?: "breakout" | "flappy"): Manifest {
+export function validateManifest(raw: unknown, label = "manifest", expectTask?: Task): Manifest {
   const issues = validate(SCHEMA, raw);
   const about = (key: string) => issues.some((i) => i.path[0] === key);
   need(!issues.some((i) => i.path.length === 0 && i.keyword === "type"), `${label}: not a JSON object`);
@@ -93,15 +111,17 @@ export function validateManifest(raw: unknown, label = "manifest", expectTask?: 
   need(!about("format"), `${label}: not a worldmodels manifest (format is ${JSON.stringify(m.format)}, expected "${MANIFEST_FORMAT}")`);
   need(!about("format_version"),
     `${label}: unknown format version ${JSON.stringify(m.format_version)} (this player reads ${SUPPORTED_FORMAT_VERSIONS.join(", ")}); re-export the model or update the player`);
-  need(!about("task"), `${label}: unknown task ${JSON.stringify(m.task)} (expected ${TASKS.map((t) => `"${t}"`).join(" or ")})`);
+  const tasks = TASKS.map((t) => `"${t}"`);
+  need(!about("task"), `${label}: unknown task ${JSON.stringify(m.task)} (expected ${tasks.slice(0, -1).join(", ")} or ${tasks.at(-1)})`);
   need(!expectTask || m.task === expectTask, `${label}: is a ${m.task} model, but the ${expectTask} game was asked for`);
   if (issues.length) throw new ManifestError(`${label}: "${formatPath(issues[0].path)}" ${issues[0].message}`);
   if (m.task === "breakout") checkBreakout(m as BreakoutManifest, label);
+  else if (m.task === "gym_pixels") checkPixels(m as PixelsManifest, label);
   else checkFlappy(m as FlappyManifest, label);
   return m as Manifest;
 }
 
-function checkBreakout(m: BreakoutManifest, label: string): void {
+function checkBreakout(m: DenoiserManifest, label: string): void {
   const f = m.frame;
   const channels = 3 + 3 * f.context_frames + f.actions.length + 1;
   const { input, output } = denoiserTensors(m);
@@ -109,6 +129,22 @@ function checkBreakout(m: BreakoutManifest, label: string): void {
   checkShape(output, "output", ["N", 3, f.height, f.width], label);
   need(m.sampler.sigma_min <= m.sampler.sigma_max,
     `${label}: "sampler" needs sigma_min <= sigma_max (got ${m.sampler.sigma_min} and ${m.sampler.sigma_max})`);
+}
+
+function checkPixels(m: PixelsManifest, label: string): void {
+  const f = m.frame;
+  need(f.actions.length === m.num_actions,
+    `${label}: "frame.actions" names ${f.actions.length} actions, but "num_actions" is ${m.num_actions}`);
+  const base = 3 + 3 * f.context_frames + 1;
+  const { input } = denoiserTensors(m);
+  const channels = Array.isArray(input.shape) ? input.shape[1] : undefined;
+  need(typeof channels !== "number" || channels === base + m.num_actions,
+    `${label}: input "${input.name}" has ${channels} channels, the player needs ${base} + num_actions = ` +
+    `${base + m.num_actions} (noisy frame 3, context ${3 * f.context_frames}, ${m.num_actions} action planes, sigma 1)`);
+  const planes = m.input_layout.find((block) => block.name === "action");
+  need(!planes || planes.channels === m.num_actions,
+    `${label}: "input_layout" gives the action ${planes?.channels} channels, but "num_actions" is ${m.num_actions}`);
+  checkBreakout(m, label);
 }
 
 function checkFlappy(m: FlappyManifest, label: string): void {

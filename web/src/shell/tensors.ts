@@ -2,7 +2,7 @@
 // outputs in the graph's own order, and worldmodels/core/manifest.schema.json says what each position holds; the
 // player takes every ONNX tensor name from these lists by position, so an export whose tensors are named differently
 // plays the same. Tested in web/tests/tensors.test.ts (renamed tensors still drive the Flappy backends' feeds).
-import type { BreakoutManifest, FlappyManifest, TensorSpec } from "./manifest";
+import type { DenoiserManifest, FlappyManifest, TensorSpec } from "./manifest";
 
 const DECODE_INPUTS = ["token", "position", "kCache", "vCache", "cacheLen"] as const;
 const DECODE_OUTPUTS = ["logits", "kCache", "vCache"] as const;
@@ -21,8 +21,8 @@ function byPosition<R extends string, T>(list: readonly T[], roles: readonly R[]
   return Object.fromEntries(roles.map((role, i) => [role, list[i]])) as Record<R, T>;
 }
 
-/** Breakout: the denoiser's one input and one output. */
-export function denoiserTensors(m: BreakoutManifest): { input: TensorSpec; output: TensorSpec } {
+/** Breakout and gym_pixels: the denoiser's one input and one output. */
+export function denoiserTensors(m: DenoiserManifest): { input: TensorSpec; output: TensorSpec } {
   return { ...byPosition(m.inputs, ["input"], "inputs"), ...byPosition(m.outputs, ["output"], "outputs") };
 }
 

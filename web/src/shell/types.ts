@@ -1,11 +1,11 @@
-// The contracts between the app shell and the two games. The shell lists and loads models (manifest + ONNX bytes,
+// The contracts between the app shell and the games. The shell lists and loads models (manifest + ONNX bytes,
 // with progress and clear errors); a game gets an OpeningModel (the manifest at once, the graphs when downloaded)
 // and a GameHost, and draws into host.root from the start.
-import type { BreakoutManifest, FlappyManifest, Manifest } from "./manifest";
+import type { BreakoutManifest, FlappyManifest, Manifest, PixelsManifest, Task } from "./manifest";
 
 export interface ModelEntry {
   id: string; // unique in /models/index.json; files are served under /models/<id>/
-  task: "breakout" | "flappy";
+  task: Task;
   name: string;
   source: "shipped" | "run" | "extra";
   label: string; // what the model list shows
@@ -66,3 +66,4 @@ export interface Game {
 /** Mounts a game into host.root at once and resolves when it has started (rejects, having cleaned up, if it cannot). */
 export type MountBreakout = (host: GameHost, model: OpeningModel<BreakoutManifest>) => Promise<Game>;
 export type MountFlappy = (host: GameHost, model: OpeningModel<FlappyManifest>) => Promise<Game>;
+export type MountPixels = (host: GameHost, model: OpeningModel<PixelsManifest>) => Promise<Game>;
