@@ -100,6 +100,7 @@ ONE_BATCH_DATA = {
     "flappy": ["data.window_frames=10", "data.collector.policy=heuristic", "data.collector.episodes=8",
                "data.collector.max_frames=100", "data.collector.workers=0", "data.collector.eval_episodes=1",
                "data.collector.val_fraction=0.25"],
+    "gym_pixels": ["data.train_episodes=1", "data.val_episodes=1", "data.max_steps=16"],
 }
 
 
