@@ -41,7 +41,7 @@ smoke: setup ## a seconds-long end-to-end run (debug=smoke) with every artifact
 test: setup web-setup ## run the whole test suite (Python, TypeScript unit tests, headless-Chromium browser tests)
 	$(BIN)/python -m pytest -q $(ARGS)
 
-test-fast: setup ## the tests that do not train, sweep, run DDP or start Chromium, one process per core (2 min on 2 cores)
+test-fast: setup ## the tests that do not train, sweep, run DDP or start Chromium, one process per core (2.5 min on 2 cores)
 	$(BIN)/python -m pytest -q -m "not slow" -n auto $(ARGS)
 
 lint: setup ## ruff over the package and tests
