@@ -239,6 +239,9 @@ def test_smoke_run_trains_exports_and_evaluates(pixels_smoke_run, tmp_path):
     assert first["games"] == 6 and 0 <= first["objects_missing"] <= 1 and first["psnr"] > 10
     assert set(report["rollout"]) == {"model", "frozen_start", "mean_frame"}
     assert out.with_suffix(".gif").stat().st_size > 0
+    refused = run_cli("worldmodels.evaluate", str(export / "gym_pixels.onnx"), "--players", "random,tracker")
+    assert refused.returncode != 0 and "--players: unknown tracker; choose from random, holder, data, sb3" in \
+        refused.stderr  # Breakout's tracker is not one of this task's players
 
 
 @pytest.mark.slow

@@ -293,14 +293,20 @@ def format_tables(result: dict) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, path: Path, run, module) -> None:
-    """`python -m worldmodels.evaluate` for a Breakout model (`module` None for an export): tables, JSON, pictures."""
+def checked_flags(args: argparse.Namespace, default_players: str, known: tuple[str, ...]) -> list[str]:
+    """The Breakout group's counts checked, and its --players (or `default_players`) as a list of `known` names."""
     if args.games < 1 or args.horizon < 1 or args.one_step < 1:
         raise UserError("--games, --horizon and --one-step must be >= 1")
-    players = [p.strip() for p in (args.players or PLAYERS_DEFAULT).split(",") if p.strip()]
-    unknown = [p for p in players if p not in PLAYERS]
+    players = [p.strip() for p in (args.players or default_players).split(",") if p.strip()]
+    unknown = [p for p in players if p not in known]
     if unknown or not players:
-        raise UserError(f"--players: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(PLAYERS)}")
+        raise UserError(f"--players: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(known)}")
+    return players
+
+
+def run(args: argparse.Namespace, path: Path, run, module) -> None:
+    """`python -m worldmodels.evaluate` for a Breakout model (`module` None for an export): tables, JSON, pictures."""
+    players = checked_flags(args, PLAYERS_DEFAULT, PLAYERS)
     model = load_model(path, None if module is None else (run, module))
     model.steps = args.steps or model.steps
     model.sigma_max = args.sigma_max or model.sigma_max

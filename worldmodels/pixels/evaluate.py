@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES, INPUT_NAME, OUTPUT_NAME, frames_to_tensor, tensor_to_frames
+from worldmodels.breakout.evaluate import checked_flags
 from worldmodels.breakout.media import save_rollout_gif
 from worldmodels.breakout.metrics import frame_psnr
 from worldmodels.breakout.sampler import Denoise, dream_rollout, sample_next_frame
@@ -213,12 +214,7 @@ def format_tables(result: dict) -> str:
 
 def run(args: argparse.Namespace, path: Path, run, module) -> None:
     """`python -m worldmodels.evaluate` for a gym_pixels model: tables, JSON and a GIF."""
-    if args.games < 1 or args.horizon < 1 or args.one_step < 1:
-        raise UserError("--games, --horizon and --one-step must be >= 1")
-    players = [p.strip() for p in (args.players or PLAYERS_DEFAULT).split(",") if p.strip()]
-    unknown = [p for p in players if p not in PLAYERS]
-    if unknown or not players:
-        raise UserError(f"--players: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(PLAYERS)}")
+    players = checked_flags(args, PLAYERS_DEFAULT, PLAYERS)
     model = load_model(path, run, module)
     model.steps = args.steps or model.steps
     model.sigma_max = args.sigma_max or model.sigma_max
