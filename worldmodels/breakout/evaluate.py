@@ -50,7 +50,7 @@ from worldmodels.breakout.metrics import (
 from worldmodels.breakout.players import PLAYERS, make_player
 from worldmodels.breakout.readout import EVENTS, Balls, Objects, classify_events, read_objects
 from worldmodels.breakout.sampler import Denoise, dream_rollout, sample_next_frame
-from worldmodels.breakout.sim import LEFT, PADDLE_MAX_X, PADDLE_WIDTH, RIGHT, BreakoutSim
+from worldmodels.breakout.sim import LEFT, NUM_ACTIONS, PADDLE_MAX_X, PADDLE_WIDTH, RIGHT, BreakoutSim
 from worldmodels.core.data import EVAL
 from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest
@@ -67,6 +67,22 @@ class LoadedModel:
     sigma_max: float
     sigma_min: float
     description: str
+    num_actions: int = NUM_ACTIONS  # the action planes of its input (a gym_pixels model: its game's actions)
+
+
+def onnx_model(path: Path, tasks: tuple[str, ...]) -> LoadedModel:
+    """An exported denoiser of one of `tasks` as a callable, with its manifest's sampler and action count."""
+    manifest = read_manifest(path)
+    if manifest.get("task") not in tasks:
+        raise UserError(f"{path} is a {manifest.get('task')!r} model, not {' or '.join(tasks)}")
+    session = onnx_session(path)
+
+    def denoise(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+
+    s = manifest["sampler"]
+    actions = manifest.get("num_actions", len(manifest["frame"]["actions"]))  # a breakout manifest names its 3
+    return LoadedModel(denoise, s["steps"], s["sigma_max"], s["sigma_min"], f"onnx {path}", actions)
 
 
 def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
@@ -75,16 +91,7 @@ def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
     if not path.is_file():
         raise UserError(f"no model file at {path}")
     if path.suffix == ".onnx":
-        manifest = read_manifest(path)
-        if manifest.get("task") != "breakout":
-            raise UserError(f"{path} is a {manifest.get('task')!r} model, not breakout")
-        session = onnx_session(path)
-
-        def denoise(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
-
-        s = manifest["sampler"]
-        return LoadedModel(denoise, s["steps"], s["sigma_max"], s["sigma_min"], f"onnx {path}")
+        return onnx_model(path, ("breakout",))
     if checkpoint is None:
         raise UserError(f"{path}: give an exported .onnx, or the checkpoint's (run, module) from "
                         "worldmodels.tasks.load_checkpoint")

@@ -24,21 +24,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from worldmodels.breakout.denoiser import CONTEXT_FRAMES, INPUT_NAME, OUTPUT_NAME, frames_to_tensor, tensor_to_frames
-from worldmodels.breakout.evaluate import checked_flags
+from worldmodels.breakout.denoiser import CONTEXT_FRAMES, frames_to_tensor, tensor_to_frames
+from worldmodels.breakout.evaluate import LoadedModel, checked_flags, onnx_model
 from worldmodels.breakout.media import save_rollout_gif
 from worldmodels.breakout.metrics import frame_psnr
-from worldmodels.breakout.sampler import Denoise, dream_rollout, sample_next_frame
+from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
 from worldmodels.core.data import EVAL
 from worldmodels.core.errors import UserError
-from worldmodels.core.manifest import onnx_session, read_manifest
 from worldmodels.pixels.config import PLAYERS_DEFAULT
 from worldmodels.pixels.data import minari_source, source_facts
 from worldmodels.pixels.envs import PLAYERS, Episode, episode_seeds, play
@@ -50,30 +49,13 @@ FOREGROUND = 32  # a pixel is foreground when a channel is more than this off th
 MISSING = 0.25  # objects missing: the dream's foreground under this share of the truth's
 
 
-@dataclass
-class LoadedModel:
-    denoise: Denoise
-    steps: int
-    sigma_max: float
-    sigma_min: float
-    num_actions: int
-    description: str
-
-
 def load_model(path: Path, run, module) -> LoadedModel:
-    """An exported .onnx (its manifest's sampler; `run` and `module` unused) or a checkpoint's inference net."""
+    """An exported .onnx (gym_pixels, or a breakout model on its own simulator; `run` and `module` unused) or a
+    checkpoint's inference net."""
     if path.suffix == ".onnx":
-        manifest = read_manifest(path)
-        session = onnx_session(path)
-
-        def denoise(x: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
-
-        m = manifest["sampler"]
-        actions = manifest.get("num_actions", len(manifest["frame"]["actions"]))  # a breakout manifest: its 3
-        return LoadedModel(denoise, m["steps"], m["sigma_max"], m["sigma_min"], actions, f"onnx {path}")
+        return onnx_model(path, ("gym_pixels", "breakout"))
     net, s = module.inference_net, run.module.sampler
-    return LoadedModel(net, s.steps, s.sigma_max, s.sigma_min, net.num_actions, f"checkpoint {path}")
+    return LoadedModel(net, s.steps, s.sigma_max, s.sigma_min, f"checkpoint {path}", net.num_actions)
 
 
 def held_out_games(data, players: list[str], games: int, horizon: int, seed: int) -> list[tuple[str, Episode]]:
