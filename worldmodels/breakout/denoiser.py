@@ -148,7 +148,7 @@ def conv_flops(net: nn.Module, height: int = FRAME_SIZE, width: int = FRAME_SIZE
     hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     try:
         with torch.no_grad():
-            net(torch.zeros(1, BASE_CHANNELS + getattr(net, "num_actions", NUM_ACTIONS), height, width))
+            net(torch.zeros(1, BASE_CHANNELS + net.num_actions, height, width))
     finally:
         for hook in hooks:
             hook.remove()
