@@ -247,14 +247,58 @@ def test_palette_head_copies_at_init_and_draws_only_game_colours():
     assert len(drawn) > 2 and all((palette == c).all(1).any() for c in drawn)  # never a blend of two colours
 
 
-def test_palette_export_matches_pytorch_away_from_ties(tmp_path):
+def ball_scores(*squares: tuple[int, int, float], size: int = 8) -> torch.Tensor:
+    """Palette scores (1, 9, size, size): background everywhere, and the given ball probability on each 2x2 square
+    (top-left y, x, probability); the other colours get nothing."""
+    from worldmodels.breakout.denoiser import BALL
+
+    probs = torch.zeros(1, BALL + 1, size, size)
+    probs[:, 0] = 1.0
+    for y, x, p in squares:
+        probs[0, BALL, y:y + 2, x:x + 2] = p
+        probs[0, 0, y:y + 2, x:x + 2] = 1.0 - p
+    return probs.clamp_min(1e-6).log()
+
+
+def test_one_ball_draws_an_unsure_ball_once_on_its_likeliest_square():
+    from worldmodels.breakout.denoiser import BALL, one_ball_classes
+
+    unsure = ball_scores((1, 1, 0.45), (4, 5, 0.35))  # most likely here or there, never more likely than background
+    assert not (unsure.argmax(dim=1) == BALL).any()  # each pixel's own best colour loses the ball
+    ball = one_ball_classes(unsure)[0] == BALL
+    assert ball.sum() == 4 and ball[1:3, 1:3].all()  # one 2x2 ball, on the likelier square
+    sure_twice = one_ball_classes(ball_scores((1, 1, 0.9), (4, 5, 0.8)))[0] == BALL
+    assert sure_twice.sum() == 4 and sure_twice[1:3, 1:3].all()  # two balls in the scores, one in the frame
+    assert not (one_ball_classes(ball_scores((1, 1, 0.2), (4, 5, 0.2)))[0] == BALL).any()  # under half a ball
+
+
+def test_one_ball_draws_a_ball_leaving_the_frame_in_part():
+    from worldmodels.breakout.denoiser import BALL, one_ball_classes
+
+    scores = ball_scores((6, 3, 0.9))
+    scores[0, :, 6] = ball_scores(size=8)[0, :, 6]  # only the square's bottom row is in the frame (row 7)
+    ball = one_ball_classes(scores)[0] == BALL
+    assert ball.sum() == 2 and ball[7, 3:5].all()
+
+
+def test_one_ball_needs_the_palette_head():
+    from worldmodels.core.config import compose_config
+    from worldmodels.core.schema import ConfigError
+    from worldmodels.tasks import validate
+
+    with pytest.raises(ConfigError, match="one_ball"):
+        validate(compose_config(["debug=smoke", "model=fast_denoiser", "model.one_ball=true"]))
+
+
+@pytest.mark.parametrize("one_ball", [False, True])
+def test_palette_export_matches_pytorch_away_from_ties(tmp_path, one_ball):
     from omegaconf import OmegaConf
 
     from worldmodels.breakout.export import export_breakout
     from worldmodels.core.config import compose_config
     from worldmodels.tasks import validate
 
-    cfg = compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette"])
+    cfg = compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette", f"model.one_ball={one_ball}"])
     run = validate(cfg)
     net = FastDenoiser(run.model)
     torch.manual_seed(0)
@@ -262,7 +306,8 @@ def test_palette_export_matches_pytorch_away_from_ties(tmp_path):
         torch.nn.init.normal_(p, std=0.3)
     _, manifest_path, diff = export_breakout(net, run, OmegaConf.to_container(cfg, resolve=True), tmp_path)
     assert diff <= 1e-4
-    assert json.loads(manifest_path.read_text())["model"]["output"] == "palette"
+    model = json.loads(manifest_path.read_text())["model"]
+    assert model["output"] == "palette" and model["one_ball"] is one_ball
 
 
 def test_palette_loss_weights_changed_pixels():

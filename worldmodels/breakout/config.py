@@ -45,9 +45,16 @@ class FastDenoiserConfig:
     # pixel (trained with cross-entropy), starting from the newest frame's own colour, and each pixel takes the best
     # scoring colour: a pixel is one colour or another, never a blend, so an uncertain ball cannot fade to a smear.
     output: str = "rgb"
+    # Palette head only. True: a frame holds at most one ball, a 2x2 square, as in the game. Each pixel takes its best
+    # colour other than the ball's, and the ball is drawn once, on the 2x2 square with the most ball probability,
+    # when the frame's ball probability adds up to more than half a ball. False: each pixel takes its best colour,
+    # so a ball the net is unsure where to put can vanish. Decoding only: training is the same either way.
+    one_ball: bool = False
 
     def validate(self, key: str) -> None:
         require(self.output in ("rgb", "palette"), f"{key}.output", f"must be rgb or palette (got {self.output!r})")
+        require(not self.one_ball or self.output == "palette", f"{key}.one_ball",
+                f"decodes the palette head's scores; set {key}.output=palette with it (got output={self.output!r})")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
                 f"must be a non-empty list of positive ints (got {self.widths})")
         require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
-from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, PALETTE
+from worldmodels.breakout.sim import BALL_SIZE, FRAME_SIZE, NUM_ACTIONS, PALETTE
 
 CONTEXT_FRAMES = 4
 BASE_CHANNELS = 3 + 3 * CONTEXT_FRAMES + 1  # 16: the noisy frame, the context and sigma, before the action planes
@@ -28,6 +28,7 @@ INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's
 LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
 OUTPUT_CHANNELS = 3
 PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
+BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
 PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
 
@@ -89,7 +90,7 @@ class FastDenoiser(nn.Module):
                                       for j in range(cfg.blocks[-1])])
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(levels - 1))
         self.decode = nn.ModuleList(stage(i) for i in range(levels - 1))
-        self.output = cfg.output
+        self.output, self.one_ball = cfg.output, cfg.one_ball
         self.head = nn.Conv2d(w[0], len(PALETTE) if cfg.output == "palette" else OUTPUT_CHANNELS, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # starts as "copy the newest frame"
         nn.init.zeros_(self.head.bias)
@@ -98,7 +99,9 @@ class FastDenoiser(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.output == "palette":  # each pixel is the colour with the best score
-            return self.palette[self.logits(x).argmax(dim=1)].permute(0, 3, 1, 2)  # (N, 3, H, W)
+            logits = self.logits(x)
+            classes = one_ball_classes(logits) if self.one_ball else logits.argmax(dim=1)
+            return self.palette[classes].permute(0, 3, 1, 2)  # (N, 3, H, W)
         return (x[:, LATEST] + self.features(x)).clamp(-1.0, 1.0)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,6 +126,30 @@ class FastDenoiser(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def one_ball_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Palette scores (N, P, H, W) -> colour indices (N, H, W) with at most one ball, a BALL_SIZE square.
+
+    Every pixel takes its best colour other than the ball's. Each square's ball probability (softmax) is averaged
+    over its pixels in the frame (squares run one past the bottom and right edges, where a ball leaving the frame
+    shows in part), and the ball is drawn on the square with the largest mean, if the frame's ball probability adds
+    up to more than half of that square's pixels in the frame.
+    """
+    n, _, height, width = logits.shape
+    ball = logits.softmax(dim=1)[:, BALL:BALL + 1]  # (N, 1, H, W)
+    classes = logits[:, :BALL].argmax(dim=1)  # the best colour but the ball's (the ball is the palette's last)
+    edge = (0, BALL_SIZE - 1, 0, BALL_SIZE - 1)  # squares by their top-left pixel, past the bottom and right edges
+    total = nn.functional.avg_pool2d(nn.functional.pad(ball, edge), BALL_SIZE, stride=1)  # (N, 1, H, W)
+    inside = nn.functional.avg_pool2d(nn.functional.pad(torch.ones_like(ball[:1]), edge), BALL_SIZE, stride=1)
+    corner = (total / inside).flatten(1).argmax(dim=1)  # (N,): the square with the most ball per pixel shown
+    pixels = (inside.flatten(1)[0][corner] * BALL_SIZE * BALL_SIZE)  # (N,): that square's pixels in the frame
+    present = ball.flatten(1).sum(dim=1) > 0.5 * pixels  # (N,)
+    at = (torch.arange(height * width, device=logits.device)[None] == corner[:, None]) & present[:, None]
+    at = at.float().view(n, 1, height, width)
+    covered = nn.functional.max_pool2d(nn.functional.pad(at, (BALL_SIZE - 1, 0, BALL_SIZE - 1, 0)), BALL_SIZE,
+                                       stride=1)[:, 0] > 0.5  # (N, H, W): the square's pixels
+    return torch.where(covered, torch.full_like(classes, BALL), classes)
 
 
 def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict, num_actions: int = NUM_ACTIONS) -> nn.Module:
