@@ -1,21 +1,20 @@
 """Study: which lever makes the Breakout dream keep the ball? The lever rows (`train.sh`, the same budget each) and
-the learning curve of `experiment=breakout_game` (its periodic checkpoints), all on the same `evaluate`.
+the learning curves of the two long runs (their periodic checkpoints), all on the same `evaluate`.
 
-    .venv/bin/python experiments/breakout_levers/report.py [--game-run outputs/breakout_game] [--games N]
+    .venv/bin/python experiments/breakout_levers/report.py [--games N] [--no-eval]
 
-For each finished lever row (it has its end-of-fit export `outputs/breakout_levers/<row>/export/breakout.onnx`)
-and, once the game run has finished, its checkpoints at steps 1,000, 2,000, 4,000 and its last, that have no
-`evals/<name>.eval.json` yet, it exports the checkpoint (a row's `last.ckpt`) with `python -m worldmodels.export` and
-evaluates the export (`python -m worldmodels.evaluate --games N`, 16 per player by default); then it writes
-results.md and results.png from every summary in evals/ (the previous shipped model's is
-`evals/previous_breakout_fast.eval.json`, made with `--games 16` like the rest).
+For each row or curve point whose checkpoint exists (a row's `last.ckpt`, or a long run's `stepNNNNNN.ckpt` under
+`outputs/breakout_levers/<run>/checkpoints/`) and that has no `evals/<name>.eval.json` yet, it exports the checkpoint
+with `python -m worldmodels.export` and evaluates the export (`python -m worldmodels.evaluate --games N`, 16 per
+player by default). A `one_ball` row exports the same checkpoint with `model.one_ball=true` written into its stored
+config (decoding only: training does not read it). Then it writes results.md and results.png from every summary in
+evals/ (the previous shipped model's is `evals/previous_breakout_fast.eval.json`, made with `--games 16` like the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,20 @@ ROWS = {
     "messy_palette": ("+ messy data + palette head (per-pixel colour choice, cross-entropy)", 64_000),
     "messy_palette_unroll": ("messy_palette, then 500 more steps on rows unrolled over 4 steps", 96_000),
     "messy_unroll": ("+ messy data + unrolled loss over 4 steps (data.unroll=4, 1,000 steps)", 64_000),
+    "messy_warm_4000": ("+ messy data + every row at the sampler's warm start (step 4,000 of a 10,000-step run)",
+                        64_000),
+    "messy_palette_warm_4000": ("+ messy data + palette head + every row at the warm start (step 4,000 of 10,000)",
+                                64_000),
+    "messy_palette_warm_one_ball_4000": ("messy_palette_warm_4000 decoded with one ball (model.one_ball)", 64_000),
+    "messy_warm_10000": ("messy_warm, the whole 10,000-step run", 160_000),
+    "messy_palette_warm_10000": ("messy_palette_warm, the whole 10,000-step run", 160_000),
+    "messy_palette_warm_one_ball_10000": ("messy_palette_warm_10000 decoded with one ball", 160_000),
 }
-CURVE_STEPS = (1000, 2000, 4000)  # the game run's checkpoints on the learning curve, with its last one
+# The long runs (train.sh's messy_warm and messy_palette_warm, 10,000 steps, a checkpoint every 1,000): each curve
+# name -> (run folder, decoded with one ball).
+LONG_RUNS = {"messy_warm": ("messy_warm", False), "messy_palette_warm": ("messy_palette_warm", False),
+             "messy_palette_warm_one_ball": ("messy_palette_warm", True)}
+CURVE_STEPS = (1000, 2000, 4000, 6000, 8000, 10000)
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -58,34 +69,49 @@ def evaluate(onnx: Path, out: Path, games: int) -> None:
     print(f"evaluated {onnx} -> {out.relative_to(ROOT)}")
 
 
-def export_and_evaluate(ckpt: Path, out: Path, games: int) -> None:
+def export_and_evaluate(ckpt: Path, out: Path, games: int, one_ball: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        if one_ball:
+            ckpt = one_ball_copy(ckpt, Path(tmp) / ckpt.name)
         subprocess.run([sys.executable, "-m", "worldmodels.export", str(ckpt), "--out", tmp], check=True,
                        stdout=subprocess.DEVNULL)
         evaluate(Path(tmp) / "breakout.onnx", out, games)
 
 
-def evaluate_runs(game_run: Path, games: int) -> None:
-    """Rows whose run has finished (its end-of-fit export exists), and the game run's curve once it has finished."""
+def one_ball_copy(ckpt: Path, out: Path) -> Path:
+    """The checkpoint with `model.one_ball: true` in its stored config (the weights as they are)."""
+    import torch  # heavy: only the one_ball rows need it
+
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    checkpoint["worldmodels"]["config"]["model"]["one_ball"] = True
+    torch.save(checkpoint, out)
+    return out
+
+
+def step_checkpoint(run: str, step: int) -> Path:
+    return ROOT / "outputs" / "breakout_levers" / run / "checkpoints" / f"step{step:06d}.ckpt"
+
+
+def evaluate_runs(games: int) -> None:
+    """Every row and curve point whose checkpoint exists and that has no summary in evals/ yet."""
     EVALS.mkdir(exist_ok=True)
+    todo = {}
     for row in ROWS:
         run = ROOT / "outputs" / "breakout_levers" / row
-        out = EVALS / f"{row}.eval.json"
-        if (run / "export" / "breakout.onnx").exists() and not out.exists():
-            export_and_evaluate(run / "checkpoints" / "last.ckpt", out, games)  # exported by today's code
-    if not (game_run / "export" / "breakout.onnx").exists():
-        return
-    ckpts = {int(re.findall(r"\d+", p.name)[0]): p for p in (game_run / "checkpoints").glob("step*.ckpt")}
-    for step in sorted(s for s in ckpts if s in CURVE_STEPS or s == max(ckpts)):
-        out = EVALS / f"breakout_game_{step}.eval.json"
-        if not out.exists():
-            export_and_evaluate(ckpts[step], out, games)
+        if (run / "export" / "breakout.onnx").exists():  # a finished train.sh row, exported by today's code
+            todo[row] = (run / "checkpoints" / "last.ckpt", False)
+    for name, (run, one_ball) in LONG_RUNS.items():
+        for step in CURVE_STEPS:
+            todo[f"{name}_{step}"] = (step_checkpoint(run, step), one_ball)
+    for name, (ckpt, one_ball) in todo.items():
+        out = EVALS / f"{name}.eval.json"
+        if ckpt.exists() and not out.exists():
+            export_and_evaluate(ckpt, out, games, one_ball)
 
 
-def curve() -> list[tuple[int, dict]]:
-    found = [(int(re.findall(r"\d+", p.name)[0]), json.loads(p.read_text()))
-             for p in EVALS.glob("breakout_game_*.eval.json")]
-    return sorted(found, key=lambda item: item[0])
+def curve(name: str) -> list[tuple[int, dict]]:
+    found = [(step, EVALS / f"{name}_{step}.eval.json") for step in CURVE_STEPS]
+    return [(step, json.loads(path.read_text())) for step, path in found if path.exists()]
 
 
 def write_results() -> None:
@@ -102,10 +128,12 @@ def write_results() -> None:
     if copy:
         lines.append("| copy last frame (one step) / frozen start frame (rollout) | - | " + " | ".join(
             f.format(get(_baseline(copy))) for _, get, f in COLUMNS) + " |")
-    lines += ["", "Learning curve of `experiment=breakout_game` (16 rows a step).", "",
-              head.replace("| row |", "| step |"), "|" + "---|" * (2 + len(COLUMNS))]
-    for step, r in curve():
-        lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS) + " |")
+    for name in LONG_RUNS:
+        lines += ["", f"Learning curve of `{name}` (16 rows a step; the checkpoints of one 10,000-step run).", "",
+                  head.replace("| row |", "| step |"), "|" + "---|" * (2 + len(COLUMNS))]
+        for step, r in curve(name):
+            lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
+                         + " |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot()
     print((HERE / "results.md").read_text())
@@ -141,18 +169,16 @@ def plot() -> None:
         if path.exists():
             h = json.loads(path.read_text())["rollout"]["model"]["horizons"]
             axes[0].plot([int(k) for k in h], [v["ball_within"] for v in h.values()], label=row)
-    for step, r in curve()[-1:]:
-        h = r["rollout"]["model"]["horizons"]
-        axes[0].plot([int(k) for k in h], [v["ball_within"] for v in h.values()], "k-", lw=2,
-                     label=f"breakout_game {step:,} steps")
     axes[0].set_xlabel("rollout horizon (frames)")
     axes[0].set_ylabel("games with the ball within 1.5 px")
-    axes[0].legend(fontsize=7)
-    steps = [s for s, _ in curve()]
-    for name, key in (("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"]),):
-        axes[1].plot(steps, [key(r) for _, r in curve()], "o-", label=name)
-    axes[1].set_xlabel("breakout_game training step")
+    axes[0].legend(fontsize=6)
+    for name in LONG_RUNS:
+        points = curve(name)
+        axes[1].plot([s for s, _ in points], [r["rollout"]["model"]["ball_kept"]["median"] for _, r in points], "o-",
+                     label=name)
+    axes[1].set_xlabel("training step (16 rows a step)")
     axes[1].set_ylabel("ball-kept horizon, median (frames)")
+    axes[1].legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -162,12 +188,11 @@ def plot() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--game-run", type=Path, default=ROOT / "outputs" / "breakout_game")
     parser.add_argument("--games", type=int, default=16, help="held-out games per player")
     parser.add_argument("--no-eval", action="store_true", help="only rewrite results.md/png from evals/")
     args = parser.parse_args()
     if not args.no_eval:
-        evaluate_runs(args.game_run, args.games)
+        evaluate_runs(args.games)
     write_results()
 
 

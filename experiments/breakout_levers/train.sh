@@ -15,8 +15,12 @@ declare -A ROWS=(
   # messy_palette resumed for 500 more steps on unrolled rows (4 steps each): a curriculum, 96,000 trained rows.
   [messy_palette_unroll]="experiment=breakout_fast trainer.max_steps=4500 $MESSY model.output=palette data.unroll=4 ckpt_path=outputs/breakout_levers/messy_palette/checkpoints/last.ckpt"
   [messy_unroll]="experiment=breakout_fast trainer.max_steps=1000 $MESSY data.unroll=4"
+  # Every row trained at the one-step sampler's input (the newest frame + sigma_max noise), 10,000 steps: report.py
+  # reads their checkpoints at 4,000 steps (this budget) and every 2,000 (the learning curves).
+  [messy_warm]="experiment=breakout_fast trainer.max_steps=10000 $MESSY module.warm_start_fraction=1.0"
+  [messy_palette_warm]="experiment=breakout_fast trainer.max_steps=10000 $MESSY model.output=palette module.warm_start_fraction=1.0"
 )
-for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll}"; do
+for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll messy_warm messy_palette_warm}"; do
   for name in $row; do
     echo "== $name: ${ROWS[$name]}"
     OMP_NUM_THREADS=1 $PY -m worldmodels.train ${ROWS[$name]} trainer.val_check_interval=500 \
