@@ -82,8 +82,10 @@ def one_ball_copy(ckpt: Path, out: Path) -> Path:
     """The checkpoint with `model.one_ball: true` in its stored config (the weights as they are)."""
     import torch  # heavy: only the one_ball rows need it
 
+    from worldmodels.core.config import CHECKPOINT_KEY  # beside torch: only the one_ball rows need it
+
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    checkpoint["worldmodels"]["config"]["model"]["one_ball"] = True
+    checkpoint[CHECKPOINT_KEY]["config"]["model"]["one_ball"] = True
     torch.save(checkpoint, out)
     return out
 

@@ -46,8 +46,9 @@ class FastDenoiserConfig:
     # scoring colour: a pixel is one colour or another, never a blend, so an uncertain ball cannot fade to a smear.
     output: str = "rgb"
     # Palette head only. True: a frame holds at most one ball, a 2x2 square, as in the game. Each pixel takes its best
-    # colour other than the ball's, and the ball is drawn once, on the 2x2 square with the most ball probability,
-    # when the frame's ball probability adds up to more than half a ball. False: each pixel takes its best colour,
+    # colour other than the ball's, and the ball is drawn once, on the 2x2 square with the most ball probability per
+    # pixel in the frame, when the frame's ball probability adds up to more than half of that square's pixels in the
+    # frame (denoiser.one_ball_classes). False: each pixel takes its best colour,
     # so a ball the net is unsure where to put can vanish. Decoding only: training is the same either way.
     one_ball: bool = False
 
