@@ -19,8 +19,10 @@ declare -A ROWS=(
   # reads their checkpoints at 4,000 steps (this budget) and every 2,000 (the learning curves).
   [messy_warm]="experiment=breakout_fast trainer.max_steps=10000 $MESSY module.warm_start_fraction=1.0"
   [messy_palette_warm]="experiment=breakout_fast trainer.max_steps=10000 $MESSY model.output=palette module.warm_start_fraction=1.0"
+  # messy_palette_warm on event-rich rows: every row next to a bounce, brick break or serve, 10% of the others.
+  [messy_palette_warm_events]="experiment=breakout_fast trainer.max_steps=10000 $MESSY model.output=palette module.warm_start_fraction=1.0 data.event_keep=0.1"
 )
-for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll messy_warm messy_palette_warm}"; do
+for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll messy_warm messy_palette_warm messy_palette_warm_events}"; do
   for name in $row; do
     echo "== $name: ${ROWS[$name]}"
     OMP_NUM_THREADS=1 $PY -m worldmodels.train ${ROWS[$name]} trainer.val_check_interval=500 \

@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig
-from worldmodels.breakout.data import BreakoutDataModule, BreakoutStream, play
-from worldmodels.breakout.sim import BreakoutSim
+from worldmodels.breakout.data import BreakoutDataModule, BreakoutStream, play, stream_seeds
+from worldmodels.breakout.sim import BreakoutSim, TrackerPolicy
 from worldmodels.core.data import TRAIN, VAL
 
 CFG = BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4)
@@ -90,3 +90,33 @@ def test_unrolled_rows_are_consecutive_steps_of_one_game():
 
 def test_one_step_rows_carry_no_unroll_keys():
     assert set(batches(BreakoutStream(CFG), 1)[0]) == {"context", "action", "target"}
+
+
+def test_event_keep_keeps_every_event_row_and_drops_the_others():
+    # Nearly no ordinary row survives, so every row served must be one the game's own step results call an event.
+    cfg = BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4, event_keep=1e-9,
+                             policy=PolicyConfig(miss_rate=0.5))
+    rows = batches(BreakoutStream(cfg), 12)
+    # Replay the stream's games (its seeds and policy, as BreakoutStream.__iter__ draws them) with their events.
+    seeds = stream_seeds(0, TRAIN, 0, 0, 0, 8)
+    sim = BreakoutSim(seeds)
+    policy = TrackerPolicy(cfg.policy, np.random.default_rng(stream_seeds(0, TRAIN, 0, 0, 0, 1)[0]))
+    frames, events = [sim.render()], [np.zeros(8, bool)]
+    for _ in range(600):
+        _, frame, event = BreakoutStream._advance(sim, policy)
+        frames.append(frame)
+        events.append(event)
+    event_rows, ordinary_rows = set(), set()
+    for t in range(4, len(frames)):
+        for g in range(8):
+            key = b"".join(frames[k][g].tobytes() for k in range(t - 4, t + 1))
+            (event_rows if events[t][g] | events[t - 1][g] else ordinary_rows).add(key)
+    served = [b"".join(b["context"][i, k].numpy().tobytes() for k in range(4)) + b["target"][i].numpy().tobytes()
+              for b in rows for i in range(4)]
+    assert all(key in event_rows for key in served)
+    assert len(set(served)) == len(served) == 48  # 12 full batches of distinct rows
+    # With every row kept the same games give mostly ordinary rows.
+    everything = [b"".join(b["context"][i, k].numpy().tobytes() for k in range(4)) + b["target"][i].numpy().tobytes()
+                  for b in batches(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4,
+                                                                     policy=cfg.policy)), 12) for i in range(4)]
+    assert sum(key in ordinary_rows for key in everything) > 24

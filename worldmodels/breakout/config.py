@@ -97,6 +97,9 @@ class BreakoutDataConfig:
     # Steps of the true game per row: 1 gives (context, action, next frame); n > 1 adds the n - 1 steps after it
     # (`next_actions`, `next_targets`): the objective then feeds the model's own sampled frames back over them.
     unroll: int = 1
+    # Share of ordinary rows kept (1: every row). Rows whose target or newest context frame was made by a step with
+    # an event (a brick broken, a ball lost and served again, a wall or paddle bounce) are always kept.
+    event_keep: float = 1.0
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     def validate(self, key: str) -> None:
@@ -108,6 +111,7 @@ class BreakoutDataConfig:
         require(self.warmup_steps >= 0, f"{key}.warmup_steps", "must be >= 0")
         require(self.val_batches > 0, f"{key}.val_batches", "must be > 0")
         require(self.unroll >= 1, f"{key}.unroll", f"must be >= 1 (got {self.unroll})")
+        require(0.0 < self.event_keep <= 1.0, f"{key}.event_keep", f"must be in (0, 1] (got {self.event_keep})")
         for name in ("random_action_rate", "miss_rate", "bad_move_rate", "reset_rate"):
             rate = getattr(self.policy, name)
             require(0.0 <= rate <= 1.0, f"{key}.policy.{name}", f"must be in [0, 1] (got {rate})")

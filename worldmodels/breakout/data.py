@@ -4,6 +4,9 @@ A row is (4 context frames oldest -> newest, the action taken, the next frame), 
 dicts `context` (B, 4, 64, 64, 3), `action` (B,), `target` (B, 64, 64, 3), normalized on the model's device.
 With `unroll` n > 1 a row also carries the game's next n - 1 steps: `next_actions` (B, n - 1) and `next_targets`
 (B, n - 1, 64, 64, 3), for the objective's unrolled loss.
+With `event_keep` < 1 the stream drops ordinary rows: every row whose target or newest context frame was made by
+a step with an event (`step_events`: a brick broken, a ball lost and served again, a wall or paddle bounce) is kept,
+the others at that rate, so the rare events (a serve is 0.2% of the messy tracker's rows) weigh more per step.
 
 Every stream derives its games' seeds from (seed, stream, rank, worker, generation) with numpy's SeedSequence:
 train, validation and test use different `stream` ids, so held-out seeds never meet the training games; each
@@ -23,13 +26,18 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES
-from worldmodels.breakout.sim import BreakoutSim, TrackerPolicy
+from worldmodels.breakout.sim import BreakoutSim, StepResult, TrackerPolicy
 from worldmodels.core.data import TRAIN, StreamDataModule
 
 
 def stream_seeds(seed: int, stream: int, rank: int, worker: int, generation: int, count: int) -> np.ndarray:
     """`count` game seeds (uint32) for one stream position; different arguments give unrelated seeds."""
     return np.random.SeedSequence([seed, stream, rank, worker, generation]).generate_state(count)
+
+
+def step_events(result: StepResult) -> np.ndarray:
+    """(G,) bool: the step broke a brick, lost a ball (and served a new one) or bounced off a wall or the paddle."""
+    return (result.reward > 0) | result.life_lost | result.game_over | result.wall_bounce | result.paddle_bounce
 
 
 class BreakoutStream(IterableDataset):
@@ -54,44 +62,54 @@ class BreakoutStream(IterableDataset):
         for _ in range(self.cfg.warmup_steps + CONTEXT_FRAMES - 1):
             history = (history + [self._advance(sim, policy)[1]])[-CONTEXT_FRAMES:]
         # A row spans CONTEXT_FRAMES + unroll frames and unroll actions; fill all but the newest step first.
+        # events[:, j]: something happened (`step_events`) on the step that made frames[:, j].
         frames = np.stack(history, axis=1)  # (G, 4, H, W, 3)
+        events = np.zeros((games, CONTEXT_FRAMES), bool)
         acts = np.zeros((games, 0), np.int64)
         for _ in range(self.cfg.unroll - 1):
-            step_actions, frame = self._advance(sim, policy)
+            step_actions, frame, event = self._advance(sim, policy)
             frames = np.concatenate([frames, frame[:, None]], axis=1)
+            events = np.concatenate([events, event[:, None]], axis=1)
             acts = np.concatenate([acts, step_actions[:, None].astype(np.int64)], axis=1)
 
         # With several workers each one serves its share of max_batches.
         budget = None if self.max_batches is None else len(range(worker, self.max_batches, workers))
-        served = 0
+        served, carry = 0, None
         while budget is None or served < budget:
-            step_actions, frame = self._advance(sim, policy)
+            step_actions, frame, event = self._advance(sim, policy)
             window = np.concatenate([frames, frame[:, None]], axis=1)  # (G, 4 + unroll, H, W, 3)
+            window_events = np.concatenate([events, event[:, None]], axis=1)  # (G, 4 + unroll)
             window_acts = np.concatenate([acts, step_actions[:, None].astype(np.int64)], axis=1)  # (G, unroll)
             order = rng.permutation(games)
-            for start in range(0, games, self.cfg.batch_size):
-                idx = order[start:start + self.cfg.batch_size]
-                row = {
-                    "context": torch.from_numpy(window[idx, :CONTEXT_FRAMES]),
-                    "action": torch.from_numpy(window_acts[idx, 0]),
-                    "target": torch.from_numpy(window[idx, CONTEXT_FRAMES]),
-                }
-                if self.cfg.unroll > 1:
-                    row["next_actions"] = torch.from_numpy(window_acts[idx, 1:])  # (B, unroll - 1)
-                    row["next_targets"] = torch.from_numpy(window[idx, CONTEXT_FRAMES + 1:])  # (B, unroll - 1, ...)
-                yield row
+            if self.cfg.event_keep < 1.0:
+                # A row is an event row when its target or its newest context frame was made by an event step
+                # (so "the frame after a paddle bounce" counts); other rows are kept at the event_keep rate.
+                keep = window_events[:, CONTEXT_FRAMES - 1] | window_events[:, CONTEXT_FRAMES]
+                keep |= rng.random(games) < self.cfg.event_keep
+                order = order[keep[order]]
+            rows = {"context": window[order, :CONTEXT_FRAMES], "action": window_acts[order, 0],
+                    "target": window[order, CONTEXT_FRAMES]}
+            if self.cfg.unroll > 1:
+                rows["next_actions"] = window_acts[order, 1:]  # (R, unroll - 1)
+                rows["next_targets"] = window[order, CONTEXT_FRAMES + 1:]  # (R, unroll - 1, ...)
+            if carry is not None:  # kept rows left over from the last step come first
+                rows = {key: np.concatenate([carry[key], value]) for key, value in rows.items()}
+            full = len(rows["action"]) - len(rows["action"]) % self.cfg.batch_size
+            for start in range(0, full, self.cfg.batch_size):
+                yield {key: torch.from_numpy(value[start:start + self.cfg.batch_size]) for key, value in rows.items()}
                 served += 1
                 if budget is not None and served >= budget:
                     return
-            frames, acts = window[:, 1:], window_acts[:, 1:]
+            carry = {key: value[full:] for key, value in rows.items()}
+            frames, events, acts = window[:, 1:], window_events[:, 1:], window_acts[:, 1:]
 
     @staticmethod
-    def _advance(sim: BreakoutSim, policy: TrackerPolicy) -> tuple[np.ndarray, np.ndarray]:
-        """One step of every game under the policy: (actions (G,), next frames (G, H, W, 3))."""
+    def _advance(sim: BreakoutSim, policy: TrackerPolicy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step of every game under the policy: (actions (G,), next frames (G, H, W, 3), `step_events` (G,))."""
         policy.maybe_reset(sim)
         actions = policy.act(sim)
-        sim.step(actions)
-        return actions, sim.render()
+        result = sim.step(actions)
+        return actions, sim.render(), step_events(result)
 
 
 class BreakoutDataModule(StreamDataModule):
@@ -113,7 +131,7 @@ def play(policy_cfg: PolicyConfig, seeds: np.ndarray, steps: int, warmup: int = 
         BreakoutStream._advance(sim, policy)
     frames, actions = [sim.render()], []
     for _ in range(steps):
-        action, frame = BreakoutStream._advance(sim, policy)
+        action, frame, _ = BreakoutStream._advance(sim, policy)
         actions.append(action.astype(np.int64))
         frames.append(frame)
     return np.stack(frames), np.stack(actions)
