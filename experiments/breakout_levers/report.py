@@ -41,12 +41,22 @@ ROWS = {
     "messy_warm_10000": ("messy_warm, the whole 10,000-step run", 160_000),
     "messy_palette_warm_10000": ("messy_palette_warm, the whole 10,000-step run", 160_000),
     "messy_palette_warm_one_ball_10000": ("messy_palette_warm_10000 decoded with one ball", 160_000),
+    "messy_palette_warm_events_4000": ("messy_palette_warm on event-rich rows (data.event_keep=0.1; step 4,000)",
+                                       64_000),
+    "messy_palette_warm_events_one_ball_4000": ("messy_palette_warm_events_4000 decoded with one ball", 64_000),
+    "messy_palette_warm_events_10000": ("messy_palette_warm_events, the whole 10,000-step run", 160_000),
+    "messy_palette_warm_events_one_ball_10000": ("messy_palette_warm_events_10000 decoded with one ball", 160_000),
 }
-# The long runs (train.sh's messy_warm and messy_palette_warm, 10,000 steps, a checkpoint every 1,000): each curve
-# name -> (run folder, decoded with one ball).
-LONG_RUNS = {"messy_warm": ("messy_warm", False), "messy_palette_warm": ("messy_palette_warm", False),
-             "messy_palette_warm_one_ball": ("messy_palette_warm", True)}
+# The long runs (train.sh's 10,000-step rows, a checkpoint every 500): each curve name -> (run folder, decoded with
+# one ball, the steps evaluated). The one-ball curves are the full learning curves; plain decoding is evaluated at
+# the rows' steps only (an evaluation takes minutes on this machine).
 CURVE_STEPS = (1000, 2000, 4000, 6000, 8000, 10000)
+ROW_STEPS = (1000, 4000, 10000)
+LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
+             "messy_palette_warm": ("messy_palette_warm", False, ROW_STEPS),
+             "messy_palette_warm_one_ball": ("messy_palette_warm", True, CURVE_STEPS),
+             "messy_palette_warm_events": ("messy_palette_warm_events", False, ROW_STEPS),
+             "messy_palette_warm_events_one_ball": ("messy_palette_warm_events", True, CURVE_STEPS)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -102,8 +112,8 @@ def evaluate_runs(games: int) -> None:
         run = ROOT / "outputs" / "breakout_levers" / row
         if (run / "export" / "breakout.onnx").exists():  # a finished train.sh row, exported by today's code
             todo[row] = (run / "checkpoints" / "last.ckpt", False)
-    for name, (run, one_ball) in LONG_RUNS.items():
-        for step in CURVE_STEPS:
+    for name, (run, one_ball, steps) in LONG_RUNS.items():
+        for step in steps:
             todo[f"{name}_{step}"] = (step_checkpoint(run, step), one_ball)
     for name, (ckpt, one_ball) in todo.items():
         out = EVALS / f"{name}.eval.json"
@@ -112,7 +122,7 @@ def evaluate_runs(games: int) -> None:
 
 
 def curve(name: str) -> list[tuple[int, dict]]:
-    found = [(step, EVALS / f"{name}_{step}.eval.json") for step in CURVE_STEPS]
+    found = [(step, EVALS / f"{name}_{step}.eval.json") for step in LONG_RUNS[name][2]]
     return [(step, json.loads(path.read_text())) for step, path in found if path.exists()]
 
 
