@@ -41,21 +41,20 @@ ROWS = {
     "messy_warm_10000": ("messy_warm, the whole 10,000-step run", 160_000),
     "messy_palette_warm_10000": ("messy_palette_warm, the whole 10,000-step run", 160_000),
     "messy_palette_warm_one_ball_10000": ("messy_palette_warm_10000 decoded with one ball", 160_000),
-    "messy_palette_warm_events_4000": ("messy_palette_warm on event-rich rows (data.event_keep=0.1; step 4,000)",
-                                       64_000),
-    "messy_palette_warm_events_one_ball_4000": ("messy_palette_warm_events_4000 decoded with one ball", 64_000),
-    "messy_palette_warm_events_10000": ("messy_palette_warm_events, the whole 10,000-step run", 160_000),
-    "messy_palette_warm_events_one_ball_10000": ("messy_palette_warm_events_10000 decoded with one ball", 160_000),
+    "messy_palette_warm_events_one_ball_4000": ("messy_palette_warm_one_ball on event-rich rows "
+                                                "(data.event_keep=0.1; step 4,000 of 10,000)", 64_000),
+    "messy_palette_warm_events_one_ball_10000": ("messy_palette_warm_events, the whole 10,000-step run, one ball",
+                                                 160_000),
 }
 # The long runs (train.sh's 10,000-step rows, a checkpoint every 500): each curve name -> (run folder, decoded with
 # one ball, the steps evaluated). The one-ball curves are the full learning curves; plain decoding is evaluated at
-# the rows' steps only (an evaluation takes minutes on this machine).
-CURVE_STEPS = (1000, 2000, 4000, 6000, 8000, 10000)
+# the rows' steps only (an evaluation takes 4-7 minutes on this machine).
+CURVE_STEPS = (1000, 2000, 4000, 7000, 10000)
 ROW_STEPS = (1000, 4000, 10000)
 LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
              "messy_palette_warm": ("messy_palette_warm", False, ROW_STEPS),
              "messy_palette_warm_one_ball": ("messy_palette_warm", True, CURVE_STEPS),
-             "messy_palette_warm_events": ("messy_palette_warm_events", False, ROW_STEPS),
+             "messy_palette_warm_events": ("messy_palette_warm_events", False, (1000,)),
              "messy_palette_warm_events_one_ball": ("messy_palette_warm_events", True, CURVE_STEPS)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),

@@ -143,14 +143,16 @@ def test_ema_weights_follow_the_live_weights_and_are_used_for_inference():
 
 @pytest.mark.slow
 def test_breakout_game_recipe_and_unrolled_rows_train_end_to_end(tmp_path):
-    """The shipped recipe's levers (context noise, messy data) and the unrolled loss through the real trainer."""
+    """The shipped recipe's levers (palette head with one ball, event-rich messy rows, warm-start rows) and the
+    unrolled loss through the real trainer."""
     run_dir = tmp_path / "run"
     result = run_cli("worldmodels.train", "experiment=breakout_game", "debug=smoke", "data.unroll=2", "logger=csv",
                      f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((run_dir / "export" / "breakout.json").read_text())
     config = manifest["training_config"]
-    assert config["data"]["unroll"] == 2 and config["module"]["context_noise"] == 0.1
+    assert config["data"]["unroll"] == 2 and config["data"]["event_keep"] == 0.1
+    assert manifest["model"]["output"] == "palette" and manifest["model"]["one_ball"] is True
     assert manifest["metrics"]["global_step"] == 4 and math.isfinite(manifest["metrics"]["val/loss"])
 
 
