@@ -135,6 +135,11 @@ def write_results() -> None:
             r = json.loads(path.read_text())
             lines.append(f"| {row}: {what} | {trained:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
                          + " |")
+    ceiling = EVALS / "ceiling_4_frames.json"
+    if ceiling.exists():  # ceiling.py: rollout scores only
+        r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
+        lines.append("| 4-frame physics oracle (ceiling.py: the game's rules, the ball's state read from the 4 context "
+                     "frames) | - | " + " | ".join(_cell(get, f, r) for _, get, f in COLUMNS) + " |")
     copy = _any_result()
     if copy:
         lines.append("| copy last frame (one step) / frozen start frame (rollout) | - | " + " | ".join(
@@ -150,13 +155,20 @@ def write_results() -> None:
     print((HERE / "results.md").read_text())
 
 
+def _cell(get, fmt: str, r: dict) -> str:
+    try:
+        return fmt.format(get(r))
+    except KeyError:
+        return "-"
+
+
 def _games() -> str:
     r = _any_result()
     return "-" if r is None else f"{r['games_per_player']} x {len(r['players'])}"
 
 
 def _any_result() -> dict | None:
-    paths = sorted(EVALS.glob("*.eval.json"))
+    paths = sorted(EVALS.glob("*.eval.json"))  # evaluate's summaries (ceiling.py's has no one-step part)
     return json.loads(paths[0].read_text()) if paths else None
 
 
