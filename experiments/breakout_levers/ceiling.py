@@ -1,7 +1,7 @@
 """How far can any 4-frame model keep the ball? A physics oracle that knows the game's rules exactly but, like the
 world model, sees only the 4 context frames, dreams the same held-out games as `evaluate`.
 
-    .venv/bin/python experiments/breakout_levers/ceiling.py [--games 16] [--out evals/ceiling_4_frames.json]
+    .venv/bin/python experiments/breakout_levers/ceiling.py [--games 16] [--context 4] [--out evals/...json]
 
 The ball's state (x, y, vx, vy) is not in the pixels: a frame shows the ball's pixel, floor(position + 0.5), and vx
 takes any value in [0.25, 1.5] px a frame. The oracle tries every state on a grid at the oldest context frame (x every
@@ -12,7 +12,8 @@ state nearest their mean. It then plays the game on from that state with the tru
 from the newest context frame, exact on true frames); its frames are scored by `evaluate`'s own rollout scores.
 Where no state fits even the newest frame (no ball in it) the oracle has no ball and that game counts as lost at
 frame 1. A new serve after a lost ball takes a random vx, as in the game. The oracle's ball-kept horizon is what a
-perfect 4-frame world model would reach, up to the grid's resolution.
+perfect 4-frame world model would reach, up to the grid's resolution. `--context 8` or `16` gives the oracle more
+frames (the same games, its rollout starting later): what more context would buy a model.
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ def latest_estimate(frames: np.ndarray, actions: np.ndarray, paddle_x: np.ndarra
 
 
 def oracle_rollout(frames: np.ndarray, actions: np.ndarray, paddle_x: np.ndarray, horizon: int) -> np.ndarray:
-    """The oracle's dream (horizon, G, H, W, 3) from context frames (4, G, ...) and the true keys (3 + horizon, G)."""
+    """The oracle's dream (horizon, G, H, W, 3) from context frames (C, G, ...) and the true keys (C - 1 + horizon,
+    G); paddle_x (C, G) is the paddle's true left edge in the context frames."""
     games = frames.shape[1]
-    newest = CONTEXT_FRAMES - 1
+    newest = len(frames) - 1
     sim = BreakoutSim(np.arange(games), auto_reset=True)
     sim.paddle_x[:] = paddle_x[newest]
     sim.bricks[:] = read_bricks(frames[newest])
@@ -104,22 +106,30 @@ def main() -> None:
     parser.add_argument("--games", type=int, default=16, help="held-out games per player (evaluate's --games)")
     parser.add_argument("--horizon", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=HERE / "evals" / "ceiling_4_frames.json")
+    parser.add_argument("--context", type=int, default=CONTEXT_FRAMES,
+                        help="context frames the oracle sees (the models see 4); more than 4 start the same games' "
+                             "rollouts that many frames later")
+    parser.add_argument("--out", type=Path, help="default: evals/ceiling_<context>_frames.json")
     args = parser.parse_args()
+    if args.context < 1:
+        parser.error(f"--context must be >= 1 (got {args.context})")
+    out = args.out or HERE / "evals" / f"ceiling_{args.context}_frames.json"
     players = list(PLAYERS)
-    played = play_games(players, args.games, CONTEXT_FRAMES - 1 + max(args.horizon, 128), args.seed)
-    pred = oracle_rollout(played.frames[:CONTEXT_FRAMES], played.actions, played.paddle_x, args.horizon)
-    truth = played.frames[CONTEXT_FRAMES:CONTEXT_FRAMES + args.horizon]
+    c = args.context
+    played = play_games(players, args.games, max(CONTEXT_FRAMES - 1 + max(args.horizon, 128), c - 1 + args.horizon),
+                        args.seed)
+    pred = oracle_rollout(played.frames[:c], played.actions, played.paddle_x[:c], args.horizon)
+    truth = played.frames[c:c + args.horizon]
     scores = rollout_scores(truth, pred, played.players)
     summary = {"games_per_player": args.games, "players": players, "seed": args.seed, "horizon": args.horizon,
-               "oracle": scores}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=1))
+               "context": c, "oracle": scores}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1))
     kept, h = scores["ball_kept"], scores["horizons"]
-    print(f"4-frame physics oracle, {args.games} x {len(players)} held-out games: ball-kept median {kept['median']:g}"
+    print(f"{c}-frame physics oracle, {args.games} x {len(players)} held-out games: ball-kept median {kept['median']:g}"
           f" (mean {kept['mean']:.1f}; per player {kept['per_player']}); ball within 1.5 px at 8: "
           f"{h['8']['ball_within']:.3f}, at 32: {h['32']['ball_within']:.3f}, at 64: {h['64']['ball_within']:.3f}; "
-          f"ball missing at 32: {h['32']['ball_missing']:.3f} -> {args.out}")
+          f"ball missing at 32: {h['32']['ball_missing']:.3f} -> {out}")
 
 
 if __name__ == "__main__":

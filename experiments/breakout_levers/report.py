@@ -135,11 +135,13 @@ def write_results() -> None:
             r = json.loads(path.read_text())
             lines.append(f"| {row}: {what} | {trained:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
                          + " |")
-    ceiling = EVALS / "ceiling_4_frames.json"
-    if ceiling.exists():  # ceiling.py: rollout scores only
-        r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
-        lines.append("| 4-frame physics oracle (ceiling.py: the game's rules, the ball's state read from the 4 context "
-                     "frames) | - | " + " | ".join(_cell(get, f, r) for _, get, f in COLUMNS) + " |")
+    for context in (4, 8, 16):  # ceiling.py's oracles: rollout scores only
+        ceiling = EVALS / f"ceiling_{context}_frames.json"
+        if ceiling.exists():
+            r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
+            lines.append(f"| {context}-frame physics oracle (ceiling.py: the game's rules, the ball's state read from "
+                         f"{context} context frames) | - | " + " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
+                         + " |")
     copy = _any_result()
     if copy:
         lines.append("| copy last frame (one step) / frozen start frame (rollout) | - | " + " | ".join(
