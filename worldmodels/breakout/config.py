@@ -98,7 +98,8 @@ class BreakoutDataConfig:
     # (`next_actions`, `next_targets`): the objective then feeds the model's own sampled frames back over them.
     unroll: int = 1
     # Share of ordinary rows kept (1: every row). Rows whose target or newest context frame was made by a step with
-    # an event (a brick broken, a ball lost and served again, a wall or paddle bounce) are always kept.
+    # an event (a brick broken, a ball lost and served again, a wall or paddle bounce) are always kept. The held-out
+    # streams are filtered the same way, so validation losses of runs with different event_keep do not compare.
     event_keep: float = 1.0
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
