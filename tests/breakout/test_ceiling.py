@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodels.breakout.sim import BreakoutSim
+from worldmodels.breakout.sim import BALL_COLOR, BreakoutSim
 
 SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "breakout_levers" / "ceiling.py"
 
@@ -48,7 +48,7 @@ def test_oracle_without_a_ball_in_its_context_draws_none():
     ceiling = load_ceiling()
     sim = BreakoutSim([3])
     frames = np.stack([sim.render()[0]] * 4)
-    frames[..., :] = np.where((frames == [0, 255, 255]).all(-1, keepdims=True), 0, frames)  # paint the ball out
+    frames[(frames == BALL_COLOR).all(-1)] = 0  # paint the ball out
     pred = ceiling.oracle_rollout(frames[:, None], np.zeros((8, 1), np.int64), np.full((4, 1), sim.paddle_x[0]), 5)
     assert pred.shape == (5, 1, 64, 64, 3)
-    assert not (pred == [0, 255, 255]).all(-1).any()
+    assert not (pred == BALL_COLOR).all(-1).any()

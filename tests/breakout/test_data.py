@@ -92,6 +92,12 @@ def test_one_step_rows_carry_no_unroll_keys():
     assert set(batches(BreakoutStream(CFG), 1)[0]) == {"context", "action", "target"}
 
 
+def row_keys(batch_list) -> list[bytes]:
+    """Each row's 4 context frames and target as one byte string, in the order served."""
+    return [b"".join(b["context"][i, k].numpy().tobytes() for k in range(4)) + b["target"][i].numpy().tobytes()
+            for b in batch_list for i in range(len(b["action"]))]
+
+
 def test_event_keep_keeps_every_event_row_and_drops_the_others():
     # Nearly no ordinary row survives, so every row served must be one the game's own step results call an event.
     cfg = BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4, event_keep=1e-9,
@@ -111,12 +117,10 @@ def test_event_keep_keeps_every_event_row_and_drops_the_others():
         for g in range(8):
             key = b"".join(frames[k][g].tobytes() for k in range(t - 4, t + 1))
             (event_rows if events[t][g] | events[t - 1][g] else ordinary_rows).add(key)
-    served = [b"".join(b["context"][i, k].numpy().tobytes() for k in range(4)) + b["target"][i].numpy().tobytes()
-              for b in rows for i in range(4)]
+    served = row_keys(rows)
     assert all(key in event_rows for key in served)
     assert len(set(served)) == len(served) == 48  # 12 full batches of distinct rows
     # With every row kept the same games give mostly ordinary rows.
-    everything = [b"".join(b["context"][i, k].numpy().tobytes() for k in range(4)) + b["target"][i].numpy().tobytes()
-                  for b in batches(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4,
-                                                                     policy=cfg.policy)), 12) for i in range(4)]
+    everything = row_keys(batches(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=8, warmup_steps=4,
+                                                                    policy=cfg.policy)), 12))
     assert sum(key in ordinary_rows for key in everything) > 24

@@ -100,7 +100,8 @@ class BreakoutStream(IterableDataset):
                 served += 1
                 if budget is not None and served >= budget:
                     return
-            carry = {key: value[full:] for key, value in rows.items()}
+            left = len(rows["action"]) > full  # rows short of a whole batch wait (none when every row is kept)
+            carry = {key: value[full:] for key, value in rows.items()} if left else None
             frames, events, acts = window[:, 1:], window_events[:, 1:], window_acts[:, 1:]
 
     @staticmethod
