@@ -4,9 +4,12 @@
     python -m worldmodels.record ALE/Breakout-v5 --dataset-id breakout/holder-v0 --player holder --frame-skip 4 \\
         --sticky 0.25 --env-kwargs '{"frameskip": 1, "repeat_action_probability": 0.0}'
     python -m worldmodels.train task=gym_pixels data=minari data.dataset_id=cartpole/random-v0
+    python -m worldmodels.record CartPole-v1 --dataset-id cartpole/state-v0 --observations state --episodes 200
+    python -m worldmodels.train task=gym_tokens data.dataset_id=cartpole/state-v0
 
 Observations are the env's frames (its RGB observation, or `render()`), resized to --frame-size and stored
-losslessly (no JPEG); actions are the player's. The dataset's description ends with the action names
+losslessly (no JPEG), for the pixel model; with --observations state they are the env's own observations (a Box
+vector), for the token model. Actions are the player's. The dataset's description ends with the action names
 (`actions: NOOP, FIRE, ...`), which training writes into the manifest for the player's keys. Datasets live under
 `MINARI_DATASETS_PATH` (default ~/.minari/datasets); `minari list local` lists them.
 """
@@ -19,6 +22,7 @@ import re
 import sys
 import warnings
 
+import gymnasium
 import numpy as np
 from tqdm import tqdm
 
@@ -42,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(a stable-baselines3 PPO .zip on the env's own observations; --sb3-path)")
     parser.add_argument("--hold", type=float, default=0.75, help="the holder's chance to keep its key (default 0.75)")
     parser.add_argument("--sb3-path", default=None, help="the sb3 player's PPO .zip")
+    parser.add_argument("--observations", choices=("frames", "state"), default="frames",
+                        help="frames (RGB, for task=gym_pixels) or state (the env's own vector observation, for "
+                             "task=gym_tokens; default frames)")
     parser.add_argument("--frame-size", type=int, default=64, help="frames are stored at this size (default 64)")
     parser.add_argument("--frame-skip", type=int, default=1, help="env steps per recorded step (default 1)")
     parser.add_argument("--sticky", type=float, default=0.0, help="chance an env step repeats the previous action")
@@ -89,6 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     names = action_names(env)
     rng = np.random.default_rng([args.seed, 2])
     pixels = PixelEnv(env, args.frame_size, args.frame_skip, args.sticky, rng)
+    state = args.observations == "state"
+    if state and not (isinstance(env.observation_space, gymnasium.spaces.Box) and
+                      np.issubdtype(env.observation_space.dtype, np.number)):
+        raise UserError(f"--observations state: {args.env_id}'s observations are {env.observation_space}, not a Box "
+                        "of numbers; record its frames instead (--observations frames)")
+
+    def observed(frame) -> np.ndarray:
+        return np.asarray(pixels.env_obs, np.float32).reshape(-1) if state else frame
     policy = PixelsPolicyConfig(hold=args.hold, sb3_path=args.sb3_path, sb3_share=1.0)
     player_name = {"random": "random", "holder": "data", "sb3": "sb3"}[args.player]
     from minari.data_collector import EpisodeBuffer  # with minari above
@@ -99,11 +114,11 @@ def main(argv: list[str] | None = None) -> None:
                                       unit="episode")):
             player = make_player(player_name, policy, len(names), rng)
             frame, _ = pixels.reset(seed=int(seed))
-            frames, actions, rewards, ends, cuts = [frame], [], [], [], []
+            frames, actions, rewards, ends, cuts = [observed(frame)], [], [], [], []
             for t in range(args.max_steps):
                 action = player.act(pixels.env_obs)
                 frame, reward, terminated, truncated, _ = pixels.step(action)
-                frames.append(frame)
+                frames.append(observed(frame))
                 actions.append(action)
                 rewards.append(reward)
                 ends.append(bool(terminated))
@@ -117,18 +132,24 @@ def main(argv: list[str] | None = None) -> None:
         env.close()
     if args.force and args.dataset_id in minari.list_local_datasets():
         minari.delete_dataset(args.dataset_id)
+    if state:
+        size = int(np.prod(env.observation_space.shape))
+        space = gymnasium.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        what, train = f"{args.env_id} observations ({size} numbers)", "task=gym_tokens"
+    else:
+        space = pixels.observation_space
+        what = f"{args.env_id} frames at {args.frame_size}x{args.frame_size} RGB"
+        train = "task=gym_pixels data=minari"
     with warnings.catch_warnings():  # "env_spec is None": the frames are not the env's observations, so no env
         warnings.simplefilter("ignore", UserWarning)  # spec is stored; the description names the env id
         dataset = minari.create_dataset_from_buffers(
-            dataset_id=args.dataset_id, buffer=buffers, observation_space=pixels.observation_space,
+            dataset_id=args.dataset_id, buffer=buffers, observation_space=space,
             action_space=env.action_space, algorithm_name=f"worldmodels.record --player {args.player}",
-            description=(f"{args.env_id} frames at {args.frame_size}x{args.frame_size} RGB, frame skip "
-                         f"{args.frame_skip}, sticky {args.sticky}, player {args.player}.\nactions: "
-                         + ", ".join(names)),
+            description=(f"{what}, frame skip {args.frame_skip}, sticky {args.sticky}, player {args.player}."
+                         "\nactions: " + ", ".join(names)),
             data_format="hdf5", jpeg_encoding=False)
     print(f"{args.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} steps, actions "
-          f"{', '.join(names)} (python -m worldmodels.train task=gym_pixels data=minari "
-          f"data.dataset_id={args.dataset_id})")
+          f"{', '.join(names)} (python -m worldmodels.train {train} data.dataset_id={args.dataset_id})")
 
 
 if __name__ == "__main__":

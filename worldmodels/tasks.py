@@ -36,6 +36,7 @@ TASKS = {
     "breakout": "worldmodels.breakout",
     "flappy": "worldmodels.flappy",
     "gym_pixels": "worldmodels.pixels",
+    "gym_tokens": "worldmodels.gym_tokens",
 }
 
 

@@ -48,10 +48,10 @@ def window_starts(frames: np.ndarray, window_frames: int, count: int, rng: np.ra
     return episode, np.clip(start, 0, np.maximum(frames[episode] - window_frames, 0))
 
 
-def cut_windows(store: EpisodeStore, episodes: np.ndarray, starts: np.ndarray, window_frames: int
-                ) -> dict[str, torch.Tensor]:
-    """The batch of windows (episode id, start frame): tokens, positions (B, L) int64 and mask (B, L) bool."""
-    k = SPEC.tokens_per_frame
+def cut_windows(store: EpisodeStore, episodes: np.ndarray, starts: np.ndarray, window_frames: int,
+                k: int = SPEC.tokens_per_frame) -> dict[str, torch.Tensor]:
+    """The batch of windows (episode id, start frame): tokens, positions (B, L) int64 and mask (B, L) bool. `store`
+    needs only `tokens` (every episode's, concatenated), `offsets` and `frames`; `k` is the tokens per frame."""
     length = window_frames * k
     tokens = np.full((len(episodes), length), PAD_TOKEN, np.int64)
     mask = np.zeros((len(episodes), length), bool)
@@ -67,15 +67,17 @@ def cut_windows(store: EpisodeStore, episodes: np.ndarray, starts: np.ndarray, w
 
 class FlappyWindows(IterableDataset):
     """Endless (or `max_batches`-long) batches of windows from `episode_ids`. Each (rank, DataLoader worker) draws
-    from its own seed; a held-out stream (`max_batches` set, one process) is the same list of windows every time."""
+    from its own seed; a held-out stream (`max_batches` set, one process) is the same list of windows every time.
+    `cfg` needs `window_frames` and `batch_size`; `k` is the tokens per frame (another spec's, for gym_tokens)."""
 
     def __init__(self, store: EpisodeStore, episode_ids: np.ndarray, cfg: FlappyDataConfig, seed: int = 0,
-                 stream: int = TRAIN, rank: int = 0, generation: int = 0, max_batches: int | None = None):
+                 stream: int = TRAIN, rank: int = 0, generation: int = 0, max_batches: int | None = None,
+                 k: int = SPEC.tokens_per_frame):
         if len(episode_ids) == 0:
             raise UserError(f"flappy data: no episodes for stream {stream} in {store.directory}")
         self.store, self.episode_ids, self.cfg = store, np.asarray(episode_ids, np.int64), cfg
         self.seed, self.stream, self.rank, self.generation = seed, stream, rank, generation
-        self.max_batches = max_batches
+        self.max_batches, self.k = max_batches, k
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -87,7 +89,7 @@ class FlappyWindows(IterableDataset):
         served = 0
         while budget is None or served < budget:
             picked, starts = window_starts(frames, self.cfg.window_frames, self.cfg.batch_size, rng)
-            yield cut_windows(self.store, self.episode_ids[picked], starts, self.cfg.window_frames)
+            yield cut_windows(self.store, self.episode_ids[picked], starts, self.cfg.window_frames, self.k)
             served += 1
 
 

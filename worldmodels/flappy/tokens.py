@@ -210,7 +210,13 @@ class TokenSpec:
             raise ValueError(f"encode_episode: {len(states)} states but {len(actions)} actions (need one per state)")
         values = stack_states(states)
         values["action"] = actions
-        tokens = np.empty((len(states), self.tokens_per_frame), np.int64)
+        return self.encode_values(values)
+
+    def encode_values(self, values: dict[str, np.ndarray]) -> np.ndarray:
+        """int64 [T * tokens_per_frame] from one array of T values per state attribute the slots read (a field's
+        name; `visible` for the marker), `(T, pipes)` for a pipe slot's, and `action`."""
+        frames = len(values["action"])
+        tokens = np.empty((frames, self.tokens_per_frame), np.int64)
         for position, slot in enumerate(self.frame):
             tokens[:, position] = self._encode_slot(slot, values)
         return tokens.reshape(-1)
@@ -290,6 +296,25 @@ class TokenSpec:
             for t in range(n)
         ]
         return states, values["action"]
+
+    def decode_values(self, tokens) -> dict[str, np.ndarray]:
+        """Tokens [T * k] or [T, k] of a spec without pipe slots -> one array of T values per field: an ordinal
+        field's bin centres, a marker's bool, the action's index (the encode_values inverse, within half a bin).
+        Raises ValueError on a malformed frame."""
+        if self.marker_positions:
+            raise ValueError("decode_values: this spec has pipe slots; decode it with decode_episode")
+        tokens = np.asarray(tokens, np.int64)
+        frames = tokens if tokens.ndim == 2 else tokens.reshape(-1, self.tokens_per_frame)
+        ok = self.well_formed_frames(frames)
+        if not ok.all():
+            raise ValueError(f"decode: malformed frame(s) at index {np.flatnonzero(~ok)[:5].tolist()}")
+        values = {}
+        for position, slot in enumerate(self.frame[:frames.shape[1]]):
+            f = self.field_named(slot.field)
+            local = frames[:, position] - self.offsets[f.name]
+            values[f.name] = (self.from_bins(f.name, local) if f.kind == ORDINAL
+                              else local.astype(bool) if f.kind == MARKER else local)
+        return values
 
     def decode_frame(self, tokens) -> tuple[FlappyState, int | None]:
         """One frame's 10 tokens -> (state, action); 9 state tokens -> (state, None)."""
