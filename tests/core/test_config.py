@@ -35,12 +35,14 @@ def test_config_dir_is_the_checkout_conf():
     [], ["trainer=gpu"], ["trainer=ddp"], ["logger=csv"], ["logger=none"], ["data=breakout_messy"],
     ["debug=smoke"], ["task=flappy"], ["task=flappy", "debug=smoke"], ["task=flappy", "trainer=ddp"],
     ["task=gym_pixels"], ["task=gym_pixels", "debug=smoke"], ["task=gym_pixels", "data=minari", "data.dataset_id=x-v0"],
+    ["task=gym_tokens", "data.dataset_id=x-v0", "debug=smoke"],
     *[[f"experiment={name}"] for name in EXPERIMENTS],
 ])
 def test_every_config_composes_and_validates(overrides):
     run = validate(composed(*overrides))
-    expected = next((t for t in ("flappy", "gym_pixels", "atari") if any(t in o for o in overrides)), "breakout")
-    expected = "gym_pixels" if expected == "atari" else expected
+    expected = next((t for t in ("flappy", "gym_pixels", "atari", "tokens") if any(t in o for o in overrides)),
+                    "breakout")
+    expected = {"atari": "gym_pixels", "tokens": "gym_tokens"}.get(expected, expected)
     assert run.task_name == expected
     widths = run.model.widths if run.model.name == "fast_denoiser" else [run.model.width]
     assert min(widths) > 0
@@ -122,6 +124,13 @@ PINNED = {
                                   "module.context_noise": 0.1,
                                   "module.warm_start_fraction": 0.5, "module.sampler.steps": 1,
                                   "trainer.max_steps": 6000, "callbacks.checkpoint.every_n_train_steps": 1000},
+    "task=gym_tokens data.dataset_id=my/game-v0": {"model.name": "token_transformer", "model.context": 384,
+                                                   "module.name": "gym_tokens", "module.soft_bin_fields": [],
+                                                   "module.optim.lr": 1e-3, "data.fields": [], "data.bins": 64,
+                                                   "data.margin": 0.05, "data.window_frames": 32,
+                                                   "data.val_episodes": 2},
+    "experiment=cartpole_tokens": {"task_name": "gym_tokens", "data.dataset_id": "cartpole/state-v0",
+                                   "data.window_frames": 48, "data.val_episodes": 100, "trainer.max_steps": 3000},
     "sweep=flappy_kernel hydra.mode=MULTIRUN": {"data.collector.episodes": 4000, "trainer.max_steps": 500,
                                                 "module.respawn_weight": 5.0},
     "sweep=breakout_optuna hydra.mode=MULTIRUN": {"model.width": 32, "module.change_weight": 50.0,
@@ -211,7 +220,7 @@ def test_parallel_launcher_composes():
     (["seed=1.5"], "seed: expected int, got 1.5"),
     (["trainer.enable_progress_bar=maybe"], "trainer.enable_progress_bar: expected bool"),
     (["logger.tags=5"], "logger.tags: expected a list"),
-    (["task=nope"], "Could not find 'task/nope' (available: breakout, flappy, gym_pixels)"),
+    (["task=nope"], "Could not find 'task/nope' (available: breakout, flappy, gym_pixels, gym_tokens)"),
     (["trainer.max_steps=0"], "trainer.max_steps: must be > 0"),
     (["logger.mode=sometimes"], "logger.mode: must be auto, online or offline"),
     (["task=flappy", "model.width=102"], "model.width: must be a multiple of heads=4"),
@@ -238,7 +247,8 @@ def test_cli_bad_config_is_one_line(tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.widht=3", "error: model.widht: unknown key"),
     ("model.width=wide", "error: model.width: expected int"),
-    ("task=nope", "error: In 'train': Could not find 'task/nope' (available: breakout, flappy, gym_pixels)"),
+    ("task=nope",
+     "error: In 'train': Could not find 'task/nope' (available: breakout, flappy, gym_pixels, gym_tokens)"),
 ])
 def test_bad_override_stops_before_hydra_runs_in_one_line(tmp_path, monkeypatch, capsys, override, message):
     """Errors of composition stop in `train.main` before Hydra starts a run (in process: no interpreter start-up)."""

@@ -38,6 +38,8 @@ describe("manifest validation", () => {
   it("rejects the wrong task", () => {
     expect(bad(manifest("breakout"), "flappy")).toThrow(/is a breakout model, but the flappy game/);
     expect(bad({ ...manifest("breakout"), task: "pong" })).toThrow(/unknown task "pong"/);
+    expect(bad({ ...manifest("breakout"), task: "pong" })).not.toThrow(/gym_tokens/); // not one the player takes
+    expect(bad({ ...manifest("flappy"), task: "gym_tokens" })).toThrow(/gym_tokens model .* has no browser player yet/);
   });
 
   it("rejects wrong shapes", () => {

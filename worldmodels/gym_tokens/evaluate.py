@@ -236,10 +236,10 @@ def format_tables(result: dict) -> str:
 
 def save_picture(shown: list, fields: list[ResolvedField], path: Path) -> None:
     """Recorded (grey) against dreamed (colour) values of each field, one column per game."""
-    import matplotlib  # the picture only: evaluate's tables need no plotting library
+    import matplotlib  # heavy (~1 s): only the picture pays for it
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use, so the headless backend is the one loaded
 
     figure, axes = plt.subplots(len(fields), len(shown), figsize=(3.2 * len(shown), 1.6 * len(fields)),
                                 squeeze=False, sharex="col")

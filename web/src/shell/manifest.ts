@@ -10,7 +10,9 @@ import { decodeTensors, denoiserTensors, frameInputCount, frameTensors } from ".
 
 export const MANIFEST_FORMAT = SCHEMA.properties.format.const;
 export const SUPPORTED_FORMAT_VERSIONS = [SCHEMA.properties.format_version.const];
-const TASKS = SCHEMA.properties.task.enum;
+// Tasks whose exports the schema knows but no page plays yet (python -m worldmodels.evaluate scores them).
+const UNPLAYED = ["gym_tokens"];
+const TASKS = SCHEMA.properties.task.enum.filter((t) => !UNPLAYED.includes(t));
 
 export type Task = "breakout" | "flappy" | "gym_pixels";
 
@@ -111,6 +113,8 @@ export function validateManifest(raw: unknown, label = "manifest", expectTask?: 
   need(!about("format"), `${label}: not a worldmodels manifest (format is ${JSON.stringify(m.format)}, expected "${MANIFEST_FORMAT}")`);
   need(!about("format_version"),
     `${label}: unknown format version ${JSON.stringify(m.format_version)} (this player reads ${SUPPORTED_FORMAT_VERSIONS.join(", ")}); re-export the model or update the player`);
+  need(!UNPLAYED.includes(m.task),
+    `${label}: a ${m.task} model (a token model of a recording) has no browser player yet; score it with python -m worldmodels.evaluate`);
   const tasks = TASKS.map((t) => `"${t}"`);
   need(!about("task"), `${label}: unknown task ${JSON.stringify(m.task)} (expected ${tasks.slice(0, -1).join(", ")} or ${tasks.at(-1)})`);
   need(!expectTask || m.task === expectTask, `${label}: is a ${m.task} model, but the ${expectTask} game was asked for`);
