@@ -180,6 +180,20 @@ def test_minari_round_trip_record_state_train_export_evaluate(tmp_path, monkeypa
     assert report["games"] == 2 and [f["name"] for f in report["fields"]] == ["cart_x", "pole_angle"]
     assert set(report["one_step"]) == {"model", "copy_last", "constant_velocity", "done"}
     assert report["rollout"]["by_horizon"]["1"]["games"] == 2 and out.with_suffix(".png").stat().st_size > 0
+    other = run_cli("worldmodels.record", "CartPole-v1", "--dataset-id", "test/cartother-v0", "--observations",
+                    "state", "--episodes", "3", "--player", "holder", "--seed", "9")
+    assert other.returncode == 0, other.stderr[-3000:]
+    elsewhere = run_cli("worldmodels.evaluate", str(run_dir / "export" / "gym_tokens.onnx"), "--horizon", "4",
+                        "--recording", "test/cartother-v0", "--out", str(tmp_path / "other.json"))
+    assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]
+    assert "3 episodes (never trained on) of test/cartother-v0" in elsewhere.stdout
+    assert json.loads((tmp_path / "other.json").read_text())["games"] == 3
+    acrobot = run_cli("worldmodels.record", "Acrobot-v1", "--dataset-id", "test/acrobot-v0", "--observations",
+                      "state", "--episodes", "1", "--max-steps", "5")
+    assert acrobot.returncode == 0, acrobot.stderr[-3000:]
+    wrong = run_cli("worldmodels.evaluate", str(run_dir / "export" / "gym_tokens.onnx"), "--recording",
+                    "test/acrobot-v0", "--out", str(tmp_path / "wrong.json"))
+    assert wrong.returncode != 0 and "(not the same game)" in wrong.stderr and not (tmp_path / "wrong.json").exists()
     checkpoint = run_cli("worldmodels.evaluate", str(run_dir / "checkpoints" / "last.ckpt"), "--horizon", "8",
                          "--out", str(tmp_path / "ckpt.json"))
     assert checkpoint.returncode == 0, checkpoint.stderr[-3000:]

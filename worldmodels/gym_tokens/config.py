@@ -126,6 +126,9 @@ def check(run) -> None:
 
 
 def add_eval_arguments(group: argparse._ArgumentGroup) -> None:
-    """gym_tokens models take the Breakout group's --games (held-out episodes scored, all when fewer) and --horizon
-    (frames dreamed per rollout)."""
-    group.description = "use --games (held-out episodes scored) and --horizon (frames dreamed per rollout)"
+    """gym_tokens models take the Breakout group's --games (episodes scored, all when fewer) and --horizon (frames
+    dreamed per rollout), and --recording: another dataset of the same game (other players) to score on."""
+    group.description = ("use --games (episodes scored) and --horizon (frames dreamed per rollout) above, and")
+    group.add_argument("--recording", default=None, metavar="DATASET_ID",
+                       help="score on every episode of this local Minari dataset (the same game and observation, "
+                            "e.g. recorded with another --player) instead of the training dataset's held-out ones")

@@ -146,11 +146,12 @@ def read_recorded(cfg: MinariTokensDataConfig) -> Recorded:
     return _CACHE[key]
 
 
-def _read(cfg: MinariTokensDataConfig) -> Recorded:
-    dataset = open_minari(cfg.dataset_id)
+def read_episodes(cfg: MinariTokensDataConfig, dataset_id: str) -> tuple[list[RecordedEpisode], list[str]]:
+    """Every episode of a local Minari dataset (observations flattened as `cfg` says) and its action names."""
+    dataset = open_minari(dataset_id)
     if not isinstance(dataset.action_space, gymnasium.spaces.Discrete):
-        raise UserError(f"data.dataset_id: {cfg.dataset_id} has {dataset.action_space} actions; the token model "
-                        "needs Discrete actions")
+        raise UserError(f"data.dataset_id: {dataset_id} has {dataset.action_space} actions; the token model needs "
+                        "Discrete actions")
     _, names = minari_facts(dataset)
     if len(set(names)) != len(names):
         names = [f"action {i}" for i in range(len(names))]
@@ -159,6 +160,11 @@ def _read(cfg: MinariTokensDataConfig) -> Recorded:
         actions = np.asarray(episode.actions, np.int64).reshape(-1)
         terminated = bool(np.asarray(episode.terminations).reshape(-1)[-1]) if len(actions) else False
         episodes.append(RecordedEpisode(flat_observations(episode.observations, cfg), actions, terminated))
+    return episodes, names
+
+
+def _read(cfg: MinariTokensDataConfig) -> Recorded:
+    episodes, names = read_episodes(cfg, cfg.dataset_id)
     if len(episodes) <= cfg.val_episodes:
         raise UserError(f"data.val_episodes: {cfg.dataset_id} has {len(episodes)} episodes; holding out "
                         f"{cfg.val_episodes} leaves none to train on")

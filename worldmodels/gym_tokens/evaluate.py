@@ -2,7 +2,8 @@
 
     python -m worldmodels.evaluate outputs/gym_tokens/<run>/export/gym_tokens.onnx --games 16 --horizon 32
 
-A recording has no game to play in closed loop, so the players are the held-out episodes' own (never trained on).
+A recording has no game to play in closed loop, so the players are the held-out episodes' own (never trained on),
+or, with `--recording <dataset id>`, every episode of another recording of the same game (other players).
 Every number is in the observation's own units against the recorded values (not their bins), per declared field:
 
 - one step: each frame's tokens predicted greedily from the true frames before it and the true tokens before each
@@ -37,7 +38,7 @@ from worldmodels.flappy.decoding.backends import OrtBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder
 from worldmodels.flappy.decoding.pytorch import TorchBackend
 from worldmodels.flappy.tokens import TokenSpec
-from worldmodels.gym_tokens.data import Recorded, RecordedEpisode, ResolvedField, read_recorded
+from worldmodels.gym_tokens.data import Recorded, RecordedEpisode, ResolvedField, read_episodes, read_recorded
 
 HORIZONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -210,7 +211,8 @@ def _f(value, digits: int = 3) -> str:
 
 def format_tables(result: dict) -> str:
     o, fields = result["one_step"], result["fields"]
-    lines = [f"# {result['model']}: {result['games']} held-out episodes of {result['dataset_id']}", "",
+    which = "held-out episodes" if result["held_out"] else "episodes (never trained on)"
+    lines = [f"# {result['model']}: {result['games']} {which} of {result['dataset_id']}", "",
              "## One step (true frames before), error as a share of each field's range", "",
              "| | frames | mean error | " + " | ".join(f["name"] for f in fields) + " | every field within 1 bin |",
              "|---|---|---|" + "---|" * len(fields) + "---|"]
@@ -268,8 +270,16 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
     if model.spec.to_json() != recorded.spec.to_json():
         raise UserError(f"{path}: its token spec differs from the one {run.data.dataset_id} gives now (the dataset "
                         "changed since training); retrain, or evaluate on the dataset it was trained on")
-    episodes = recorded.held_out[:args.games]
-    result = {"model": model.label, "dataset_id": run.data.dataset_id, "games": len(episodes),
+    dataset_id, episodes = run.data.dataset_id, recorded.held_out
+    if args.recording:
+        dataset_id, (episodes, names) = args.recording, read_episodes(run.data, args.recording)
+        width = recorded.train[0].observations.shape[1]
+        if names != recorded.action_names or episodes[0].observations.shape[1] != width:
+            raise UserError(f"--recording: {args.recording} has actions {', '.join(names)} and "
+                            f"{episodes[0].observations.shape[1]}-number observations; the model was trained on "
+                            f"{', '.join(recorded.action_names)} and {width} numbers (not the same game)")
+    episodes = episodes[:args.games]
+    result = {"model": model.label, "dataset_id": dataset_id, "held_out": not args.recording, "games": len(episodes),
               "fields": [{"name": f.name, "index": f.index, "bins": f.bins, "low": f.low, "high": f.high}
                          for f in recorded.fields],
               "one_step": one_step(model, recorded, episodes)}
