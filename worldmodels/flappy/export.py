@@ -121,6 +121,20 @@ def flappy_frame_parity(frame_path: Path, decode_path: Path, prefill_path: Path,
             "reference": "FrameDecoder(OrtBackend, slide_before_frame=True), same actions and uniforms"}
 
 
+def decode_graph_keys(cfg, vocab_size: int) -> dict:
+    """The manifest's `inputs`, `outputs` (the batch-1 per-token decode graph's) and `prefill` keys for a
+    TokenTransformer of config `cfg` over `vocab_size` ids."""
+    cache_shape = [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]
+    shapes = ([1, 1], [1], cache_shape, cache_shape, [1])
+    dtypes = ("int64", "int64", "float32", "float32", "int64")
+    return {
+        "inputs": [{"name": n, "shape": s, "dtype": d} for n, s, d in zip(DECODE_INPUTS, shapes, dtypes, strict=True)],
+        "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
+            [1, vocab_size], cache_shape, cache_shape), strict=True)],
+        "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
+    }
+
+
 def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "flappy",
                   tolerance: float = 1e-4, metrics: dict | None = None,
                   start_contexts: list[list[int]] | None = None,
@@ -176,16 +190,7 @@ def export_flappy(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str
         "onnx": f"{name}.onnx",
         "prefill_onnx": f"{name}.prefill.onnx",
         "opset": OPSET,
-        "inputs": [
-            {"name": DECODE_INPUTS[0], "shape": [1, 1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[1], "shape": [1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[2], "shape": cache_shape, "dtype": "float32"},
-            {"name": DECODE_INPUTS[3], "shape": cache_shape, "dtype": "float32"},
-            {"name": DECODE_INPUTS[4], "shape": [1], "dtype": "int64"},
-        ],
-        "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
-            [1, SPEC.vocab_size], cache_shape, cache_shape), strict=True)],
-        "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
+        **decode_graph_keys(cfg, SPEC.vocab_size),
         "frame_onnx": f"{name}.frame.onnx",
         "batch_onnx": f"{name}.batch.onnx",
         "frame_graph": {

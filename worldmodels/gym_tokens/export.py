@@ -35,7 +35,7 @@ from worldmodels.core.manifest import (
 from worldmodels.flappy.decoding.backends import OrtBackend
 from worldmodels.flappy.decoding.decoder import FrameDecoder
 from worldmodels.flappy.decoding.pytorch import TorchBackend
-from worldmodels.flappy.graphs import DECODE_INPUTS, DECODE_OUTPUTS, PREFILL_INPUTS, PREFILL_OUTPUTS
+from worldmodels.flappy.export import decode_graph_keys
 from worldmodels.flappy.tokens import TokenSpec
 from worldmodels.flappy.transformer import export_onnx
 
@@ -86,7 +86,6 @@ def export_gym_tokens(net: nn.Module, run: RunConfig, run_config: dict, extras: 
                               "written")
         decode_model, prefill_model = onnx.load(str(decode_tmp)), onnx.load(str(prefill_tmp))
     cfg = run.model
-    cache_shape = [cfg.layers, 1, cfg.heads, cfg.context, cfg.head_dim]
     manifest = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -95,16 +94,7 @@ def export_gym_tokens(net: nn.Module, run: RunConfig, run_config: dict, extras: 
         "onnx": f"{name}.onnx",
         "prefill_onnx": f"{name}.prefill.onnx",
         "opset": OPSET,
-        "inputs": [
-            {"name": DECODE_INPUTS[0], "shape": [1, 1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[1], "shape": [1], "dtype": "int64"},
-            {"name": DECODE_INPUTS[2], "shape": cache_shape, "dtype": "float32"},
-            {"name": DECODE_INPUTS[3], "shape": cache_shape, "dtype": "float32"},
-            {"name": DECODE_INPUTS[4], "shape": [1], "dtype": "int64"},
-        ],
-        "outputs": [{"name": n, "shape": s, "dtype": "float32"} for n, s in zip(DECODE_OUTPUTS, (
-            [1, spec.vocab_size], cache_shape, cache_shape), strict=True)],
-        "prefill": {"inputs": PREFILL_INPUTS, "outputs": PREFILL_OUTPUTS},
+        **decode_graph_keys(cfg, spec.vocab_size),
         "token_spec": spec.to_json(),
         "fields": list(extras.get("fields", [])),
         "game": {"source": "minari", "dataset_id": run.data.dataset_id, "observation_key": run.data.observation_key},
