@@ -16,6 +16,7 @@ from worldmodels.breakout.metrics import MODEL
 from worldmodels.core.config import compose_config, config_dir
 from worldmodels.core.module import NonFiniteLossError
 from worldmodels.fit import train
+from worldmodels.record import main as record_main
 from worldmodels.tasks import build_module, load_checkpoint, validate
 
 
@@ -101,14 +102,21 @@ ONE_BATCH_DATA = {
                "data.collector.max_frames=100", "data.collector.workers=0", "data.collector.eval_episodes=1",
                "data.collector.val_fraction=0.25"],
     "gym_pixels": ["data.train_episodes=1", "data.val_episodes=1", "data.max_steps=16"],
+    "gym_tokens": ["data.val_episodes=1", "data.window_frames=8"],  # on a recording made in the test
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_runs_one_batch(experiment, tmp_path):
+def test_experiment_runs_one_batch(experiment, tmp_path, monkeypatch):
     # The experiment's own model and objective; only the hardware, batch and data shrink to fit a CPU test.
-    task = validate(compose_config([f"experiment={experiment}"])).task_name
+    run = validate(compose_config([f"experiment={experiment}"]))
+    task = run.task_name
+    if task == "gym_tokens":  # its data is a local recording: make a small one of the game under the dataset's id
+        pytest.importorskip("minari", reason="the minari extra is not installed")
+        monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
+        record_main(["CartPole-v1", "--dataset-id", run.data.dataset_id, "--observations", "state", "--episodes", "4",
+                     "--player", "random"])
     overrides = [f"experiment={experiment}", "trainer.accelerator=cpu", "trainer.devices=1",
                  "trainer.precision=32-true", "trainer.strategy=auto", "trainer.max_steps=1",
                  "trainer.val_check_interval=1", "trainer.enable_progress_bar=false", "data.batch_size=2",
