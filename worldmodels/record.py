@@ -1,4 +1,4 @@
-"""Record episodes of any gymnasium env into a local Minari dataset, as the pixel world model's data.
+"""Record episodes of any gymnasium env into a local Minari dataset, as a world model's data (pixels or tokens).
 
     python -m worldmodels.record CartPole-v1 --dataset-id cartpole/random-v0 --episodes 50
     python -m worldmodels.record ALE/Breakout-v5 --dataset-id breakout/holder-v0 --player holder --frame-skip 4 \\
@@ -37,8 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m worldmodels.record", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("env_id", help="a gymnasium env id with Discrete actions and RGB frames (ALE/... needs "
-                                       "worldmodels[atari])")
+    parser.add_argument("env_id", help="a gymnasium env id with Discrete actions and RGB frames, rendered also with "
+                                       "--observations state (ALE/... needs worldmodels[atari])")
     parser.add_argument("--dataset-id", required=True, help="the Minari dataset to write, [namespace/]name-v<N>")
     parser.add_argument("--episodes", type=int, default=20, help="episodes to record (default 20)")
     parser.add_argument("--player", choices=RECORD_PLAYERS, default="holder",
