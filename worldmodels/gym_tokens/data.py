@@ -67,7 +67,6 @@ class Recorded:
     action_names: list[str]
     train: list[RecordedEpisode]
     held_out: list[RecordedEpisode]
-    game: dict
 
     def tokens(self, episode: RecordedEpisode) -> np.ndarray:
         return encode_recorded(self.spec, self.fields, episode)
@@ -171,12 +170,12 @@ def _read(cfg: MinariTokensDataConfig) -> Recorded:
     train, held_out = episodes[:-cfg.val_episodes], episodes[-cfg.val_episodes:]
     fields = resolve_fields(cfg, train)
     spec = recorded_spec(fields, names)
-    game = {"source": "minari", "dataset_id": cfg.dataset_id, "observation_key": cfg.observation_key}
-    return Recorded(spec, fields, names, train, held_out, game)
+    return Recorded(spec, fields, names, train, held_out)
 
 
 class GymTokensDataModule(StreamDataModule):
-    """Training windows from the training episodes; validation and test (streams VAL, TEST) from the held-out ones."""
+    """Training windows from the training episodes; validation and test (streams VAL, TEST) from the held-out ones.
+    The dataset is read in every process that trains (`cache_dir` is not used: nothing is cached)."""
 
     def __init__(self, cfg: MinariTokensDataConfig, seed: int = 0, cache_dir: str | Path | None = None):
         super().__init__(cfg, seed)
