@@ -108,11 +108,16 @@ class TokenObjectiveConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
 
+    def known_soft_bin_fields(self) -> tuple[str, ...] | None:
+        """The ordinal fields `soft_bin_fields` may name; None when the spec is built later and checks them."""
+        return ORDINAL_FIELDS
+
     def validate(self, key: str) -> None:
         require(self.soft_bin_width >= 0, f"{key}.soft_bin_width", f"must be >= 0 (got {self.soft_bin_width})")
-        for name in self.soft_bin_fields:
-            require(name in ORDINAL_FIELDS, f"{key}.soft_bin_fields",
-                    f"{name!r} is not an ordinal field (ordinal: {', '.join(ORDINAL_FIELDS)})")
+        known = self.known_soft_bin_fields()
+        for name in self.soft_bin_fields if known is not None else ():
+            require(name in known, f"{key}.soft_bin_fields",
+                    f"{name!r} is not an ordinal field (ordinal: {', '.join(known)})")
         for name in ("done_weight", "respawn_weight", "action_weight"):
             value = getattr(self, name)
             require(value >= 0, f"{key}.{name}", f"must be >= 0 (got {value})")

@@ -46,7 +46,7 @@ from worldmodels.flappy.graphs import (
     PREFILL_OUTPUTS,
     frame_inputs,
 )
-from worldmodels.flappy.tokens import SPEC
+from worldmodels.flappy.tokens import SPEC, TokenSpec
 from worldmodels.flappy.transformer import export_onnx
 
 PARITY_TOKENS = 1000  # tokens decoded on PyTorch and onnxruntime before an export is accepted
@@ -73,16 +73,17 @@ class RecordingBackend:
 
 
 def flappy_parity(model, decode_path: Path, prefill_path: Path, context: np.ndarray, frames: int,
-                  slide_frames: int, seed: int = 0) -> tuple[float, bool]:
+                  slide_frames: int, seed: int = 0, spec: TokenSpec = SPEC) -> tuple[float, bool]:
     """Play `frames` frames from `context` with random actions on PyTorch and on the ONNX graphs with the same
-    uniforms: (max |logit difference| over every call, whether every chosen token was the same)."""
+    uniforms: (max |logit difference| over every call, whether every chosen token was the same). `spec`: the token
+    spec the model was trained on (gym_tokens' declared one)."""
     runs = []
     ring = model.cfg.sliding_window
     for backend in (TorchBackend(model), OrtBackend.from_files(decode_path, prefill_path, ring=ring)):
         recorder = RecordingBackend(backend)
-        decoder = FrameDecoder(recorder, slide_frames=slide_frames, seed=seed)
+        decoder = FrameDecoder(recorder, spec, slide_frames=slide_frames, seed=seed)
         decoder.reset(context)
-        actions = np.random.default_rng(seed).integers(0, 2, frames)
+        actions = np.random.default_rng(seed).integers(0, len(spec.field_named("action").labels), frames)
         for action in actions:
             decoder.step(int(action))
         runs.append((np.stack(recorder.logits), decoder.history))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -280,8 +280,7 @@ def run(args: argparse.Namespace, path: Path, run, module) -> None:
                             f"{', '.join(recorded.action_names)} and {width} numbers (not the same game)")
     episodes = episodes[:args.games]
     result = {"model": model.label, "dataset_id": dataset_id, "held_out": not args.recording, "games": len(episodes),
-              "fields": [{"name": f.name, "index": f.index, "bins": f.bins, "low": f.low, "high": f.high}
-                         for f in recorded.fields],
+              "fields": [asdict(f) for f in recorded.fields],
               "one_step": one_step(model, recorded, episodes)}
     result["rollout"], shown = rollout(model, recorded, episodes, args.horizon, args.seed)
     print(format_tables(result))

@@ -3,8 +3,8 @@ spec its declaration made, the resolved fields, the game (the Minari dataset) an
 
     python -m worldmodels.export outputs/gym_tokens/<run>/checkpoints/last.ckpt       (the entry point)
 
-Nothing is written unless PyTorch and onnxruntime decode the same frames from a real start context (greedy, the
-dataset's first actions) with logits within the tolerance.
+Nothing is written unless PyTorch and onnxruntime decode the same frames from a real start context (greedy, random
+actions; Flappy's `flappy_parity`) with every call's logits within the tolerance.
 """
 
 from __future__ import annotations
@@ -32,32 +32,11 @@ from worldmodels.core.manifest import (
     portable_config,
     write_manifest,
 )
-from worldmodels.flappy.decoding.backends import OrtBackend
-from worldmodels.flappy.decoding.decoder import FrameDecoder
-from worldmodels.flappy.decoding.pytorch import TorchBackend
-from worldmodels.flappy.export import decode_graph_keys
+from worldmodels.flappy.export import decode_graph_keys, flappy_parity
 from worldmodels.flappy.tokens import TokenSpec
 from worldmodels.flappy.transformer import export_onnx
 
 PARITY_FRAMES = 40  # frames decoded on PyTorch and onnxruntime before an export is accepted
-
-
-def decode_parity(net, spec: TokenSpec, decode_path: Path, prefill_path: Path, context: np.ndarray, frames: int,
-                  slide_frames: int, seed: int = 0) -> tuple[float, bool]:
-    """Decode `frames` frames from `context` with the same random actions on PyTorch and on the ONNX graphs:
-    (max |logit difference| after the last token of every frame, whether every token was the same)."""
-    actions = np.random.default_rng(seed).integers(0, len(spec.field_named("action").labels), frames)
-    runs = []
-    for backend in (TorchBackend(net), OrtBackend.from_files(decode_path, prefill_path, ring=net.cfg.sliding_window)):
-        decoder = FrameDecoder(backend, spec, slide_frames=slide_frames, seed=seed)
-        decoder.reset(context)
-        logits = []
-        for action in actions:
-            decoder.step(int(action))
-            logits.append(decoder.logits)
-        runs.append((np.stack(logits), decoder.history))
-    (torch_logits, torch_tokens), (ort_logits, ort_tokens) = runs
-    return float(np.abs(torch_logits - ort_logits).max()), torch_tokens == ort_tokens
 
 
 def export_gym_tokens(net: nn.Module, run: RunConfig, run_config: dict, extras: dict, spec: TokenSpec,
@@ -78,8 +57,8 @@ def export_gym_tokens(net: nn.Module, run: RunConfig, run_config: dict, extras: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_onnx(net, decode_tmp, prefill_tmp, dynamic_batch=False)
-        max_diff, same = decode_parity(net, spec, decode_tmp, prefill_tmp, np.asarray(contexts[0]), frames,
-                                       slide_frames)
+        max_diff, same = flappy_parity(net, decode_tmp, prefill_tmp, np.asarray(contexts[0]), frames,
+                                       slide_frames, spec=spec)
         if not (max_diff <= tolerance and same):
             raise ExportError(f"ONNX decoding differs from PyTorch over {frames} frames: max |logit diff| "
                               f"{max_diff:.3g} (tolerance {tolerance:g}), identical tokens: {same}; nothing was "
