@@ -20,7 +20,6 @@ import torch
 
 from worldmodels.breakout.config import DenoiserConfig
 from worldmodels.breakout.denoiser import (
-    INPUT_CHANNELS,
     INPUT_NAME,
     OUTPUT_NAME,
     TinyDenoiser,
@@ -249,8 +248,8 @@ def ort_session(onnx_path: str | Path, threads: int):
 
 def denoiser_input(manifest: dict) -> np.ndarray:
     """A random batch-1 input of the shape the Breakout manifest declares."""
-    frame = manifest["frame"]
-    x = np.random.default_rng(0).standard_normal((1, INPUT_CHANNELS, frame["height"], frame["width"]))
+    frame, channels = manifest["frame"], manifest["inputs"][0]["shape"][1]
+    x = np.random.default_rng(0).standard_normal((1, channels, frame["height"], frame["width"]))
     return x.astype(np.float32)
 
 
@@ -259,12 +258,13 @@ def seed_denoiser_onnx(out: Path, like: dict) -> Path:
     with a manifest copied from `like` so it samples the same way."""
 
 
-    net = TinyDenoiser(DenoiserConfig()).eval()
+    seed = DenoiserConfig(context_frames=like["frame"]["context_frames"])  # the seed's shape, `like`'s input
+    net = TinyDenoiser(seed).eval()
     path = out / "seed_tiny_denoiser.onnx"
     x = torch.from_numpy(denoiser_input(like))
     torch.onnx.export(net, (x,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
                       dynamo=False)
-    model = {**vars(DenoiserConfig()), "parameters": net.num_parameters()}
+    model = {**vars(seed), "parameters": net.num_parameters()}
     path.with_suffix(".json").write_text(json.dumps({**like, "name": path.stem, "onnx": path.name, "model": model}))
     return path
 

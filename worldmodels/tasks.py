@@ -171,7 +171,10 @@ def load_checkpoint(path: str | Path) -> tuple[RunConfig, WorldModelModule]:
     """Rebuild the LightningModule a checkpoint was trained with, weights loaded, in eval mode on the CPU."""
     checkpoint = read_checkpoint(path)
     run_config = checkpoint[CHECKPOINT_KEY]["config"]
-    run = validate(run_config)
+    model = run_config.get("model", {})
+    # The checkpoint's own weights replace the ones its run started from: that export need not be here.
+    built = {**run_config, "model": {**model, "init_from": None}} if model.get("init_from") else run_config
+    run = validate(built)
     module = build_module(run, run_config)
     try:
         module.load_state_dict(checkpoint["state_dict"])

@@ -13,7 +13,8 @@ from the newest context frame, exact on true frames); its frames are scored by `
 Where no state fits even the newest frame (no ball in it) the oracle has no ball and that game counts as lost at
 frame 1. A new serve after a lost ball takes a random vx, as in the game. The oracle's ball-kept horizon is what a
 perfect 4-frame world model would reach, up to the grid's resolution. `--context 8` or `16` gives the oracle more
-frames (the same games, its rollout starting later): what more context would buy a model.
+frames (the same games and target frames: every rollout starts where `evaluate`'s do): what more context would buy
+a model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels.breakout.denoiser import CONTEXT_FRAMES
-from worldmodels.breakout.evaluate import play_games, rollout_scores
+from worldmodels.breakout.evaluate import EVAL_CONTEXT, play_games, rollout_scores
 from worldmodels.breakout.players import PLAYERS
 from worldmodels.breakout.readout import read_balls, read_bricks
 from worldmodels.breakout.sim import BALL_MAX_VX, BALL_MIN_VX, BALL_VY, BreakoutSim, _pixel
@@ -107,8 +108,8 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", type=int, default=CONTEXT_FRAMES,
-                        help="context frames the oracle sees (the models see 4); more than 4 start the same games' "
-                             "rollouts that many frames later")
+                        help="context frames the oracle sees; its rollouts start where evaluate's do (frame "
+                             f"{EVAL_CONTEXT}), more than {EVAL_CONTEXT} start that many frames in")
     parser.add_argument("--out", type=Path, help="default: evals/ceiling_<context>_frames.json")
     args = parser.parse_args()
     if args.context < 1:
@@ -116,10 +117,11 @@ def main() -> None:
     out = args.out or HERE / "evals" / f"ceiling_{args.context}_frames.json"
     players = list(PLAYERS)
     c = args.context
-    played = play_games(players, args.games, max(CONTEXT_FRAMES - 1 + max(args.horizon, 128), c - 1 + args.horizon),
-                        args.seed)
-    pred = oracle_rollout(played.frames[:c], played.actions, played.paddle_x[:c], args.horizon)
-    truth = played.frames[c:c + args.horizon]
+    first = max(c, EVAL_CONTEXT) - 1  # the newest context frame, as in evaluate
+    played = play_games(players, args.games, first + max(args.horizon, 128), args.seed)
+    pred = oracle_rollout(played.frames[first + 1 - c:first + 1], played.actions[first + 1 - c:],
+                          played.paddle_x[first + 1 - c:first + 1], args.horizon)
+    truth = played.frames[first + 1:first + 1 + args.horizon]
     scores = rollout_scores(truth, pred, played.players)
     summary = {"games_per_player": args.games, "players": players, "seed": args.seed, "horizon": args.horizon,
                "context": c, "oracle": scores}

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 MESSY="data.policy.miss_rate=0.25 data.policy.bad_move_rate=0.05 data.policy.reset_rate=0.002"
+GAME4=outputs/breakout_levers/game4.onnx
+mkdir -p outputs/breakout_levers
+[ -f $GAME4 ] || git show bf77902:models/breakout/breakout.onnx > $GAME4
 declare -A ROWS=(
   [fast]="experiment=breakout_fast trainer.max_steps=4000"
   [messy]="experiment=breakout_fast trainer.max_steps=4000 $MESSY"
@@ -21,6 +24,11 @@ declare -A ROWS=(
   [messy_palette_warm]="experiment=breakout_fast trainer.max_steps=10000 $MESSY model.output=palette module.warm_start_fraction=1.0"
   # messy_palette_warm on event-rich rows: every row next to a bounce, brick break or serve, 10% of the others.
   [messy_palette_warm_events]="experiment=breakout_fast trainer.max_steps=10000 $MESSY model.output=palette module.warm_start_fraction=1.0 data.event_keep=0.1"
+  # Fine-tuned from the 4-frame breakout_game model (models/breakout as of bf77902, the step-10,000 point of
+  # messy_palette_warm_events) for 6,000 more steps: with 8 context frames (the older 4 start at zero), and with
+  # its own 4 frames as the control, so the context is the only difference.
+  [game8_ft]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=$GAME4"
+  [game4_ft]="experiment=breakout_game trainer.max_steps=6000 model.init_from=$GAME4"
 )
 for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll messy_warm messy_palette_warm messy_palette_warm_events}"; do
   for name in $row; do

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from worldmodels.core.config import OptimConfig
 from worldmodels.core.schema import require
@@ -18,7 +19,25 @@ from worldmodels.core.schema import require
 FRAME_SIZE = 64  # frames are FRAME_SIZE x FRAME_SIZE RGB (the simulator's, `worldmodels.breakout.sim`)
 
 @dataclass
-class DenoiserConfig:
+class NetInputConfig:
+    """What both denoisers take besides their shape: the context length and the weights they start from."""
+
+    # Context frames the net sees, oldest first: its input has 4 + 3 * context_frames + num_actions channels. 4 fix
+    # neither the ball's sub-pixel x nor its x velocity (`experiments/breakout_levers/ceiling.py`); 8 do, nearly.
+    context_frames: int = 4
+    # An ONNX export of the same net whose weights start this one (fine-tuning). With more context frames than the
+    # export's, its context weights go to the newest frames and the older frames' weights start at zero, so the net
+    # starts as the export. Relative paths are from the directory the command runs in.
+    init_from: str | None = None
+
+    def validate_input(self, key: str) -> None:
+        require(self.context_frames >= 1, f"{key}.context_frames", f"must be >= 1 (got {self.context_frames})")
+        require(self.init_from is None or Path(self.init_from).is_file(), f"{key}.init_from",
+                f"no such file: {self.init_from} (give an exported .onnx)")
+
+
+@dataclass
+class DenoiserConfig(NetInputConfig):
     """TinyDenoiser shape. The defaults are the seed model (~2.34M parameters)."""
 
     name: str = "tiny_denoiser"
@@ -28,13 +47,14 @@ class DenoiserConfig:
 
     def validate(self, key: str) -> None:
         require(self.width > 0, f"{key}.width", f"must be > 0 (got {self.width})")
+        self.validate_input(key)
         require(self.blocks > 0, f"{key}.blocks", f"must be > 0 (got {self.blocks})")
         require(len(self.dilations) > 0 and all(d > 0 for d in self.dilations), f"{key}.dilations",
                 f"must be a non-empty list of positive ints (got {self.dilations})")
 
 
 @dataclass
-class FastDenoiserConfig:
+class FastDenoiserConfig(NetInputConfig):
     """FastDenoiser shape: channels per resolution (64, 32, 16 px for a 64x64 frame) and the blocks at each."""
 
     name: str = "fast_denoiser"
@@ -54,6 +74,7 @@ class FastDenoiserConfig:
 
     def validate(self, key: str) -> None:
         require(self.output in ("rgb", "palette"), f"{key}.output", f"must be rgb or palette (got {self.output!r})")
+        self.validate_input(key)
         require(not self.one_ball or self.output == "palette", f"{key}.one_ball",
                 f"decodes the palette head's scores; set {key}.output=palette with it (got output={self.output!r})")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",

@@ -1,7 +1,8 @@
 """Breakout rows streamed from many seeded simulators: there is no fixed dataset, the game makes more.
 
-A row is (4 context frames oldest -> newest, the action taken, the next frame), all uint8 HxWx3; batches are
-dicts `context` (B, 4, 64, 64, 3), `action` (B,), `target` (B, 64, 64, 3), normalized on the model's device.
+A row is (K context frames oldest -> newest, the action taken, the next frame), all uint8 HxWx3; batches are
+dicts `context` (B, K, 64, 64, 3), `action` (B,), `target` (B, 64, 64, 3), normalized on the model's device.
+K is the net's `model.context_frames` (4 unless set).
 With `unroll` n > 1 a row also carries the game's next n - 1 steps: `next_actions` (B, n - 1) and `next_targets`
 (B, n - 1, 64, 64, 3), for the objective's unrolled loss.
 With `event_keep` < 1 the stream drops ordinary rows: every row whose target or newest context frame was made by
@@ -44,9 +45,9 @@ class BreakoutStream(IterableDataset):
     """Endless (or `max_batches`-long) batches of rows from `games_per_worker` simulators."""
 
     def __init__(self, cfg: BreakoutDataConfig, seed: int = 0, stream: int = TRAIN, generation: int = 0,
-                 max_batches: int | None = None, rank: int = 0):
+                 max_batches: int | None = None, rank: int = 0, context_frames: int = CONTEXT_FRAMES):
         self.cfg, self.seed, self.stream, self.generation = cfg, seed, stream, generation
-        self.max_batches, self.rank = max_batches, rank
+        self.max_batches, self.rank, self.context_frames = max_batches, rank, context_frames
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
@@ -57,14 +58,15 @@ class BreakoutStream(IterableDataset):
         policy_seed = stream_seeds(self.seed, self.stream, rank, worker, self.generation, 1)[0]
         policy = TrackerPolicy(self.cfg.policy, np.random.default_rng(policy_seed))
         rng = np.random.default_rng(policy_seed + 1)
+        k = self.context_frames
 
         history = [sim.render()]
-        for _ in range(self.cfg.warmup_steps + CONTEXT_FRAMES - 1):
-            history = (history + [self._advance(sim, policy)[1]])[-CONTEXT_FRAMES:]
-        # A row spans CONTEXT_FRAMES + unroll frames and unroll actions; fill all but the newest step first.
+        for _ in range(self.cfg.warmup_steps + k - 1):
+            history = (history + [self._advance(sim, policy)[1]])[-k:]
+        # A row spans k + unroll frames and unroll actions; fill all but the newest step first.
         # events[:, j]: something happened (`step_events`) on the step that made frames[:, j].
-        frames = np.stack(history, axis=1)  # (G, 4, H, W, 3)
-        events = np.zeros((games, CONTEXT_FRAMES), bool)
+        frames = np.stack(history, axis=1)  # (G, k, H, W, 3)
+        events = np.zeros((games, k), bool)
         acts = np.zeros((games, 0), np.int64)
         for _ in range(self.cfg.unroll - 1):
             step_actions, frame, event = self._advance(sim, policy)
@@ -77,21 +79,21 @@ class BreakoutStream(IterableDataset):
         served, carry = 0, None
         while budget is None or served < budget:
             step_actions, frame, event = self._advance(sim, policy)
-            window = np.concatenate([frames, frame[:, None]], axis=1)  # (G, 4 + unroll, H, W, 3)
-            window_events = np.concatenate([events, event[:, None]], axis=1)  # (G, 4 + unroll)
+            window = np.concatenate([frames, frame[:, None]], axis=1)  # (G, k + unroll, H, W, 3)
+            window_events = np.concatenate([events, event[:, None]], axis=1)  # (G, k + unroll)
             window_acts = np.concatenate([acts, step_actions[:, None].astype(np.int64)], axis=1)  # (G, unroll)
             order = rng.permutation(games)
             if self.cfg.event_keep < 1.0:
                 # A row is an event row when its target or its newest context frame was made by an event step
                 # (so "the frame after a paddle bounce" counts); other rows are kept at the event_keep rate.
-                keep = window_events[:, CONTEXT_FRAMES - 1] | window_events[:, CONTEXT_FRAMES]
+                keep = window_events[:, k - 1] | window_events[:, k]
                 keep |= rng.random(games) < self.cfg.event_keep
                 order = order[keep[order]]
-            rows = {"context": window[order, :CONTEXT_FRAMES], "action": window_acts[order, 0],
-                    "target": window[order, CONTEXT_FRAMES]}
+            rows = {"context": window[order, :k], "action": window_acts[order, 0],
+                    "target": window[order, k]}
             if self.cfg.unroll > 1:
                 rows["next_actions"] = window_acts[order, 1:]  # (R, unroll - 1)
-                rows["next_targets"] = window[order, CONTEXT_FRAMES + 1:]  # (R, unroll - 1, ...)
+                rows["next_targets"] = window[order, k + 1:]  # (R, unroll - 1, ...)
             if carry is not None:  # kept rows left over from the last step come first
                 rows = {key: np.concatenate([carry[key], value]) for key, value in rows.items()}
             full = len(rows["action"]) - len(rows["action"]) % self.cfg.batch_size
@@ -114,10 +116,16 @@ class BreakoutStream(IterableDataset):
 
 
 class BreakoutDataModule(StreamDataModule):
-    """Train, validation and test streams on disjoint seeds (see `StreamDataModule` for resume and held-out sets)."""
+    """Train, validation and test streams on disjoint seeds (see `StreamDataModule` for resume and held-out sets),
+    rows of `context_frames` context frames."""
+
+    def __init__(self, cfg: BreakoutDataConfig, seed: int = 0, context_frames: int = CONTEXT_FRAMES):
+        super().__init__(cfg, seed=seed)
+        self.context_frames = context_frames
 
     def _stream(self, stream: int, generation: int, max_batches: int | None) -> BreakoutStream:
-        return BreakoutStream(self.cfg, self.seed, stream, generation, max_batches, rank=self.rank)
+        return BreakoutStream(self.cfg, self.seed, stream, generation, max_batches, rank=self.rank,
+                              context_frames=self.context_frames)
 
 
 def play(policy_cfg: PolicyConfig, seeds: np.ndarray, steps: int, warmup: int = 0,

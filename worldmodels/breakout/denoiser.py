@@ -1,7 +1,8 @@
 """The Breakout denoiser and its tensor contract (`docs/design.md`, contract 1). Plain torch, export-friendly ops.
 
-Input: 16 + N channels at 64x64 (19 for Breakout's N = 3 actions), in this order:
-    noisy next frame RGB (3) | context frames oldest -> newest (4 x 3) | one plane per action (N) | sigma (1)
+Input: 4 + 3K + N channels at 64x64 for K context frames (`model.context_frames`, 4 unless set) and N actions
+(19 for Breakout's K = 4 and N = 3 actions), in this order:
+    noisy next frame RGB (3) | context frames oldest -> newest (K x 3) | one plane per action (N) | sigma (1)
 Breakout's planes are noop/left/right; a `task=gym_pixels` model has one per action of its environment, and its
 manifest says how many (`num_actions`).
 Output: the clean next frame RGB (3) in [-1, 1].  Frames map to tensors as `x / 127.5 - 1`.
@@ -22,15 +23,24 @@ from torch import nn
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.sim import BALL_SIZE, FRAME_SIZE, NUM_ACTIONS, PALETTE
 
-CONTEXT_FRAMES = 4
+CONTEXT_FRAMES = 4  # the default context (`model.context_frames`), and the one `task=gym_pixels` takes
 BASE_CHANNELS = 3 + 3 * CONTEXT_FRAMES + 1  # 16: the noisy frame, the context and sigma, before the action planes
-INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's
-LATEST = slice(3 + 3 * (CONTEXT_FRAMES - 1), 3 + 3 * CONTEXT_FRAMES)  # the newest context frame's channels
+INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's with the default context
 OUTPUT_CHANNELS = 3
 PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
 BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
 PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
+
+
+def base_channels(context_frames: int) -> int:
+    """Input channels before the action planes: the noisy frame, `context_frames` frames and sigma."""
+    return 3 + 3 * context_frames + 1
+
+
+def latest_channels(context_frames: int) -> slice:
+    """The newest context frame's channels in the input."""
+    return slice(3 * context_frames, 3 + 3 * context_frames)
 
 
 class ResidualBlock(nn.Module):
@@ -49,12 +59,12 @@ class ResidualBlock(nn.Module):
 
 
 class TinyDenoiser(nn.Module):
-    """Fully convolutional x0-predictor: (N, 16 + A, H, W) -> (N, 3, H, W) in [-1, 1], A = num_actions."""
+    """Fully convolutional x0-predictor: (N, 4 + 3K + A, H, W) -> (N, 3, H, W) in [-1, 1], A = num_actions."""
 
     def __init__(self, cfg: DenoiserConfig, num_actions: int = NUM_ACTIONS):
         super().__init__()
-        self.num_actions = num_actions
-        self.stem = nn.Conv2d(BASE_CHANNELS + num_actions, cfg.width, 3, padding=1)
+        self.num_actions, self.context_frames = num_actions, cfg.context_frames
+        self.stem = nn.Conv2d(base_channels(cfg.context_frames) + num_actions, cfg.width, 3, padding=1)
         self.blocks = nn.Sequential(
             *[ResidualBlock(cfg.width, cfg.dilations[i % len(cfg.dilations)]) for i in range(cfg.blocks)]
         )
@@ -69,7 +79,7 @@ class TinyDenoiser(nn.Module):
 
 
 class FastDenoiser(nn.Module):
-    """U-Net x0-predictor: (N, 16 + A, H, W) -> (N, 3, H, W) in [-1, 1], H and W divisible by 2**(levels - 1).
+    """U-Net x0-predictor: (N, 4 + 3K + A, H, W) -> (N, 3, H, W) in [-1, 1], H and W divisible by 2**(levels - 1).
 
     Encoder: a 3x3 stem, then per level residual blocks and a stride-2 conv down to the next; decoder: a stride-2
     transposed conv up, the encoder's features of that level added, residual blocks. The head's output is added to
@@ -79,8 +89,9 @@ class FastDenoiser(nn.Module):
     def __init__(self, cfg: FastDenoiserConfig, num_actions: int = NUM_ACTIONS):
         super().__init__()
         w, levels = cfg.widths, len(cfg.widths)
-        self.num_actions = num_actions
-        self.stem = nn.Conv2d(BASE_CHANNELS + num_actions, w[0], 3, padding=1)
+        self.num_actions, self.context_frames = num_actions, cfg.context_frames
+        self.latest = latest_channels(cfg.context_frames)
+        self.stem = nn.Conv2d(base_channels(cfg.context_frames) + num_actions, w[0], 3, padding=1)
         def stage(level: int) -> nn.Sequential:
             return nn.Sequential(*[ResidualBlock(w[level], 1) for _ in range(cfg.blocks[level])])
 
@@ -102,12 +113,12 @@ class FastDenoiser(nn.Module):
             logits = self.logits(x)
             classes = one_ball_classes(logits) if self.one_ball else logits.argmax(dim=1)
             return self.palette[classes].permute(0, 3, 1, 2)  # (N, 3, H, W)
-        return (x[:, LATEST] + self.features(x)).clamp(-1.0, 1.0)
+        return (x[:, self.latest] + self.features(x)).clamp(-1.0, 1.0)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Palette head: (N, P, H, W) scores of the palette's colours; the newest frame's own colour starts ahead
         (minus the squared distance to each colour, times PALETTE_PRIOR), so an untrained net copies it."""
-        latest = x[:, LATEST]  # (N, 3, H, W)
+        latest = x[:, self.latest]  # (N, 3, H, W)
         distance = ((latest[:, None] - self.palette[None, :, :, None, None]) ** 2).sum(2)  # (N, P, H, W)
         return self.features(x) - PALETTE_PRIOR * distance
 
@@ -175,7 +186,7 @@ def conv_flops(net: nn.Module, height: int = FRAME_SIZE, width: int = FRAME_SIZE
     hooks = [m.register_forward_hook(count) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     try:
         with torch.no_grad():
-            net(torch.zeros(1, BASE_CHANNELS + net.num_actions, height, width))
+            net(torch.zeros(1, base_channels(net.context_frames) + net.num_actions, height, width))
     finally:
         for hook in hooks:
             hook.remove()
@@ -194,18 +205,19 @@ def tensor_to_frames(x: torch.Tensor) -> torch.Tensor:
 
 def denoiser_input(noisy: torch.Tensor, context: torch.Tensor, action: torch.Tensor,
                    sigma: torch.Tensor, num_actions: int = NUM_ACTIONS) -> torch.Tensor:
-    """Assemble the (16 + num_actions)-channel input (19 for Breakout).
+    """Assemble the (4 + 3K + num_actions)-channel input (19 for Breakout's K = 4).
 
-    noisy (N, 3, H, W), context (N, 4, 3, H, W) oldest first, action (N,) int in [0, num_actions), sigma (N,).
+    noisy (N, 3, H, W), context (N, K, 3, H, W) oldest first, action (N,) int in [0, num_actions), sigma (N,).
     """
     n, _, h, w = noisy.shape
+    k = context.shape[1]
     planes = nn.functional.one_hot(action.long(), num_actions).to(noisy.dtype)  # (N, A)
     return torch.cat(
         [
             noisy,
-            context.reshape(n, 3 * CONTEXT_FRAMES, h, w),
+            context.reshape(n, 3 * k, h, w),
             planes[:, :, None, None].expand(n, num_actions, h, w),
             sigma.to(noisy.dtype)[:, None, None, None].expand(n, 1, h, w),
         ],
         dim=1,
-    )  # (N, 16 + A, H, W)
+    )  # (N, 4 + 3K + A, H, W)

@@ -5,12 +5,14 @@
 
 Held-out games (the evaluation seed stream, never used in training) are played by four players
 (`worldmodels.breakout.players`: the scripted tracker, a key holder, a sloppy tracker with a reaction delay and lapses,
-random), each game after its own random warm-up of 0-160 steps so that horizons are not aligned with events. On them:
+random), each game after its own random warm-up of 0-160 steps so that horizons are not aligned with events.
 
-- one step from the true last 4 frames, by event (`readout.EVENTS`: serve after a lost ball, brick break, paddle
-  bounce, the frame after one, wall bounce, flight; labelled by the simulator's own step), beside "copy the last
-  frame" and "constant velocity" (the ball moved again by its last move, the paddle likewise) on the same frames;
-  plus the paddle where an action pushes it into a wall;
+Every game's first prediction makes the same frame (`EVAL_CONTEXT`), whether the model sees 4 or 8 frames. On them:
+
+- one step from the true last frames (the model's context), by event (`readout.EVENTS`: serve after a lost ball,
+  brick break, paddle bounce, the frame after one, wall bounce, flight; labelled by the simulator's own step),
+  beside "copy the last frame" and "constant velocity" (the ball moved again by its last move, the paddle
+  likewise) on the same frames; plus the paddle where an action pushes it into a wall;
 - an autonomous rollout (the model's frames fed back, rounded to bytes, driven by the true keys) to `--horizon`
   frames: the share of games whose ball is within 1.5 px at each horizon, the ball-kept horizon (frames until the
   ball is more than 3 px off or missing), extra balls, the paddle, the bricks and PSNR, beside the frozen start frame.
@@ -56,6 +58,9 @@ from worldmodels.core.errors import UserError
 from worldmodels.core.manifest import onnx_session, read_manifest
 
 MAX_WARMUP = 160  # each game starts after a random 0..MAX_WARMUP steps of its player
+# Every game's first prediction makes its frame EVAL_CONTEXT, so models that see up to this many frames are scored
+# on the same frames (a model that sees more starts later).
+EVAL_CONTEXT = 8
 HORIZONS = (1, 2, 4, 8, 16, 32, 64, 128, 256)  # rollout horizons in the tables (all of them in the JSON)
 WALL = "paddle into a wall"  # the extra one-step row: an action that pushes the paddle against a wall
 
@@ -68,6 +73,7 @@ class LoadedModel:
     sigma_min: float
     description: str
     num_actions: int = NUM_ACTIONS  # the action planes of its input (a gym_pixels model: its game's actions)
+    context_frames: int = CONTEXT_FRAMES  # the frames each prediction sees
 
 
 def onnx_model(path: Path, tasks: tuple[str, ...]) -> LoadedModel:
@@ -82,7 +88,8 @@ def onnx_model(path: Path, tasks: tuple[str, ...]) -> LoadedModel:
 
     s = manifest["sampler"]
     actions = manifest.get("num_actions", len(manifest["frame"]["actions"]))  # a breakout manifest names its 3
-    return LoadedModel(denoise, s["steps"], s["sigma_max"], s["sigma_min"], f"onnx {path}", actions)
+    return LoadedModel(denoise, s["steps"], s["sigma_max"], s["sigma_min"], f"onnx {path}", actions,
+                       manifest["frame"]["context_frames"])
 
 
 def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
@@ -99,7 +106,8 @@ def load_model(path: Path, checkpoint: tuple | None = None) -> LoadedModel:
     if run.task_name != "breakout":
         raise UserError(f"{path} is a {run.task_name!r} checkpoint, not breakout")
     s = run.module.sampler
-    return LoadedModel(module.inference_net, s.steps, s.sigma_max, s.sigma_min, f"checkpoint {path}")
+    net = module.inference_net
+    return LoadedModel(net, s.steps, s.sigma_max, s.sigma_min, f"checkpoint {path}", context_frames=net.context_frames)
 
 
 @dataclass
@@ -232,28 +240,28 @@ def evaluate(model: LoadedModel, games: int = 32, horizon: int = 64, one_step: i
     """The whole evaluation (see the module docstring) on `games` games per player; frames come back under
     "frames" for the pictures."""
     players = list(players or PLAYERS)
-    record = CONTEXT_FRAMES - 1 + max(horizon, one_step)
-    played = play_games(players, games, record, seed)
+    k = model.context_frames
+    first = max(k, EVAL_CONTEXT) - 1  # the newest context frame of the first prediction
+    played = play_games(players, games, first + max(horizon, one_step), seed)
     generator = torch.Generator().manual_seed(seed)
-    first = CONTEXT_FRAMES - 1  # the newest context frame of the first prediction
 
     preds = []
     for t in tqdm(range(first, first + one_step), desc="one-step", leave=False, disable=not progress):
-        context = frames_to_tensor(torch.from_numpy(played.frames[t - first:t + 1]).transpose(0, 1))
+        context = frames_to_tensor(torch.from_numpy(played.frames[t - k + 1:t + 1]).transpose(0, 1))
         pred = sample_next_frame(model.denoise, context, torch.from_numpy(played.actions[t]), model.steps,
                                  model.sigma_max, model.sigma_min, generator=generator)
         preds.append(tensor_to_frames(pred).numpy())
     one = one_step_scores(played, np.stack(preds), first)
 
-    start = torch.from_numpy(played.frames[:CONTEXT_FRAMES]).transpose(0, 1)  # (G, 4, H, W, 3)
+    start = torch.from_numpy(played.frames[first - k + 1:first + 1]).transpose(0, 1)  # (G, k, H, W, 3)
     actions = torch.from_numpy(played.actions[first:first + horizon])
     rollout = dream_rollout(model.denoise, start, actions, model.steps, model.sigma_max, model.sigma_min,
                             generator).numpy()
-    truth = played.frames[CONTEXT_FRAMES:CONTEXT_FRAMES + horizon]
+    truth = played.frames[first + 1:first + 1 + horizon]
     frozen = np.broadcast_to(played.frames[first], truth.shape)
     return {
         "games_per_player": games, "players": players, "horizon": horizon, "one_step_frames": one_step,
-        "seed": seed, "max_warmup": MAX_WARMUP,
+        "seed": seed, "max_warmup": MAX_WARMUP, "context_frames": k, "first_target_frame": first + 1,
         "sampler": {"steps": model.steps, "sigma_max": model.sigma_max, "sigma_min": model.sigma_min},
         "one_step": one,
         "rollout": {MODEL: rollout_scores(truth, rollout, played.players),

@@ -3,7 +3,8 @@
     python -m worldmodels.export outputs/breakout/<run>/checkpoints/last.ckpt     (the entry point; this is its part)
 
 The graph is run on real game rows at several noise levels and actions plus random planes; the export fails if any
-output differs from PyTorch by more than the tolerance. ONNX: `input [N, 19, 64, 64] -> pred [N, 3, 64, 64]`.
+output differs from PyTorch by more than the tolerance. ONNX: `input [N, 19, 64, 64] -> pred [N, 3, 64, 64]`
+(4 + 3K + 3 input channels for K context frames, `model.context_frames`).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from worldmodels.breakout.config import BreakoutDataConfig
 from worldmodels.breakout.data import BreakoutStream
 from worldmodels.breakout.denoiser import (
     CONTEXT_FRAMES,
-    INPUT_CHANNELS,
     INPUT_NAME,
     OUTPUT_CHANNELS,
     OUTPUT_NAME,
     PALETTE_TIE,
+    base_channels,
     denoiser_input,
     frames_to_tensor,
 )
-from worldmodels.breakout.sim import ACTION_NAMES, FRAME_SIZE
+from worldmodels.breakout.sim import ACTION_NAMES, FRAME_SIZE, NUM_ACTIONS
 from worldmodels.core.config import RunConfig
 from worldmodels.core.data import EVAL
 from worldmodels.core.files import write_atomic
@@ -49,16 +50,18 @@ from worldmodels.core.manifest import (
 )
 
 
-def parity_inputs(seed: int = 0) -> torch.Tensor:
+def parity_inputs(seed: int = 0, context_frames: int = CONTEXT_FRAMES) -> torch.Tensor:
     """Inputs for the parity check: real game rows at several noise levels and actions, plus pure random planes."""
-    batch = next(iter(BreakoutStream(BreakoutDataConfig(batch_size=4, games_per_worker=4), seed, EVAL, max_batches=1)))
+    cfg = BreakoutDataConfig(batch_size=4, games_per_worker=4)
+    batch = next(iter(BreakoutStream(cfg, seed, EVAL, max_batches=1, context_frames=context_frames)))
     generator = torch.Generator().manual_seed(seed)
     target = frames_to_tensor(batch["target"])
     sigma = torch.tensor([0.02, 0.1, 0.5, 1.0])
     noisy = target + sigma[:, None, None, None] * torch.randn(target.shape, generator=generator)
     real = denoiser_input(noisy, frames_to_tensor(batch["context"]), batch["action"], sigma)
-    random = torch.randn((2, INPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE), generator=generator)
-    return torch.cat([real, random])  # (6, 19, 64, 64)
+    channels = base_channels(context_frames) + NUM_ACTIONS
+    random = torch.randn((2, channels, FRAME_SIZE, FRAME_SIZE), generator=generator)
+    return torch.cat([real, random])  # (6, 19, 64, 64) with 4 context frames
 
 
 def onnx_max_abs_diff(session: ort.InferenceSession, net: nn.Module, inputs: torch.Tensor) -> float:
@@ -87,7 +90,7 @@ SAMPLER_CONTRACT = {
 
 def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: int, max_diff: float,
                       tolerance: float, metrics: dict | None) -> dict:
-    sampler = run.module.sampler
+    sampler, context = run.module.sampler, run.model.context_frames
     return {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_FORMAT_VERSION,
@@ -95,13 +98,14 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
         "name": name,
         "onnx": f"{name}.onnx",
         "opset": OPSET,
-        "inputs": [{"name": INPUT_NAME, "shape": ["N", INPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE], "dtype": "float32"}],
+        "inputs": [{"name": INPUT_NAME, "shape": ["N", base_channels(context) + NUM_ACTIONS, FRAME_SIZE, FRAME_SIZE],
+                    "dtype": "float32"}],
         "outputs": [{"name": OUTPUT_NAME, "shape": ["N", OUTPUT_CHANNELS, FRAME_SIZE, FRAME_SIZE], "dtype": "float32"}],
-        "frame": {"height": FRAME_SIZE, "width": FRAME_SIZE, "channels": 3, "context_frames": CONTEXT_FRAMES,
+        "frame": {"height": FRAME_SIZE, "width": FRAME_SIZE, "channels": 3, "context_frames": context,
                   "actions": list(ACTION_NAMES)},
         "input_layout": [
             {"name": "noisy_next_frame", "channels": 3},
-            {"name": "context_frames", "channels": 3 * CONTEXT_FRAMES, "order": "oldest_first"},
+            {"name": "context_frames", "channels": 3 * context, "order": "oldest_first"},
             {"name": "action", "channels": 3, "encoding": "one_hot_full_planes"},
             {"name": "sigma", "channels": 1, "encoding": "constant_plane"},
         ],
@@ -119,7 +123,8 @@ def breakout_manifest(run: RunConfig, run_config: dict, name: str, parameters: i
 def export_breakout(net: nn.Module, run: RunConfig, run_config: dict, out_dir: str | Path, name: str = "breakout",
                     tolerance: float = 1e-4, metrics: dict | None = None) -> tuple[Path, Path, float]:
     """Write `<name>.onnx` + `<name>.json` into out_dir after the onnxruntime parity check. Returns paths and diff."""
-    return export_denoiser(net, parity_inputs(), Path(out_dir), name, tolerance, lambda parameters, max_diff:
+    inputs = parity_inputs(context_frames=run.model.context_frames)
+    return export_denoiser(net, inputs, Path(out_dir), name, tolerance, lambda parameters, max_diff:
                            breakout_manifest(run, run_config, name, parameters, max_diff, tolerance, metrics))
 
 
@@ -146,3 +151,39 @@ def export_denoiser(net: nn.Module, inputs: torch.Tensor, out_dir: Path, name: s
     write_atomic(onnx_path, model.SerializeToString())
     write_manifest(manifest_path, manifest)
     return onnx_path, manifest_path, max_diff
+
+
+def load_export_weights(net: nn.Module, path: str | Path) -> None:
+    """Start `net` from the weights of an ONNX export of the same net (`model.init_from`).
+
+    Every parameter is copied by name. The stem may take more context frames than the export's: its noisy-frame
+    channels go first, its context channels to the newest frames, its action and sigma channels last, and the
+    older frames' channels are zero, so the net computes what the export computes.
+    """
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    own = net.state_dict()
+    missing = sorted(set(own) - set(weights))
+    if missing:
+        raise ExportError(f"{path} is not an export of this net: it has no {', '.join(missing[:3])}")
+    for key, value in own.items():
+        given = torch.from_numpy(weights[key].copy())
+        if key == "stem.weight" and given.shape[1] < value.shape[1]:
+            given = widen_stem(given, value.shape[1])
+        if given.shape != value.shape:
+            raise ExportError(f"{path}: {key} is {tuple(given.shape)}, this net's is {tuple(value.shape)}; "
+                              f"the export is of another net shape")
+        own[key] = given
+    net.load_state_dict(own)
+
+
+def widen_stem(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A stem weight (out, 4 + 3k + A, 3, 3) for k context frames -> (out, channels, 3, 3) for more frames, the
+    older frames at zero (`load_export_weights`)."""
+    extra = channels - weight.shape[1]
+    if extra % 3:
+        raise ExportError(f"a stem of {weight.shape[1]} input channels cannot widen to {channels}: "
+                          f"context frames come in 3 channels")
+    wide = torch.zeros(weight.shape[0], channels, *weight.shape[2:], dtype=weight.dtype)
+    wide[:, :3] = weight[:, :3]  # the noisy frame
+    wide[:, 3 + extra:] = weight[:, 3:]  # the export's context frames (now the newest), actions and sigma
+    return wide

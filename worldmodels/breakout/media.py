@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 
 from worldmodels.breakout.config import BreakoutDataConfig, PolicyConfig, SamplerConfig
 from worldmodels.breakout.data import BreakoutStream, play, stream_seeds
-from worldmodels.breakout.denoiser import CONTEXT_FRAMES, denoiser_input, frames_to_tensor, tensor_to_frames
+from worldmodels.breakout.denoiser import denoiser_input, frames_to_tensor, tensor_to_frames
 from worldmodels.breakout.metrics import COPY, MODEL
 from worldmodels.breakout.sampler import dream_rollout, sample_next_frame
 from worldmodels.core.config import RolloutConfig, SamplesConfig
@@ -33,12 +33,13 @@ class BreakoutSampleGrid(L.Callback):
     @torch.no_grad()
     def grid(self, net: torch.nn.Module, device: torch.device) -> Image.Image:
         data = BreakoutDataConfig(batch_size=self.cfg.rows, games_per_worker=self.cfg.rows)
-        batch = next(iter(BreakoutStream(data, self.seed, VAL, max_batches=1)))
+        k = net.context_frames
+        batch = next(iter(BreakoutStream(data, self.seed, VAL, max_batches=1, context_frames=k)))
         context = frames_to_tensor(batch["context"]).to(device)
         target = frames_to_tensor(batch["target"]).to(device)
         action = batch["action"].to(device)
         generator = torch.Generator(device=device).manual_seed(self.seed)
-        columns, labels = [], [f"ctx t-{CONTEXT_FRAMES - i}" for i in range(CONTEXT_FRAMES)] + ["truth"]
+        columns, labels = [], [f"ctx t-{k - i}" for i in range(k)] + ["truth"]
         for sigma in self.cfg.sigmas:
             s = torch.full((len(action),), sigma, device=device)
             noisy = target + sigma * torch.randn(target.shape, generator=generator, device=device)
@@ -70,15 +71,16 @@ class BreakoutRolloutGif(L.Callback):
 
     def frames(self, net: torch.nn.Module, device: torch.device) -> list[Image.Image]:
         seeds = stream_seeds(self.seed, EVAL, 0, 0, 0, 1)
-        real, actions = play(self.policy, seeds, CONTEXT_FRAMES - 1 + self.cfg.frames, warmup=32)
-        context = torch.from_numpy(real[:CONTEXT_FRAMES].transpose(1, 0, 2, 3, 4)).to(device)  # (1, 4, H, W, 3)
-        dream_actions = torch.from_numpy(actions[CONTEXT_FRAMES - 1:]).to(device)  # (T, 1)
+        k = net.context_frames
+        real, actions = play(self.policy, seeds, k - 1 + self.cfg.frames, warmup=32)
+        context = torch.from_numpy(real[:k].transpose(1, 0, 2, 3, 4)).to(device)  # (1, k, H, W, 3)
+        dream_actions = torch.from_numpy(actions[k - 1:]).to(device)  # (T, 1)
         generator = torch.Generator(device=device).manual_seed(self.seed)
         dream = dream_rollout(net, context, dream_actions, self.sampler.steps, self.sampler.sigma_max,
                               self.sampler.sigma_min, generator).cpu().numpy()
         images = []
         for t in range(self.cfg.frames):
-            truth = real[CONTEXT_FRAMES + t, 0]
+            truth = real[k + t, 0]
             images.append(labelled_grid([[truth, dream[t, 0]]], ["real", f"model t={t + 1}"], scale=4))
         return images
 

@@ -13,7 +13,7 @@ from torch import nn
 from worldmodels.breakout import evaluate
 from worldmodels.breakout.data import BreakoutDataModule
 from worldmodels.breakout.denoiser import build_denoiser
-from worldmodels.breakout.export import export_breakout
+from worldmodels.breakout.export import export_breakout, load_export_weights
 from worldmodels.breakout.media import BreakoutRolloutGif, BreakoutSampleGrid
 from worldmodels.breakout.objective import DiffusionModule
 from worldmodels.core.config import RunConfig
@@ -21,11 +21,14 @@ from worldmodels.core.task import Task
 
 
 def build_net(run: RunConfig) -> nn.Module:
-    return build_denoiser(run.model)
+    net = build_denoiser(run.model)
+    if run.model.init_from:
+        load_export_weights(net, run.model.init_from)
+    return net
 
 
 def build_datamodule(run: RunConfig) -> BreakoutDataModule:
-    return BreakoutDataModule(run.data, seed=run.seed)
+    return BreakoutDataModule(run.data, seed=run.seed, context_frames=run.model.context_frames)
 
 
 def build_module(run: RunConfig, net: nn.Module, run_config: dict) -> DiffusionModule:

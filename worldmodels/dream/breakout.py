@@ -6,8 +6,8 @@ diffusion world model that runs autonomously on its own frames.
     frame, reward, terminated, truncated, info = env.step(2)      # 0 noop, 1 left, 2 right
 
 * Start: the true game of a seed drawn from `np_random`, played by uniformly random keys for a random 0-59 steps
-  (so starts are not all the serve), gives the 4 context frames.
-* Step: one warm-started sample of the next frame from the newest 4 frames and the action (the manifest's sampler
+  (so starts are not all the serve), gives the context frames (the manifest's `frame.context_frames`, 4 or 8).
+* Step: one warm-started sample of the next frame from the newest context frames and the action (the manifest's sampler
   contract: steps, sigma_max, sigma_min; the noise from a generator seeded by `np_random`), rounded to bytes; the
   sample becomes the newest context frame. The observation is the frame, uint8 (64, 64, 3), as the simulator's.
 * Reward and end, read from the dreamed pixels with `worldmodels.breakout.readout` (nearest game colour):
@@ -40,7 +40,6 @@ from worldmodels.breakout.sim import FRAME_SIZE, NUM_ACTIONS, BreakoutSim
 from worldmodels.dream.flappy import check_action, check_render_mode, manifest_path, ort_session, vector_rngs
 
 DEFAULT_MODEL = "models/breakout/breakout.json"
-CONTEXT_FRAMES = 4
 MAX_WARMUP = 60  # random-key steps of the true game before the context is taken: 0 .. MAX_WARMUP - 1
 LOST_AFTER = 4  # frames in a row without a ball that end the episode
 MAX_FRAMES = 1000
@@ -50,16 +49,17 @@ def frame_space() -> gymnasium.spaces.Box:
     return gymnasium.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
 
 
-def true_context(rng: np.random.Generator) -> np.ndarray:
-    """uint8 (4, 64, 64, 3): the newest 4 frames of a true game (seed from `rng`) after a random warm-up of random
-    keys (both from `rng`)."""
+def true_context(rng: np.random.Generator, frames: int = 4) -> np.ndarray:
+    """uint8 (frames, 64, 64, 3): the newest `frames` frames of a true game (seed from `rng`) after a random warm-up
+    of random keys (both from `rng`)."""
+    count = frames
     sim = BreakoutSim([int(rng.integers(2**32))])
     warmup = int(rng.integers(MAX_WARMUP))
-    frames = [sim.render()[0]]
-    for action in rng.integers(NUM_ACTIONS, size=warmup + CONTEXT_FRAMES - 1):
+    shown = [sim.render()[0]]
+    for action in rng.integers(NUM_ACTIONS, size=warmup + count - 1):
         sim.step(np.array([action]))
-        frames.append(sim.render()[0])
-    return np.stack(frames[-CONTEXT_FRAMES:])
+        shown.append(sim.render()[0])
+    return np.stack(shown[-count:])
 
 
 class BreakoutDreams:
@@ -73,7 +73,8 @@ class BreakoutDreams:
         self.session = ort_session(self.path.parent / manifest["onnx"], threads)
         self.input, self.output = manifest["inputs"][0]["name"], manifest["outputs"][0]["name"]
         self.num, self.max_frames = num, max_frames
-        self.context = np.zeros((num, CONTEXT_FRAMES, FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
+        self.context_frames = int(manifest["frame"]["context_frames"])
+        self.context = np.zeros((num, self.context_frames, FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
         self.generators = [torch.Generator().manual_seed(0) for _ in range(num)]
         self.bricks = np.zeros((num, 6, 8), bool)
         self.missing_for = np.zeros(num, np.int64)
@@ -153,7 +154,7 @@ class BreakoutDreamEnv(gymnasium.Env):
 
 def start(dreams: BreakoutDreams, i: int, rng: np.random.Generator) -> None:
     """Dream i's next game: a true context and a noise seed, both from `rng` (the same draws in either env)."""
-    context = true_context(rng)
+    context = true_context(rng, dreams.context_frames)
     dreams.start(i, context, int(rng.integers(2**63)))
 
 

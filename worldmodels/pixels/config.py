@@ -119,9 +119,13 @@ PLAYERS_DEFAULT = "random,holder,data"
 
 
 def check(run) -> None:
-    """The palette head knows only our Breakout's 9 colours; any other game needs the RGB head."""
+    """The palette head knows only our Breakout's 9 colours; any other game needs the RGB head. Rows, start strips
+    and the evaluation hold 4 context frames."""
     if getattr(run.model, "output", "rgb") == "palette":
         raise ConfigError("model.output: palette is Breakout's 9 colours; task=gym_pixels needs model.output=rgb")
+    if run.model.context_frames != 4:
+        raise ConfigError(f"model.context_frames: task=gym_pixels takes 4 context frames (got "
+                          f"{run.model.context_frames}); only task=breakout takes other counts")
     size = run.data.frame_size
     levels = len(getattr(run.model, "widths", [0]))
     if size % (1 << (levels - 1)):
