@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 
 
-def write_breakout(out: Path) -> None:
-    """A small random-init Breakout export (breakout.onnx + breakout.json) and sampler.json: real simulator context
-    frames for two games, their actions, fixed noise, the first denoiser input and `sample_next_frame`'s outputs
-    (float32 and bytes) for several step counts, computed with onnxruntime on the exported graph."""
+def write_breakout(out: Path, context_frames: int = 4) -> None:
+    """A small random-init Breakout export (breakout.onnx + breakout.json) that sees `context_frames` frames, and
+    sampler.json: real simulator context frames for two games, their actions, fixed noise, the first denoiser input
+    and `sample_next_frame`'s outputs (float32 and bytes) for several step counts, computed with onnxruntime on the
+    exported graph."""
     import base64
     import json
 
@@ -47,7 +48,7 @@ def write_breakout(out: Path) -> None:
         return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode()
 
     out = Path(out)
-    cfg = compose_config(["task=breakout", "debug=smoke"], str(out))
+    cfg = compose_config(["task=breakout", "debug=smoke", f"model.context_frames={context_frames}"], str(out))
     run = validate(cfg)
     torch.manual_seed(0)
     net = TinyDenoiser(run.model)
@@ -59,16 +60,16 @@ def write_breakout(out: Path) -> None:
     def denoise(x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
 
-    # Two games, 40 steps of scripted play; the last four frames of each are the context.
+    # Two games, 40 steps of scripted play; the last context_frames frames of each are the context.
     sim = BreakoutSim([3, 4])
     frames = [sim.render()]
     for t in range(40):
         sim.step(np.array([t % 3, (t // 4) % 3]))
         frames.append(sim.render())
-    context_frames = np.stack(frames[-4:], axis=1)  # (2, 4, 64, 64, 3)
+    shown = np.stack(frames[-context_frames:], axis=1)  # (2, K, 64, 64, 3)
     actions = torch.tensor([2, 1])
     noise = torch.randn((2, 3, 64, 64), generator=torch.Generator().manual_seed(1))
-    context = frames_to_tensor(torch.from_numpy(context_frames))
+    context = frames_to_tensor(torch.from_numpy(shown))
     sampler = run.module.sampler
 
     cases = []
@@ -77,14 +78,15 @@ def write_breakout(out: Path) -> None:
         cases.append({"steps": steps, "sigma_max": sigma_max, "sigma_min": sampler.sigma_min,
                       "sigmas": sigma_schedule(steps, sigma_max, sampler.sigma_min),
                       "pred_f32": b64(pred, np.float32), "bytes_u8": b64(tensor_to_frames(pred), np.uint8)})
-    # The first denoiser call of the default sampler, to pin the 19-channel layout.
+    # The first denoiser call of the default sampler, to pin the input layout (19 channels with 4 frames).
     sigma = sigma_schedule(sampler.steps, sampler.sigma_max, sampler.sigma_min)[0]
     first_input = denoiser_input(context[:, -1] + sigma * noise, context, actions, torch.full((2,), sigma))
     fixture = {
         "onnx": onnx_path.name,
         "manifest": manifest_path.name,
         "batch": 2,
-        "context_frames_u8": b64(context_frames, np.uint8),  # (2, 4, 64, 64, 3)
+        "context_frames": context_frames,
+        "context_frames_u8": b64(shown, np.uint8),  # (2, K, 64, 64, 3)
         "actions": actions.tolist(),
         "noise_f32": b64(noise, np.float32),  # (2, 3, 64, 64)
         "first_input": {"steps": sampler.steps, "sigma": sigma, "input_f32": b64(first_input, np.float32)},
@@ -662,6 +664,7 @@ def write_all(out: Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_breakout(out / "breakout")
+    write_breakout(out / "breakout8", context_frames=8)
     write_flappy(out / "flappy")
     write_sprite_checks(out / "sprites")
     write_flappy_agent(out / "flappy_agent")

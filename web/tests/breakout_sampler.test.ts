@@ -25,6 +25,7 @@ interface Fixture {
   onnx: string;
   manifest: string;
   batch: number;
+  context_frames: number;
   context_frames_u8: string;
   actions: number[];
   noise_f32: string;
@@ -59,8 +60,10 @@ if (!dir) {
     throw new Error(message);
   });
 } else {
-  describe("breakout sampler vs worldmodels/breakout/sampler.py", () => {
-    const root = join(dir, "breakout");
+  // The default 4 context frames (19 channels), and an export that sees 8 (31 channels).
+  for (const [folder, frames] of [["breakout", 4], ["breakout8", 8]] as const) {
+    describe(`breakout sampler vs worldmodels/breakout/sampler.py, ${frames} context frames`, () => {
+    const root = join(dir, folder);
     const fixture = JSON.parse(readFileSync(join(root, "sampler.json"), "utf8")) as Fixture;
     const manifest = validateManifest(JSON.parse(readFileSync(join(root, fixture.manifest), "utf8")), fixture.manifest,
       "breakout") as BreakoutManifest;
@@ -81,13 +84,16 @@ if (!dir) {
     });
 
     it("reads its sizes from the manifest", () => {
-      expect(layout).toEqual({ height: 64, width: 64, contextFrames: 4, numActions: 3, inputChannels: 19 });
+      expect(fixture.context_frames).toBe(frames);
+      expect(layout).toEqual({ height: 64, width: 64, contextFrames: frames, numActions: 3,
+        inputChannels: 4 + 3 * frames + 3 });
       expect(contextFrames.length).toBe(fixture.batch * layout.contextFrames);
       expect(samplerSettings(manifest)).toEqual({ steps: manifest.sampler.steps, sigmaMax: manifest.sampler.sigma_max,
         sigmaMin: manifest.sampler.sigma_min });
     });
 
-    it("builds the 19-channel input exactly like denoiser_input", async () => {
+    it("builds the input (noisy 3, context 3 x frames, actions 3, sigma 1) exactly like denoiser_input", async () => {
+      const channels = layout.inputChannels;
       const expected = f32(fixture.first_input.input_f32);
       // the sampler's own first denoiser call (noisy = latest frame + sigma_max * noise)
       let first: Float32Array | undefined;
@@ -103,13 +109,14 @@ if (!dir) {
       const plane = layout.height * layout.width;
       const noisy = new Float32Array(fixture.batch * 3 * plane);
       for (let i = 0; i < fixture.batch; i++) {
-        noisy.set(expected.subarray(i * 19 * plane, (i * 19 + 3) * plane), i * 3 * plane);
+        noisy.set(expected.subarray(i * channels * plane, (i * channels + 3) * plane), i * 3 * plane);
       }
       const input = denoiserInput(noisy, context, fixture.actions, fixture.first_input.sigma, layout);
       expect(maxAbsDiff(input, expected)).toBe(0);
       fixture.actions.forEach((action, i) => {
-        for (let a = 0; a < 3; a++) expect(input[(i * 19 + 15 + a) * plane + 7]).toBe(a === action ? 1 : 0);
-        expect(input[(i * 19 + 18) * plane + 100]).toBe(Math.fround(fixture.first_input.sigma));
+        const actionsAt = i * channels + 3 + 3 * frames;
+        for (let a = 0; a < 3; a++) expect(input[(actionsAt + a) * plane + 7]).toBe(a === action ? 1 : 0);
+        expect(input[(actionsAt + 3) * plane + 100]).toBe(Math.fround(fixture.first_input.sigma));
       });
       expect(() => denoiserInput(noisy, context, [0, 3], 0.5, layout)).toThrow(/action 3/);
     });
@@ -142,5 +149,6 @@ if (!dir) {
       expect(maxAbsDiff(other, f32(fixture.cases[0].pred_f32))).toBeGreaterThan(1e-3);
       expect(maxAbsDiff(f32(fixture.cases[0].pred_f32), f32(fixture.cases[2].pred_f32))).toBeGreaterThan(1e-3);
     });
-  });
+    });
+  }
 }
