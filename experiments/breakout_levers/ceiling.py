@@ -110,11 +110,11 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=CONTEXT_FRAMES,
                         help="context frames the oracle sees; its rollouts start where evaluate's do (frame "
                              f"{EVAL_CONTEXT}), more than {EVAL_CONTEXT} start that many frames in")
-    parser.add_argument("--out", type=Path, help="default: evals/ceiling_<context>_frames.json")
+    parser.add_argument("--out", type=Path, help="default: evals/ceiling_<context>_frames_from8.json")
     args = parser.parse_args()
     if args.context < 1:
         parser.error(f"--context must be >= 1 (got {args.context})")
-    out = args.out or HERE / "evals" / f"ceiling_{args.context}_frames.json"
+    out = args.out or HERE / "evals" / f"ceiling_{args.context}_frames_from{EVAL_CONTEXT}.json"
     players = list(PLAYERS)
     c = args.context
     first = max(c, EVAL_CONTEXT) - 1  # the newest context frame, as in evaluate

@@ -9,6 +9,11 @@ with `python -m worldmodels.export` and evaluates the export (`python -m worldmo
 player by default). A `one_ball` row exports the same checkpoint with `model.one_ball=true` written into its stored
 config (decoding only: training does not read it). Then it writes results.md and results.png from every summary in
 evals/ (the previous shipped model's is `evals/previous_breakout_fast.eval.json`, made with `--games 16` like the rest).
+
+The fine-tunes (`train.sh game4_ft game8_ft`) are evaluated the same way at steps 2,000, 4,000 and 6,000; their
+step 0, the model they start from, is
+    .venv/bin/python -m worldmodels.evaluate <models/breakout of bf77902>.onnx --games 16 --out evals/ft_start_0.eval.json
+and their oracles `ceiling.py --context 4` and `--context 8` (`evals/ceiling_<k>_frames_from8.json`).
 """
 
 from __future__ import annotations
@@ -56,6 +61,13 @@ LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
              "messy_palette_warm_one_ball": ("messy_palette_warm", True, CURVE_STEPS),
              "messy_palette_warm_events": ("messy_palette_warm_events", False, (1000,)),
              "messy_palette_warm_events_one_ball": ("messy_palette_warm_events", True, CURVE_STEPS)}
+# The fine-tunes (train.sh's game4_ft and game8_ft: 6,000 steps each from the shipped 4-frame model, a checkpoint
+# every 500): each name -> (run folder, the steps evaluated). Step 0 of both is the model they start from
+# (`evals/ft_start_0.eval.json`: models/breakout as of bf77902, evaluated by today's evaluate). Their evaluations
+# and the `ceiling_<k>_frames_from8.json` oracles score every model from frame 8 (evaluate.EVAL_CONTEXT); the rows
+# and curves above were evaluated before that, from frame 4, so they compare with each other, not with these.
+FT_STEPS = (2000, 4000, 6000)
+FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS), "game8_ft": ("game8_ft", FT_STEPS)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -114,6 +126,9 @@ def evaluate_runs(games: int) -> None:
     for name, (run, one_ball, steps) in LONG_RUNS.items():
         for step in steps:
             todo[f"{name}_{step}"] = (step_checkpoint(run, step), one_ball)
+    for name, (run, steps) in FINE_TUNES.items():
+        for step in steps:
+            todo[f"{name}_{step}"] = (step_checkpoint(run, step), False)  # the recipe decodes with one ball
     for name, (ckpt, one_ball) in todo.items():
         out = EVALS / f"{name}.eval.json"
         if ckpt.exists() and not out.exists():
@@ -121,7 +136,11 @@ def evaluate_runs(games: int) -> None:
 
 
 def curve(name: str) -> list[tuple[int, dict]]:
-    found = [(step, EVALS / f"{name}_{step}.eval.json") for step in LONG_RUNS[name][2]]
+    steps = LONG_RUNS[name][2] if name in LONG_RUNS else (0, *FINE_TUNES[name][1])
+    def path(step: int) -> Path:
+        return EVALS / ("ft_start_0.eval.json" if name in FINE_TUNES and step == 0 else f"{name}_{step}.eval.json")
+
+    found = [(step, path(step)) for step in steps]
     return [(step, json.loads(path.read_text())) for step, path in found if path.exists()]
 
 
@@ -152,6 +171,21 @@ def write_results() -> None:
         for step, r in curve(name):
             lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
                          + " |")
+    lines += ["", "## Fine-tuning the shipped model with 8 context frames, and with its own 4 (the control)", "",
+              "Both start from the shipped 4-frame model (step 0; the 8-frame net's older 4 frames start at zero "
+              "weight, so it starts as that model) and train 6,000 more steps of the same recipe. Every model "
+              "here, and the oracles, is scored from frame 8 of each game, so 4- and 8-frame models predict the "
+              "same frames.", "", head.replace("| row |", "| run, step |"), "|" + "---|" * (2 + len(COLUMNS))]
+    for name in FINE_TUNES:
+        for step, r in curve(name):
+            cells = " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
+            lines.append(f"| {name}, {step:,} | {step * 16:,} | {cells} |")
+    for context in (4, 8):
+        ceiling = EVALS / f"ceiling_{context}_frames_from8.json"
+        if ceiling.exists():
+            r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
+            cells = " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
+            lines.append(f"| {context}-frame physics oracle | - | {cells} |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot()
     print((HERE / "results.md").read_text())
@@ -197,7 +231,7 @@ def plot() -> None:
     axes[0].set_xlabel("rollout horizon (frames)")
     axes[0].set_ylabel("games with the ball within 1.5 px")
     axes[0].legend(fontsize=6)
-    for name in LONG_RUNS:
+    for name in (*LONG_RUNS, *FINE_TUNES):
         points = curve(name)
         axes[1].plot([s for s, _ in points], [r["rollout"]["model"]["ball_kept"]["median"] for _, r in points], "o-",
                      label=name)
