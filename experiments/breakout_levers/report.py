@@ -10,9 +10,11 @@ player by default). A `one_ball` row exports the same checkpoint with `model.one
 config (decoding only: training does not read it). Then it writes results.md and results.png from every summary in
 evals/ (the previous shipped model's is `evals/previous_breakout_fast.eval.json`, made with `--games 16` like the rest).
 
-The fine-tunes (`train.sh game4_ft game8_ft`) are evaluated the same way at steps 2,000, 4,000 and 6,000; their
-step 0, the model they start from, is
-    .venv/bin/python -m worldmodels.evaluate <models/breakout of bf77902>.onnx --games 16 --out evals/ft_start_0.eval.json
+The fine-tunes (`train.sh game4_ft game8_ft game4_ft2`) and the 8-frame recipe from scratch (`train.sh game8`) are
+evaluated the same way at the steps `FINE_TUNES` names; game4_ft's and game8_ft's step 0, the model they start
+from, is
+    .venv/bin/python -m worldmodels.evaluate <bf77902's models/breakout>.onnx --games 16 \
+        --out evals/ft_start_0.eval.json
 and their oracles `ceiling.py --context 4` and `--context 8` (`evals/ceiling_<k>_frames_from8.json`).
 """
 
@@ -66,8 +68,10 @@ LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
 # (`evals/ft_start_0.eval.json`: models/breakout as of bf77902, evaluated by today's evaluate). Their evaluations
 # and the `ceiling_<k>_frames_from8.json` oracles score every model from frame 8 (evaluate.EVAL_CONTEXT); the rows
 # and curves above were evaluated before that, from frame 4, so they compare with each other, not with these.
+# game4_ft2 fine-tunes game4_ft's step 6,000 for 6,000 more (its step 0); game8 is the 8-frame recipe from scratch.
 FT_STEPS = (2000, 4000, 6000)
-FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS), "game8_ft": ("game8_ft", FT_STEPS)}
+FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("game8_ft", FT_STEPS, "ft_start_0"),
+              "game4_ft2": ("game4_ft2", (6000,), "game4_ft_6000"), "game8": ("game8", (4000, 10000), None)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -126,7 +130,7 @@ def evaluate_runs(games: int) -> None:
     for name, (run, one_ball, steps) in LONG_RUNS.items():
         for step in steps:
             todo[f"{name}_{step}"] = (step_checkpoint(run, step), one_ball)
-    for name, (run, steps) in FINE_TUNES.items():
+    for name, (run, steps, _) in FINE_TUNES.items():
         for step in steps:
             todo[f"{name}_{step}"] = (step_checkpoint(run, step), False)  # the recipe decodes with one ball
     for name, (ckpt, one_ball) in todo.items():
@@ -136,9 +140,11 @@ def evaluate_runs(games: int) -> None:
 
 
 def curve(name: str) -> list[tuple[int, dict]]:
-    steps = LONG_RUNS[name][2] if name in LONG_RUNS else (0, *FINE_TUNES[name][1])
+    start = FINE_TUNES.get(name, (None, None, None))[2]
+    steps = LONG_RUNS[name][2] if name in LONG_RUNS else ((0,) if start else ()) + FINE_TUNES[name][1]
+
     def path(step: int) -> Path:
-        return EVALS / ("ft_start_0.eval.json" if name in FINE_TUNES and step == 0 else f"{name}_{step}.eval.json")
+        return EVALS / (f"{start}.eval.json" if start and step == 0 else f"{name}_{step}.eval.json")
 
     found = [(step, path(step)) for step in steps]
     return [(step, json.loads(path.read_text())) for step, path in found if path.exists()]
@@ -172,10 +178,12 @@ def write_results() -> None:
             lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
                          + " |")
     lines += ["", "## Fine-tuning the shipped model with 8 context frames, and with its own 4 (the control)", "",
-              "Both start from the shipped 4-frame model (step 0; the 8-frame net's older 4 frames start at zero "
-              "weight, so it starts as that model) and train 6,000 more steps of the same recipe. Every model "
-              "here, and the oracles, is scored from frame 8 of each game, so 4- and 8-frame models predict the "
-              "same frames.", "", head.replace("| row |", "| run, step |"), "|" + "---|" * (2 + len(COLUMNS))]
+              "game4_ft and game8_ft start from the shipped 4-frame model (step 0; the 8-frame net's older 4 frames "
+              "start at zero weight, so it starts as that model) and train 6,000 more steps of the same recipe. "
+              "game4_ft2 trains game4_ft's last step for 6,000 more (22,000 steps in all); game8 is the 8-frame "
+              "recipe from scratch (10,000 steps, like the shipped model). Every model here, and the oracles, is "
+              "scored from frame 8 of each game, so 4- and 8-frame models predict the same frames.", "",
+              head.replace("| row |", "| run, step |"), "|" + "---|" * (2 + len(COLUMNS))]
     for name in FINE_TUNES:
         for step, r in curve(name):
             cells = " | ".join(f.format(get(r)) for _, get, f in COLUMNS)

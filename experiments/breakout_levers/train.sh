@@ -29,6 +29,10 @@ declare -A ROWS=(
   # its own 4 frames as the control, so the context is the only difference.
   [game8_ft]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=$GAME4"
   [game4_ft]="experiment=breakout_game trainer.max_steps=6000 model.init_from=$GAME4"
+  # game4_ft's export fine-tuned for 6,000 more steps: the longer-training lever (22,000 steps in all).
+  [game4_ft2]="experiment=breakout_game trainer.max_steps=6000 model.init_from=outputs/breakout_levers/game4_ft/export/breakout.onnx"
+  # The 8-frame recipe from scratch, the shipped recipe's 10,000 steps: the context lever alone.
+  [game8]="experiment=breakout_game8"
 )
 for row in "${@:-fast messy messy_noise messy_palette messy_palette_unroll messy_unroll messy_warm messy_palette_warm messy_palette_warm_events}"; do
   for name in $row; do
