@@ -32,8 +32,12 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 
 web-setup: web/node_modules/.installed /usr/bin/chromium ## install the web player's npm packages and Debian's chromium
 
-train: setup ## train the shipped Breakout model's recipe (experiment=breakout_game, 10,000 steps: about 1.5 h on 2 cores); overrides in ARGS="..."
-	$(BIN)/python -m worldmodels.train experiment=breakout_game $(ARGS)
+TRAIN_DIR := outputs/breakout/make_train-$(shell date +%Y-%m-%d_%H-%M-%S)
+
+train: setup ## train the shipped Breakout model's recipe: experiment=breakout_game (10,000 steps), then experiment=breakout_game8 started from its export (8 context frames, 6,000 steps): about 2 h 15 min on 2 cores; ARGS="..." go to both
+	$(BIN)/python -m worldmodels.train experiment=breakout_game hydra.run.dir=$(TRAIN_DIR)/game4 $(ARGS)
+	$(BIN)/python -m worldmodels.train experiment=breakout_game8 trainer.max_steps=6000 \
+		model.init_from=$(TRAIN_DIR)/game4/export/breakout.onnx hydra.run.dir=$(TRAIN_DIR)/game8 $(ARGS)
 
 smoke: setup ## a seconds-long end-to-end run (debug=smoke) with every artifact
 	$(BIN)/python -m worldmodels.train debug=smoke $(ARGS)
