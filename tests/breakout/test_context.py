@@ -14,13 +14,14 @@ from omegaconf import OmegaConf
 from worldmodels.breakout.config import BreakoutDataConfig, FastDenoiserConfig
 from worldmodels.breakout.data import BreakoutStream
 from worldmodels.breakout.denoiser import FastDenoiser, latest_channels
-from worldmodels.breakout.evaluate import LoadedModel, evaluate
+from worldmodels.breakout.evaluate import LoadedModel, evaluate, load_model
 from worldmodels.breakout.export import export_breakout, load_export_weights, parity_inputs
 from worldmodels.core.config import CHECKPOINT_KEY, compose_config
 from worldmodels.core.data import EVAL
 from worldmodels.core.manifest import ExportError
 from worldmodels.core.schema import ConfigError
 from worldmodels.dream.breakout import BreakoutDreamEnv
+from worldmodels.evaluate import export_run
 from worldmodels.tasks import build_module, load_checkpoint, validate
 
 SHAPE = ["model=fast_denoiser", "model.widths=[4,8,8]", "model.blocks=[1,1,1]", "model.output=palette"]
@@ -76,9 +77,9 @@ def test_a_net_started_from_a_four_frame_export_computes_what_the_export_compute
         assert torch.equal(wide[:, latest_channels(8)], narrow[:, latest_channels(4)])
 
 
-def test_init_from_is_checked_before_any_work_and_a_checkpoint_does_not_need_it(tmp_path):
+def test_init_from_is_checked_before_training_and_a_checkpoint_or_export_does_not_need_it(tmp_path):
     with pytest.raises(ConfigError, match="init_from: no such file"):
-        validate(compose_config(["debug=smoke", "model.init_from=nowhere.onnx"]))
+        build_module(validate(compose_config(["debug=smoke", "model.init_from=nowhere.onnx"])), {})
     onnx_path, _ = export(tmp_path, 4)
     with pytest.raises(ExportError, match="another net shape"):  # debug=smoke's own widths are not the export's
         build_module(validate(compose_config(["debug=smoke", "model=fast_denoiser", "model.context_frames=8",
@@ -96,6 +97,14 @@ def test_init_from_is_checked_before_any_work_and_a_checkpoint_does_not_need_it(
     _, loaded = load_checkpoint(path)
     assert torch.equal(loaded.net.stem.weight, module.net.stem.weight)
     assert loaded.run_config["model"]["init_from"] == str(onnx_path)  # where it started is still on record
+    # and an export of it is read (the evaluate command validates its training config) without that file too
+    _, again = export(tmp_path / "again", 4)
+    again_path = tmp_path / "again" / "breakout.json"
+    manifest = json.loads(again_path.read_text())
+    manifest["training_config"]["model"]["init_from"] = str(onnx_path)
+    again_path.write_text(json.dumps(manifest))
+    run, _ = export_run(again_path.with_suffix(".onnx"))
+    assert run.model.init_from == str(onnx_path) and load_model(again_path.with_suffix(".onnx")).context_frames == 4
 
 
 def test_the_dream_env_starts_from_as_many_true_frames_as_the_export_takes(tmp_path):

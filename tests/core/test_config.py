@@ -217,7 +217,8 @@ def test_parallel_launcher_composes():
     (["data.games_per_worker=30"], "data.games_per_worker: must be a positive multiple of batch_size"),
     (["data.policy.miss_rate=1.5"], "data.policy.miss_rate: must be in [0, 1]"),
     (["+model.widht=3"], "model.widht: unknown key"),
-    (["model.widht=3"], "model.widht: unknown key (known keys: context_frames, init_from, name, width, blocks, dilations)"),
+    (["model.widht=3"],
+     "model.widht: unknown key (known keys: context_frames, init_from, name, width, blocks, dilations)"),
     (["experiment=breakout_fast", "model.width=3"], "model.width: unknown key"),  # the fast net has widths
     (["model.width=wide"], "model.width: expected int, got 'wide'"),
     (["model.width=null"], "model.width: must not be null"),

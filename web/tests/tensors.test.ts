@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-web";
 import { describe, expect, it } from "vitest";
-import { sessionDenoiser } from "../src/breakout/sampler";
+import { frameLayout, sessionDenoiser } from "../src/breakout/sampler";
 import { OrtFlappyBackend, OrtFrameBackend } from "../src/flappy/backend";
 import { type BreakoutManifest, type FlappyManifest, validateManifest } from "../src/shell/manifest";
 import { decodeTensors, denoiserTensors, frameTensors, prefillNames } from "../src/shell/tensors";
@@ -132,7 +132,9 @@ describe("tensor names from the manifest", () => {
     const m = validateManifest(renamed(load("breakout/breakout.json")), "renamed", "breakout") as BreakoutManifest;
     const session = new FakeSession(["my_input"], (feeds) => ({ my_pred: f32([feeds.my_input.dims[0], 3, 64, 64], 0.5) }));
     const denoise = sessionDenoiser(session.session, m);
-    const out = await denoise(new Float32Array(19 * 64 * 64), 1);
-    expect([out.length, out[0], session.feeds[0].my_input.dims]).toEqual([3 * 64 * 64, 0.5, [1, 19, 64, 64]]);
+    const channels = frameLayout(m).inputChannels; // 31: the shipped model sees 8 frames
+    expect(channels).toBe(m.inputs[0].shape[1]);
+    const out = await denoise(new Float32Array(channels * 64 * 64), 1);
+    expect([out.length, out[0], session.feeds[0].my_input.dims]).toEqual([3 * 64 * 64, 0.5, [1, channels, 64, 64]]);
   });
 });

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from worldmodels.core.config import OptimConfig
 from worldmodels.core.schema import require
@@ -31,9 +30,9 @@ class NetInputConfig:
     init_from: str | None = None
 
     def validate_input(self, key: str) -> None:
+        # init_from's file is checked when the net is built (`task.build_net`, before training starts), not here:
+        # exports and checkpoints keep the path on record, and they are read where that file is not.
         require(self.context_frames >= 1, f"{key}.context_frames", f"must be >= 1 (got {self.context_frames})")
-        require(self.init_from is None or Path(self.init_from).is_file(), f"{key}.init_from",
-                f"no such file: {self.init_from} (give an exported .onnx)")
 
 
 @dataclass

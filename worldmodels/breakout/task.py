@@ -17,12 +17,16 @@ from worldmodels.breakout.export import export_breakout, load_export_weights
 from worldmodels.breakout.media import BreakoutRolloutGif, BreakoutSampleGrid
 from worldmodels.breakout.objective import DiffusionModule
 from worldmodels.core.config import RunConfig
+from worldmodels.core.schema import ConfigError
 from worldmodels.core.task import Task
 
 
 def build_net(run: RunConfig) -> nn.Module:
+    """The denoiser, started from `model.init_from`'s export when given (a missing file fails here, before fit)."""
     net = build_denoiser(run.model)
     if run.model.init_from:
+        if not Path(run.model.init_from).is_file():
+            raise ConfigError(f"model.init_from: no such file: {run.model.init_from} (give an exported .onnx)")
         load_export_weights(net, run.model.init_from)
     return net
 
