@@ -84,6 +84,9 @@ def test_init_from_is_checked_before_training_and_a_checkpoint_or_export_does_no
     with pytest.raises(ExportError, match="another net shape"):  # debug=smoke's own widths are not the export's
         build_module(validate(compose_config(["debug=smoke", "model=fast_denoiser", "model.context_frames=8",
                                               f"model.init_from={onnx_path}"])), {})
+    (tmp_path / "notes.onnx").write_text("not a graph")
+    with pytest.raises(ExportError, match="is not an ONNX export"):
+        build_module(validate(compose_config(["debug=smoke", f"model.init_from={tmp_path / 'notes.onnx'}"])), {})
     cfg = compose_config(["debug=smoke", *SHAPE, "model.context_frames=8", f"model.init_from={onnx_path}"])
     run_config = OmegaConf.to_container(cfg, resolve=True)
     module = build_module(validate(cfg), run_config)

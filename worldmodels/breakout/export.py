@@ -160,7 +160,11 @@ def load_export_weights(net: nn.Module, path: str | Path) -> None:
     channels go first, its context channels to the newest frames, its action and sigma channels last, and the
     older frames' channels are zero, so the net computes what the export computes.
     """
-    weights = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as err:  # protobuf raises several types for files that are not ONNX
+        raise ExportError(f"{path} is not an ONNX export ({type(err).__name__}); give an exported .onnx") from None
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
     own = net.state_dict()
     missing = sorted(set(own) - set(weights))
     if missing:
