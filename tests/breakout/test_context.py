@@ -135,3 +135,9 @@ def test_models_with_4_or_8_frames_are_scored_on_the_same_frames():
     four, eight = scores(copy_last(4)), scores(copy_last(8))
     assert four == eight and eight["first"] == 8
     assert four["one_step"]["all"]["count"] == 2 * 2 * 6
+
+
+def test_gym_pixels_refuses_other_context_lengths_before_any_work():
+    with pytest.raises(ConfigError, match="task=gym_pixels takes 4 context frames"):
+        validate(compose_config(["task=gym_pixels", "model.context_frames=8"]))
+    assert validate(compose_config(["task=gym_pixels"])).model.context_frames == 4
