@@ -70,6 +70,7 @@ LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
 # and curves above were evaluated before that, from frame 4, so they compare with each other, not with these.
 # game4_ft2 fine-tunes game4_ft's step 6,000 for 6,000 more (its step 0); game8 is the 8-frame recipe from scratch.
 FT_STEPS = (2000, 4000, 6000)
+FT_BEFORE = {"game4_ft": 10_000, "game8_ft": 10_000, "game4_ft2": 16_000}  # the steps their start was trained for
 FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("game8_ft", FT_STEPS, "ft_start_0"),
               "game4_ft2": ("game4_ft2", (6000,), "game4_ft_6000"), "game8": ("game8", (4000, 10000), None)}
 COLUMNS = (
@@ -240,10 +241,10 @@ def plot() -> None:
     axes[0].set_ylabel("games with the ball within 1.5 px")
     axes[0].legend(fontsize=6)
     for name in (*LONG_RUNS, *FINE_TUNES):
-        points = curve(name)
-        axes[1].plot([s for s, _ in points], [r["rollout"]["model"]["ball_kept"]["median"] for _, r in points], "o-",
-                     label=name)
-    axes[1].set_xlabel("training step (16 rows a step)")
+        points, before = curve(name), FT_BEFORE.get(name, 0)  # a fine-tune's steps count on from its start's
+        axes[1].plot([before + s for s, _ in points], [r["rollout"]["model"]["ball_kept"]["median"] for _, r in points],
+                     "o-", label=name + (" (evaluated from frame 8)" if name in FINE_TUNES else ""))
+    axes[1].set_xlabel("training steps in all (16 rows a step)")
     axes[1].set_ylabel("ball-kept horizon, median (frames)")
     axes[1].legend(fontsize=7)
     for ax in axes:
