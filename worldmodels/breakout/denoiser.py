@@ -23,15 +23,6 @@ from torch import nn
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.sim import BALL_SIZE, FRAME_SIZE, NUM_ACTIONS, PALETTE
 
-CONTEXT_FRAMES = 4  # the default context (`model.context_frames`), and the one `task=gym_pixels` takes
-BASE_CHANNELS = 3 + 3 * CONTEXT_FRAMES + 1  # 16: the noisy frame, the context and sigma, before the action planes
-INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's with the default context
-OUTPUT_CHANNELS = 3
-PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
-BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
-PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
-INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
-
 
 def base_channels(context_frames: int) -> int:
     """Input channels before the action planes: the noisy frame, `context_frames` frames and sigma."""
@@ -41,6 +32,16 @@ def base_channels(context_frames: int) -> int:
 def latest_channels(context_frames: int) -> slice:
     """The newest context frame's channels in the input."""
     return slice(3 * context_frames, 3 + 3 * context_frames)
+
+
+CONTEXT_FRAMES = 4  # the default context (`model.context_frames`), and the one `task=gym_pixels` takes
+BASE_CHANNELS = base_channels(CONTEXT_FRAMES)  # 16: the noisy frame, the context and sigma, before the action planes
+INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's with the default context
+OUTPUT_CHANNELS = 3
+PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
+BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
+PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
+INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
 
 
 class ResidualBlock(nn.Module):

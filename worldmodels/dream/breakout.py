@@ -49,10 +49,9 @@ def frame_space() -> gymnasium.spaces.Box:
     return gymnasium.spaces.Box(0, 255, (FRAME_SIZE, FRAME_SIZE, 3), np.uint8)
 
 
-def true_context(rng: np.random.Generator, frames: int = 4) -> np.ndarray:
-    """uint8 (frames, 64, 64, 3): the newest `frames` frames of a true game (seed from `rng`) after a random warm-up
+def true_context(rng: np.random.Generator, count: int = 4) -> np.ndarray:
+    """uint8 (count, 64, 64, 3): the newest `count` frames of a true game (seed from `rng`) after a random warm-up
     of random keys (both from `rng`)."""
-    count = frames
     sim = BreakoutSim([int(rng.integers(2**32))])
     warmup = int(rng.integers(MAX_WARMUP))
     shown = [sim.render()[0]]
