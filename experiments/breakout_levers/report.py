@@ -68,18 +68,25 @@ LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
 # (`evals/ft_start_0.eval.json`: models/breakout as of bf77902, evaluated by today's evaluate). Their evaluations
 # and the `ceiling_<k>_frames_from8.json` oracles score every model from frame 8 (evaluate.EVAL_CONTEXT); the rows
 # and curves above were evaluated before that, from frame 4, so they compare with each other, not with these.
-# game4_ft2 fine-tunes game4_ft's step 6,000 for 6,000 more (its step 0); game8 is the 8-frame recipe from scratch.
+# game4_ft2 fine-tunes game4_ft's step 6,000 for 6,000 more (its step 0), game8_ft2 likewise game8_ft's (the shipped
+# model); game8 is the 8-frame recipe from scratch.
 FT_STEPS = (2000, 4000, 6000)
-FT_BEFORE = {"game4_ft": 10_000, "game8_ft": 10_000, "game4_ft2": 16_000}  # the steps their start was trained for
+# The steps their start was trained for.
+FT_BEFORE = {"game4_ft": 10_000, "game8_ft": 10_000, "game4_ft2": 16_000, "game8_ft2": 16_000}
 FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("game8_ft", FT_STEPS, "ft_start_0"),
-              "game4_ft2": ("game4_ft2", (6000,), "game4_ft_6000"), "game8": ("game8", (4000, 10000), None)}
+              "game4_ft2": ("game4_ft2", (6000,), "game4_ft_6000"), "game8": ("game8", (4000, 10000), None),
+              "game8_ft2": ("game8_ft2", (6000,), "game8_ft_6000")}
+# The same checkpoints decoded in the game's layout (`model.layout`: whole bricks, one paddle, one ball): each name
+# -> (run folder, step); beside each, the same checkpoint's own evaluation (its fine-tune's row).
+LAYOUT = {"game8_ft_6000_layout": ("game8_ft", 6000), "game8_ft2_6000_layout": ("game8_ft2", 6000)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
     ("@32", lambda r: r["rollout"]["model"]["horizons"]["32"]["ball_within"], "{:.3f}"),
     ("extra ball @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["extra_ball"], "{:.3f}"),
     ("ball missing @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["ball_missing"], "{:.3f}"),
-    ("serve right", lambda r: r["one_step"]["serve"]["model"]["ball_right"], "{:.3f}"),
+    ("serve right", lambda r: _serve(r), "{}"),  # _serve: defined below
+    ("new game right", lambda r: r["one_step"]["new_game"]["model"]["ball_right"], "{:.3f}"),
     ("after paddle right", lambda r: r["one_step"]["after_paddle"]["model"]["ball_right"], "{:.3f}"),
     ("paddle bounce right", lambda r: r["one_step"]["paddle_bounce"]["model"]["ball_right"], "{:.3f}"),
     ("brick vanishes", lambda r: r["one_step"]["brick_break"]["model"]["brick_vanishes"], "{:.3f}"),
@@ -95,23 +102,24 @@ def evaluate(onnx: Path, out: Path, games: int) -> None:
     print(f"evaluated {onnx} -> {out.relative_to(ROOT)}")
 
 
-def export_and_evaluate(ckpt: Path, out: Path, games: int, one_ball: bool = False) -> None:
+def export_and_evaluate(ckpt: Path, out: Path, games: int, decode: dict | None = None) -> None:
+    """`decode`: model fields (one_ball, layout) to write into a copy of the checkpoint before exporting it."""
     with tempfile.TemporaryDirectory() as tmp:
-        if one_ball:
-            ckpt = one_ball_copy(ckpt, Path(tmp) / ckpt.name)
+        if decode:
+            ckpt = decode_copy(ckpt, Path(tmp) / ckpt.name, decode)
         subprocess.run([sys.executable, "-m", "worldmodels.export", str(ckpt), "--out", tmp], check=True,
                        stdout=subprocess.DEVNULL)
         evaluate(Path(tmp) / "breakout.onnx", out, games)
 
 
-def one_ball_copy(ckpt: Path, out: Path) -> Path:
-    """The checkpoint with `model.one_ball: true` in its stored config (the weights as they are)."""
-    import torch  # heavy: only the one_ball rows need it
+def decode_copy(ckpt: Path, out: Path, decode: dict) -> Path:
+    """The checkpoint with `decode` (e.g. `model.one_ball: true`) in its stored config (the weights as they are)."""
+    import torch  # heavy: only the rows that change the decoding need it
 
-    from worldmodels.core.config import CHECKPOINT_KEY  # beside torch: only the one_ball rows need it
+    from worldmodels.core.config import CHECKPOINT_KEY  # beside torch: only those rows need it
 
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    checkpoint[CHECKPOINT_KEY]["config"]["model"]["one_ball"] = True
+    checkpoint[CHECKPOINT_KEY]["config"]["model"].update(decode)
     torch.save(checkpoint, out)
     return out
 
@@ -130,14 +138,16 @@ def evaluate_runs(games: int) -> None:
             todo[row] = (run / "checkpoints" / "last.ckpt", False)
     for name, (run, one_ball, steps) in LONG_RUNS.items():
         for step in steps:
-            todo[f"{name}_{step}"] = (step_checkpoint(run, step), one_ball)
+            todo[f"{name}_{step}"] = (step_checkpoint(run, step), {"one_ball": True} if one_ball else None)
     for name, (run, steps, _) in FINE_TUNES.items():
         for step in steps:
-            todo[f"{name}_{step}"] = (step_checkpoint(run, step), False)  # the recipe decodes with one ball
-    for name, (ckpt, one_ball) in todo.items():
+            todo[f"{name}_{step}"] = (step_checkpoint(run, step), None)  # the recipe decodes with one ball
+    for name, (run, step) in LAYOUT.items():
+        todo[name] = (step_checkpoint(run, step), {"layout": True})
+    for name, (ckpt, decode) in todo.items():
         out = EVALS / f"{name}.eval.json"
         if ckpt.exists() and not out.exists():
-            export_and_evaluate(ckpt, out, games, one_ball)
+            export_and_evaluate(ckpt, out, games, decode)
 
 
 def curve(name: str) -> list[tuple[int, dict]]:
@@ -159,7 +169,7 @@ def write_results() -> None:
         path = EVALS / f"{row}.eval.json"
         if path.exists():
             r = json.loads(path.read_text())
-            lines.append(f"| {row}: {what} | {trained:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
+            lines.append(f"| {row}: {what} | {trained:,} | " + " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
                          + " |")
     for context in (4, 8, 16):  # ceiling.py's oracles: rollout scores only
         ceiling = EVALS / f"ceiling_{context}_frames.json"
@@ -171,12 +181,12 @@ def write_results() -> None:
     copy = _any_result()
     if copy:
         lines.append("| copy last frame (one step) / frozen start frame (rollout) | - | " + " | ".join(
-            f.format(get(_baseline(copy))) for _, get, f in COLUMNS) + " |")
+            _cell(get, f, _baseline(copy)) for _, get, f in COLUMNS) + " |")
     for name in LONG_RUNS:
         lines += ["", f"Learning curve of `{name}` (16 rows a step; the checkpoints of one 10,000-step run).", "",
                   head.replace("| row |", "| step |"), "|" + "---|" * (2 + len(COLUMNS))]
         for step, r in curve(name):
-            lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
+            lines.append(f"| {step:,} | {step * 16:,} | " + " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
                          + " |")
     lines += ["", "## Fine-tuning the shipped model with 8 context frames, and with its own 4 (the control)", "",
               "game4_ft and game8_ft start from the shipped 4-frame model (step 0; the 8-frame net's older 4 frames "
@@ -187,7 +197,7 @@ def write_results() -> None:
               head.replace("| row |", "| run, step |"), "|" + "---|" * (2 + len(COLUMNS))]
     for name in FINE_TUNES:
         for step, r in curve(name):
-            cells = " | ".join(f.format(get(r)) for _, get, f in COLUMNS)
+            cells = " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
             lines.append(f"| {name}, {step:,} | {step * 16:,} | {cells} |")
     for context in (4, 8):
         ceiling = EVALS / f"ceiling_{context}_frames_from8.json"
@@ -195,9 +205,19 @@ def write_results() -> None:
             r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
             cells = " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
             lines.append(f"| {context}-frame physics oracle | - | {cells} |")
+    lines += ["", "serve right: the new ball after a life lost within a game; new game right: after the last life (a "
+              "fresh wall, a random paddle and serve, which no frame foretells). * marks summaries evaluated before "
+              "evaluate told the two apart: their serve pools both, and their new-game column is empty."]
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot()
     print((HERE / "results.md").read_text())
+
+
+def _serve(r: dict) -> str:
+    """A serve within a game; "*" where the summary predates evaluate's split and pools new games (the last life
+    lost) into it."""
+    right = f"{r['one_step']['serve']['model']['ball_right']:.3f}"
+    return right if "new_game" in r["one_step"] else right + "*"
 
 
 def _cell(get, fmt: str, r: dict) -> str:

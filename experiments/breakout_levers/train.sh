@@ -31,6 +31,9 @@ declare -A ROWS=(
   [game4_ft]="experiment=breakout_game trainer.max_steps=6000 model.init_from=$GAME4"
   # game4_ft's export fine-tuned for 6,000 more steps: the longer-training lever (22,000 steps in all).
   [game4_ft2]="experiment=breakout_game trainer.max_steps=6000 model.init_from=outputs/breakout_levers/game4_ft/export/breakout.onnx"
+  # The shipped 8-frame model (game8_ft's export) fine-tuned for 6,000 more steps: longer training with 8 frames
+  # (22,000 steps in all), beside game4_ft2.
+  [game8_ft2]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=models/breakout/breakout.onnx"
   # The 8-frame recipe from scratch, the shipped recipe's 10,000 steps: the context lever alone.
   [game8]="experiment=breakout_game8"
 )

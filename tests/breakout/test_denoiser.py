@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ from worldmodels.breakout.denoiser import (
     tensor_to_frames,
 )
 from worldmodels.breakout.sampler import dream_rollout, sample_next_frame, sigma_schedule
+from worldmodels.breakout.sim import PALETTE
 
 
 def test_seed_config_parameter_count():
@@ -290,15 +292,16 @@ def test_one_ball_needs_the_palette_head():
         validate(compose_config(["debug=smoke", "model=fast_denoiser", "model.one_ball=true"]))
 
 
-@pytest.mark.parametrize("one_ball", [False, True])
-def test_palette_export_matches_pytorch_away_from_ties(tmp_path, one_ball):
+@pytest.mark.parametrize("decode", ["plain", "one_ball", "layout"])
+def test_palette_export_matches_pytorch_away_from_ties(tmp_path, decode):
     from omegaconf import OmegaConf
 
     from worldmodels.breakout.export import export_breakout
     from worldmodels.core.config import compose_config
     from worldmodels.tasks import validate
 
-    cfg = compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette", f"model.one_ball={one_ball}"])
+    flags = {"plain": [], "one_ball": ["model.one_ball=true"], "layout": ["model.one_ball=true", "model.layout=true"]}
+    cfg = compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette", *flags[decode]])
     run = validate(cfg)
     net = FastDenoiser(run.model)
     torch.manual_seed(0)
@@ -307,7 +310,65 @@ def test_palette_export_matches_pytorch_away_from_ties(tmp_path, one_ball):
     _, manifest_path, diff = export_breakout(net, run, OmegaConf.to_container(cfg, resolve=True), tmp_path)
     assert diff <= 1e-4
     model = json.loads(manifest_path.read_text())["model"]
-    assert model["output"] == "palette" and model["one_ball"] is one_ball
+    assert model["output"] == "palette" and model["one_ball"] is (decode != "plain")
+    assert model["layout"] is (decode == "layout")
+
+
+def frame_scores(frames: np.ndarray) -> torch.Tensor:
+    """Palette scores (N, 9, 64, 64) that put nearly all probability on each pixel's own colour in `frames`."""
+    from worldmodels.breakout.readout import nearest_colour
+
+    classes = torch.from_numpy(nearest_colour(frames)).long()
+    return torch.nn.functional.one_hot(classes, len(PALETTE)).permute(0, 3, 1, 2).float() * 8.0
+
+
+def test_layout_draws_the_true_frames_as_they_are():
+    from worldmodels.breakout.denoiser import layout_classes
+    from worldmodels.breakout.readout import nearest_colour
+    from worldmodels.breakout.sim import BreakoutSim
+
+    sim, rng = BreakoutSim(list(range(16))), np.random.default_rng(0)
+    for _ in range(150):  # bricks broken, balls at the walls, under the paddle, lost and served again
+        sim.step(rng.integers(0, 3, 16))
+        frames = sim.render()
+        assert torch.equal(layout_classes(frame_scores(frames)), torch.from_numpy(nearest_colour(frames)).long())
+
+
+def test_layout_keeps_bricks_whole_and_draws_one_paddle():
+    from worldmodels.breakout.denoiser import BALL, PADDLE, layout_classes
+    from worldmodels.breakout.sim import BRICK_TOP, PADDLE_Y
+
+    probs = torch.zeros(1, len(PALETTE), 64, 64)
+    probs[:, 0] = 1.0
+
+    def paint(colour: int, ys: slice, xs: slice, p: float) -> None:
+        probs[0, colour, ys, xs] = p
+        probs[0, 0, ys, xs] = 1.0 - p
+
+    paint(1, slice(BRICK_TOP, BRICK_TOP + 3), slice(0, 7), 0.9)  # row 0, column 0: a sure brick...
+    paint(1, slice(BRICK_TOP, BRICK_TOP + 1), slice(0, 7), 0.2)  # ...faded in its top row: still whole (mean 0.67)
+    paint(2, slice(BRICK_TOP + 4, BRICK_TOP + 7), slice(8, 15), 0.4)  # row 1, column 1: under a half, gone
+    paint(1, slice(BRICK_TOP + 4, BRICK_TOP + 7), slice(16, 23), 0.9)  # row 1 in row 0's colour: gone
+    paint(3, slice(40, 43), slice(20, 27), 0.9)  # a brick colour below the wall: background
+    paint(PADDLE, slice(PADDLE_Y, PADDLE_Y + 2), slice(4, 14), 0.6)  # two paddles: the likelier one is drawn
+    paint(PADDLE, slice(PADDLE_Y, PADDLE_Y + 2), slice(30, 40), 0.55)
+    paint(BALL, slice(PADDLE_Y - 1, PADDLE_Y + 1), slice(6, 8), 0.9)  # a ball over the paddle's top row
+    classes = layout_classes(probs.clamp_min(1e-6).log())[0]
+    expected = torch.zeros(64, 64, dtype=torch.long)
+    expected[BRICK_TOP:BRICK_TOP + 3, 0:7] = 1
+    expected[PADDLE_Y:PADDLE_Y + 2, 4:14] = PADDLE
+    expected[PADDLE_Y - 1:PADDLE_Y + 1, 6:8] = BALL
+    assert torch.equal(classes, expected)
+    assert (probs.argmax(dim=1)[0, PADDLE_Y:PADDLE_Y + 2, 30:40] == PADDLE).all()  # pixel by pixel, two paddles
+
+
+def test_layout_needs_one_ball():
+    from worldmodels.core.config import compose_config
+    from worldmodels.core.schema import ConfigError
+    from worldmodels.tasks import validate
+
+    with pytest.raises(ConfigError, match="layout"):
+        validate(compose_config(["debug=smoke", "model=fast_denoiser", "model.output=palette", "model.layout=true"]))
 
 
 def test_palette_loss_weights_changed_pixels():

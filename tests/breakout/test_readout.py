@@ -74,11 +74,15 @@ def test_events_show_in_the_frames(states):
             name = EVENTS[e]
             counts[name] += 1
             lost = (prev_bricks[g] & ~bricks[g]).sum()
-            if name == "serve":
+            if name in ("serve", "new_game"):
                 assert ball[g, 1] == SERVE_Y + 1 and abs(ball[g, 0] - paddle[g]) <= 0.5
-            elif name == "brick_break":
+            if name == "new_game":  # a fresh wall; a serve within the game keeps the wall it had
+                assert bricks[g].all() and not prev_bricks[g].all()
+            elif name == "serve":
+                assert lost == 0 and (bricks[g] == prev_bricks[g]).all()
+            if name == "brick_break":
                 assert lost == 1
-            else:
+            elif name not in ("serve", "new_game"):
                 assert lost == 0 and np.abs(ball[g] - prev_ball[g]).max() <= 2
             if name == "paddle_bounce":
                 assert ball[g, 1] == 57 and abs(ball[g, 0] - paddle[g]) <= PADDLE_WIDTH / 2 + 1

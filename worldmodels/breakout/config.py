@@ -70,12 +70,21 @@ class FastDenoiserConfig(NetInputConfig):
     # frame (denoiser.one_ball_classes). False: each pixel takes its best colour,
     # so a ball the net is unsure where to put can vanish. Decoding only: training is the same either way.
     one_ball: bool = False
+    # Palette head with one_ball only. True: the frame is drawn in the game's own layout, the way the simulator
+    # renders one: each brick of the 6 x 8 grid whole (in its row's colour, where the mean probability of that colour
+    # over the brick's pixels is above a half) or gone, one paddle of the game's width on its two rows (where the
+    # paddle colour is likeliest), the one ball over them, background everywhere else (denoiser.layout_classes).
+    # Decoding only, like one_ball: training is the same either way but for the frames an unrolled loss feeds back
+    # (data.unroll > 1).
+    layout: bool = False
 
     def validate(self, key: str) -> None:
         require(self.output in ("rgb", "palette"), f"{key}.output", f"must be rgb or palette (got {self.output!r})")
         self.validate_input(key)
         require(not self.one_ball or self.output == "palette", f"{key}.one_ball",
                 f"decodes the palette head's scores; set {key}.output=palette with it (got output={self.output!r})")
+        require(not self.layout or self.one_ball, f"{key}.layout",
+                f"draws the one ball over the layout; set {key}.one_ball=true (and output=palette) with it")
         require(len(self.widths) >= 1 and all(w > 0 for w in self.widths), f"{key}.widths",
                 f"must be a non-empty list of positive ints (got {self.widths})")
         require(len(self.blocks) == len(self.widths) and all(b >= 0 for b in self.blocks), f"{key}.blocks",

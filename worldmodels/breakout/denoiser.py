@@ -21,7 +21,22 @@ import torch
 from torch import nn
 
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
-from worldmodels.breakout.sim import BALL_SIZE, FRAME_SIZE, NUM_ACTIONS, PALETTE
+from worldmodels.breakout.sim import (
+    BALL_SIZE,
+    BRICK_COLS,
+    BRICK_HEIGHT,
+    BRICK_PITCH_X,
+    BRICK_PITCH_Y,
+    BRICK_ROWS,
+    BRICK_TOP,
+    BRICK_WIDTH,
+    FRAME_SIZE,
+    NUM_ACTIONS,
+    PADDLE_HEIGHT,
+    PADDLE_WIDTH,
+    PADDLE_Y,
+    PALETTE,
+)
 
 
 def base_channels(context_frames: int) -> int:
@@ -40,6 +55,7 @@ INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's with the default 
 OUTPUT_CHANNELS = 3
 PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
 BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
+PADDLE = len(PALETTE) - 2  # the paddle's, before it; brick row r's colour is r + 1, the background 0
 PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
 
@@ -102,7 +118,7 @@ class FastDenoiser(nn.Module):
                                       for j in range(cfg.blocks[-1])])
         self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(levels - 1))
         self.decode = nn.ModuleList(stage(i) for i in range(levels - 1))
-        self.output, self.one_ball = cfg.output, cfg.one_ball
+        self.output, self.one_ball, self.layout = cfg.output, cfg.one_ball, cfg.layout
         self.head = nn.Conv2d(w[0], len(PALETTE) if cfg.output == "palette" else OUTPUT_CHANNELS, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # starts as "copy the newest frame"
         nn.init.zeros_(self.head.bias)
@@ -112,7 +128,10 @@ class FastDenoiser(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.output == "palette":  # each pixel is the colour with the best score
             logits = self.logits(x)
-            classes = one_ball_classes(logits) if self.one_ball else logits.argmax(dim=1)
+            if self.layout:
+                classes = layout_classes(logits)
+            else:
+                classes = one_ball_classes(logits) if self.one_ball else logits.argmax(dim=1)
             return self.palette[classes].permute(0, 3, 1, 2)  # (N, 3, H, W)
         return (x[:, self.latest] + self.features(x)).clamp(-1.0, 1.0)
 
@@ -143,14 +162,21 @@ class FastDenoiser(nn.Module):
 def one_ball_classes(logits: torch.Tensor) -> torch.Tensor:
     """Palette scores (N, P, H, W) -> colour indices (N, H, W) with at most one ball, a BALL_SIZE square.
 
-    Every pixel takes its best colour other than the ball's. Each square's ball probability (softmax) is averaged
-    over its pixels in the frame (squares run one past the bottom and right edges, where a ball leaving the frame
-    shows in part), and the ball is drawn on the square with the largest mean, if the frame's ball probability adds
-    up to more than half of that square's pixels in the frame.
+    Every pixel takes its best colour other than the ball's, and the ball is drawn over them (`ball_square`).
+    """
+    classes = logits[:, :BALL].argmax(dim=1)  # the best colour but the ball's (the ball is the palette's last)
+    return torch.where(ball_square(logits), torch.full_like(classes, BALL), classes)
+
+
+def ball_square(logits: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool: the pixels of the one ball a frame's palette scores (N, P, H, W) draw, or none.
+
+    Each square's ball probability (softmax) is averaged over its pixels in the frame (squares run one past the
+    bottom and right edges, where a ball leaving the frame shows in part), and the ball is drawn on the square with
+    the largest mean, if the frame's ball probability adds up to more than half of that square's pixels in the frame.
     """
     n, _, height, width = logits.shape
     ball = logits.softmax(dim=1)[:, BALL:BALL + 1]  # (N, 1, H, W)
-    classes = logits[:, :BALL].argmax(dim=1)  # the best colour but the ball's (the ball is the palette's last)
     edge = (0, BALL_SIZE - 1, 0, BALL_SIZE - 1)  # squares by their top-left pixel, past the bottom and right edges
     total = nn.functional.avg_pool2d(nn.functional.pad(ball, edge), BALL_SIZE, stride=1)  # (N, 1, H, W)
     inside = nn.functional.avg_pool2d(nn.functional.pad(torch.ones_like(ball[:1]), edge), BALL_SIZE, stride=1)
@@ -159,9 +185,47 @@ def one_ball_classes(logits: torch.Tensor) -> torch.Tensor:
     present = ball.flatten(1).sum(dim=1) > 0.5 * pixels  # (N,)
     at = (torch.arange(height * width, device=logits.device)[None] == corner[:, None]) & present[:, None]
     at = at.float().view(n, 1, height, width)
-    covered = nn.functional.max_pool2d(nn.functional.pad(at, (BALL_SIZE - 1, 0, BALL_SIZE - 1, 0)), BALL_SIZE,
-                                       stride=1)[:, 0] > 0.5  # (N, H, W): the square's pixels
-    return torch.where(covered, torch.full_like(classes, BALL), classes)
+    return nn.functional.max_pool2d(nn.functional.pad(at, (BALL_SIZE - 1, 0, BALL_SIZE - 1, 0)), BALL_SIZE,
+                                    stride=1)[:, 0] > 0.5
+
+
+def layout_classes(logits: torch.Tensor) -> torch.Tensor:
+    """Palette scores (N, P, 64, 64) -> colour indices (N, 64, 64) in the game's own layout (`model.layout`).
+
+    Each brick of the grid is whole, in its row's colour, where that colour's mean probability (softmax) over the
+    brick's pixels is above a half, else gone; the paddle is one PADDLE_WIDTH run on its rows, at the left edge
+    whose run has the most paddle probability; the one ball (`ball_square`) is drawn over them; every other pixel
+    is background. So a frame holds only what the simulator can render: no brick in part or out of its cell, no
+    second or broken paddle, no stray colour.
+    """
+    n = logits.shape[0]
+    prob = logits.softmax(dim=1)
+    band_rows = BRICK_ROWS * BRICK_PITCH_Y
+    band = prob[:, 1:1 + BRICK_ROWS, BRICK_TOP:BRICK_TOP + band_rows]  # (N, colour, band y, x)
+    # (N, colour, brick row, y in cell, brick column, x in cell); each row keeps its own colour's probability.
+    cells = band.reshape(n, BRICK_ROWS, BRICK_ROWS, BRICK_PITCH_Y, BRICK_COLS, BRICK_PITCH_X)
+    own = (cells * torch.eye(BRICK_ROWS, device=logits.device).view(1, BRICK_ROWS, BRICK_ROWS, 1, 1, 1)).sum(dim=1)
+    whole = own[:, :, :BRICK_HEIGHT, :, :BRICK_WIDTH].mean(dim=(2, 4)) > 0.5  # (N, brick row, brick column)
+    row_colour = torch.arange(1, 1 + BRICK_ROWS, device=logits.device).view(1, BRICK_ROWS, 1, 1, 1)
+    on_brick = torch.zeros(BRICK_PITCH_Y, BRICK_PITCH_X, dtype=torch.bool, device=logits.device)
+    on_brick[:BRICK_HEIGHT, :BRICK_WIDTH] = True
+    drawn = whole[:, :, None, :, None] & on_brick[None, None, :, None, :]  # (N, row, y in cell, column, x in cell)
+    bricks = torch.where(drawn, row_colour, torch.zeros_like(row_colour)).reshape(n, band_rows, FRAME_SIZE)
+
+    paddle = prob[:, PADDLE:PADDLE + 1, PADDLE_Y:PADDLE_Y + PADDLE_HEIGHT]  # (N, 1, rows, 64)
+    runs = nn.functional.avg_pool2d(paddle, (PADDLE_HEIGHT, PADDLE_WIDTH), stride=1).flatten(1)  # (N, lefts)
+    left = runs.argmax(dim=1, keepdim=True)  # (N, 1)
+    x = torch.arange(FRAME_SIZE, device=logits.device)[None]
+    row = torch.where((x >= left) & (x < left + PADDLE_WIDTH), PADDLE, 0)  # (N, 64)
+    paddle_rows = row[:, None].expand(n, PADDLE_HEIGHT, FRAME_SIZE)
+
+    def empty(rows: int) -> torch.Tensor:
+        return torch.zeros(n, rows, FRAME_SIZE, dtype=torch.long, device=logits.device)
+
+    below = PADDLE_Y - BRICK_TOP - band_rows
+    classes = torch.cat([empty(BRICK_TOP), bricks.long(), empty(below), paddle_rows.long(),
+                         empty(FRAME_SIZE - PADDLE_Y - PADDLE_HEIGHT)], dim=1)
+    return torch.where(ball_square(logits), torch.full_like(classes, BALL), classes)
 
 
 def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict, num_actions: int = NUM_ACTIONS) -> nn.Module:

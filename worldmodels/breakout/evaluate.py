@@ -9,10 +9,11 @@ random), each game after its own random warm-up of 0-160 steps so that horizons 
 
 Every game's first prediction makes the same frame (`EVAL_CONTEXT`), whether the model sees 4 or 8 frames. On them:
 
-- one step from the true last frames (the model's context), by event (`readout.EVENTS`: serve after a lost ball,
-  brick break, paddle bounce, the frame after one, wall bounce, flight; labelled by the simulator's own step),
-  beside "copy the last frame" and "constant velocity" (the ball moved again by its last move, the paddle
-  likewise) on the same frames; plus the paddle where an action pushes it into a wall;
+- one step from the true last frames (the model's context), by event (`readout.EVENTS`: a new game after the last
+  life, serve after a lost ball within a game, brick break, paddle bounce, the frame after one, wall bounce,
+  flight; labelled by the simulator's own step), beside "copy the last frame" and "constant velocity" (the ball
+  moved again by its last move, the paddle likewise) on the same frames; plus the paddle where an action pushes it
+  into a wall;
 - an autonomous rollout (the model's frames fed back, rounded to bytes, driven by the true keys) to `--horizon`
   frames: the share of games whose ball is within 1.5 px at each horizon, the ball-kept horizon (frames until the
   ball is more than 3 px off or missing), extra balls, the paddle, the bricks and PSNR, beside the frozen start frame.

@@ -44,8 +44,11 @@ BACKGROUND, PADDLE, BALL = 0, len(PALETTE) - 2, len(PALETTE) - 1
 BRICK_IDS = np.arange(1, 1 + BRICK_ROWS)  # palette index of each brick row's colour
 MIN_BALL_PIXELS = 2  # smaller blobs are specks, not a ball
 
-# One-step events, in the order a transition is given one (the first that applies).
-EVENTS = ("serve", "brick_break", "paddle_bounce", "after_paddle", "wall_bounce", "flight")
+# One-step events, in the order a transition is given one (the first that applies). "new_game": the last life is
+# lost and a new game starts (a fresh wall, the paddle and the serve drawn at random); nothing in the frames tells
+# it from "serve" (a life lost while others remain: the new ball sits above the paddle, the wall stays), since
+# the frames do not show the lives.
+EVENTS = ("new_game", "serve", "brick_break", "paddle_bounce", "after_paddle", "wall_bounce", "flight")
 
 
 def nearest_colour(frames: np.ndarray) -> np.ndarray:
@@ -165,8 +168,10 @@ def sim_paddle_centre(sim) -> np.ndarray:
 
 def classify_events(result: StepResult, after_paddle: np.ndarray) -> np.ndarray:
     """int (N,) index into EVENTS of one step's transition, from the simulator's own flags; `after_paddle` marks the
-    games whose previous step was a paddle bounce."""
-    flags = [result.life_lost, result.reward > 0, result.paddle_bounce, after_paddle, result.wall_bounce]
+    games whose previous step was a paddle bounce. "new_game" needs a simulator that starts the next game itself
+    (`auto_reset`, the default)."""
+    flags = [result.game_over, result.life_lost, result.reward > 0, result.paddle_bounce, after_paddle,
+             result.wall_bounce]
     event = np.full(len(result.reward), EVENTS.index("flight"))
     for index in reversed(range(len(flags))):  # the first flag that applies wins
         event = np.where(flags[index], index, event)
