@@ -72,19 +72,21 @@ LONG_RUNS = {"messy_warm": ("messy_warm", False, ROW_STEPS),
 # model); game8 is the 8-frame recipe from scratch.
 FT_STEPS = (2000, 4000, 6000)
 # The steps their start was trained for.
-FT_BEFORE = {"game4_ft": 10_000, "game8_ft": 10_000, "game4_ft2": 16_000, "game8_ft2": 16_000}
+FT_BEFORE = {"game4_ft": 10_000, "game8_ft": 10_000, "game4_ft2": 16_000, "game8_ft2": 16_000, "game8_ft3": 22_000}
 FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("game8_ft", FT_STEPS, "ft_start_0"),
               "game4_ft2": ("game4_ft2", (6000,), "game4_ft_6000"), "game8": ("game8", (4000, 10000), None),
-              "game8_ft2": ("game8_ft2", (6000,), "game8_ft_6000")}
+              "game8_ft2": ("game8_ft2", (6000,), "game8_ft_6000"),
+              "game8_ft3": ("game8_ft3", (2000, 4000, 6000), "game8_ft2_6000")}
 # The same checkpoints decoded in the game's layout (`model.layout`: whole bricks, one paddle, one ball): each name
 # -> (run folder, step); beside each, the same checkpoint's own evaluation (its fine-tune's row).
-LAYOUT = {"game8_ft_6000_layout": ("game8_ft", 6000), "game8_ft2_6000_layout": ("game8_ft2", 6000)}
+LAYOUT = {"game8_ft2_6000_layout": ("game8_ft2", 6000), "game8_ft3_6000_layout": ("game8_ft3", 6000)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
     ("@32", lambda r: r["rollout"]["model"]["horizons"]["32"]["ball_within"], "{:.3f}"),
     ("extra ball @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["extra_ball"], "{:.3f}"),
     ("ball missing @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["ball_missing"], "{:.3f}"),
+    ("paddle right @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["paddle_right"], "{:.3f}"),
     ("serve right", lambda r: _serve(r), "{}"),  # _serve: defined below
     ("new game right", lambda r: r["one_step"]["new_game"]["model"]["ball_right"], "{:.3f}"),
     ("after paddle right", lambda r: r["one_step"]["after_paddle"]["model"]["ball_right"], "{:.3f}"),
@@ -205,6 +207,17 @@ def write_results() -> None:
             r = {"rollout": {"model": json.loads(ceiling.read_text())["oracle"]}}
             cells = " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
             lines.append(f"| {context}-frame physics oracle | - | {cells} |")
+    lines += ["", "## Decoding in the game's layout", "",
+              "The same checkpoints exported with `model.layout: true` (each brick whole or gone, one paddle of the "
+              "game's width, at most one ball; decoding only), beside their own evaluation.", "",
+              head.replace("| row |", "| run, step, decoding |"), "|" + "---|" * (2 + len(COLUMNS))]
+    for name, (run, step) in LAYOUT.items():
+        own, laid_out = EVALS / f"{run}_{step}.eval.json", EVALS / f"{name}.eval.json"
+        for decoding, path in (("one ball", own), ("layout", laid_out)):
+            if path.exists():
+                r = json.loads(path.read_text())
+                cells = " | ".join(_cell(get, f, r) for _, get, f in COLUMNS)
+                lines.append(f"| {run}, {step:,}, {decoding} | {step * 16:,} | {cells} |")
     lines += ["", "serve right: the new ball after a life lost within a game; new game right: after the last life (a "
               "fresh wall, a random paddle and serve, which no frame foretells). * marks summaries evaluated before "
               "evaluate told the two apart: their serve pools both, and their new-game column is empty."]

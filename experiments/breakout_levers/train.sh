@@ -9,7 +9,9 @@ PY=${PY:-.venv/bin/python}
 MESSY="data.policy.miss_rate=0.25 data.policy.bad_move_rate=0.05 data.policy.reset_rate=0.002"
 GAME4=outputs/breakout_levers/game4.onnx
 mkdir -p outputs/breakout_levers
+GAME8=outputs/breakout_levers/game8.onnx  # game8_ft's export, models/breakout as of f98115b
 [ -f $GAME4 ] || git show bf77902:models/breakout/breakout.onnx > $GAME4
+[ -f $GAME8 ] || git show f98115b:models/breakout/breakout.onnx > $GAME8
 declare -A ROWS=(
   [fast]="experiment=breakout_fast trainer.max_steps=4000"
   [messy]="experiment=breakout_fast trainer.max_steps=4000 $MESSY"
@@ -31,9 +33,10 @@ declare -A ROWS=(
   [game4_ft]="experiment=breakout_game trainer.max_steps=6000 model.init_from=$GAME4"
   # game4_ft's export fine-tuned for 6,000 more steps: the longer-training lever (22,000 steps in all).
   [game4_ft2]="experiment=breakout_game trainer.max_steps=6000 model.init_from=outputs/breakout_levers/game4_ft/export/breakout.onnx"
-  # The shipped 8-frame model (game8_ft's export) fine-tuned for 6,000 more steps: longer training with 8 frames
-  # (22,000 steps in all), beside game4_ft2.
-  [game8_ft2]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=models/breakout/breakout.onnx"
+  # game8_ft's export (models/breakout as of f98115b) fine-tuned for 6,000 more steps: longer training with 8 frames
+  # (22,000 steps in all), beside game4_ft2; game8_ft3 trains game8_ft2's export 6,000 more again (28,000 in all).
+  [game8_ft2]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=$GAME8"
+  [game8_ft3]="experiment=breakout_game8 trainer.max_steps=6000 model.init_from=outputs/breakout_levers/game8_ft2/export/breakout.onnx"
   # The 8-frame recipe from scratch, the shipped recipe's 10,000 steps: the context lever alone.
   [game8]="experiment=breakout_game8"
 )
