@@ -79,7 +79,8 @@ FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("ga
               "game8_ft3": ("game8_ft3", (2000, 4000, 6000), "game8_ft2_6000")}
 # The same checkpoints decoded in the game's layout (`model.layout`: whole bricks, one paddle, one ball): each name
 # -> (run folder, step); beside each, the same checkpoint's own evaluation (its fine-tune's row).
-LAYOUT = {"game8_ft2_6000_layout": ("game8_ft2", 6000), "game8_ft3_6000_layout": ("game8_ft3", 6000)}
+# (game8_ft3 was trained after breakout_game8 took `model.layout: true`: its own rows decode with the layout.)
+LAYOUT = {"game8_ft2_6000_layout": ("game8_ft2", 6000)}
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),

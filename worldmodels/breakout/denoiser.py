@@ -165,25 +165,25 @@ def one_ball_classes(logits: torch.Tensor) -> torch.Tensor:
     Every pixel takes its best colour other than the ball's, and the ball is drawn over them (`ball_square`).
     """
     classes = logits[:, :BALL].argmax(dim=1)  # the best colour but the ball's (the ball is the palette's last)
-    return torch.where(ball_square(logits), torch.full_like(classes, BALL), classes)
+    ball = logits.softmax(dim=1)[:, BALL:BALL + 1]
+    return torch.where(ball_square(ball), torch.full_like(classes, BALL), classes)
 
 
-def ball_square(logits: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool: the pixels of the one ball a frame's palette scores (N, P, H, W) draw, or none.
+def ball_square(ball: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool: the pixels of the one ball a frame's ball probability (N, 1, H, W) draws, or none.
 
     Each square's ball probability (softmax) is averaged over its pixels in the frame (squares run one past the
     bottom and right edges, where a ball leaving the frame shows in part), and the ball is drawn on the square with
     the largest mean, if the frame's ball probability adds up to more than half of that square's pixels in the frame.
     """
-    n, _, height, width = logits.shape
-    ball = logits.softmax(dim=1)[:, BALL:BALL + 1]  # (N, 1, H, W)
+    n, _, height, width = ball.shape
     edge = (0, BALL_SIZE - 1, 0, BALL_SIZE - 1)  # squares by their top-left pixel, past the bottom and right edges
     total = nn.functional.avg_pool2d(nn.functional.pad(ball, edge), BALL_SIZE, stride=1)  # (N, 1, H, W)
     inside = nn.functional.avg_pool2d(nn.functional.pad(torch.ones_like(ball[:1]), edge), BALL_SIZE, stride=1)
     corner = (total / inside).flatten(1).argmax(dim=1)  # (N,): the square with the most ball per pixel shown
     pixels = (inside.flatten(1)[0][corner] * BALL_SIZE * BALL_SIZE)  # (N,): that square's pixels in the frame
     present = ball.flatten(1).sum(dim=1) > 0.5 * pixels  # (N,)
-    at = (torch.arange(height * width, device=logits.device)[None] == corner[:, None]) & present[:, None]
+    at = (torch.arange(height * width, device=ball.device)[None] == corner[:, None]) & present[:, None]
     at = at.float().view(n, 1, height, width)
     return nn.functional.max_pool2d(nn.functional.pad(at, (BALL_SIZE - 1, 0, BALL_SIZE - 1, 0)), BALL_SIZE,
                                     stride=1)[:, 0] > 0.5
@@ -225,7 +225,7 @@ def layout_classes(logits: torch.Tensor) -> torch.Tensor:
     below = PADDLE_Y - BRICK_TOP - band_rows
     classes = torch.cat([empty(BRICK_TOP), bricks.long(), empty(below), paddle_rows.long(),
                          empty(FRAME_SIZE - PADDLE_Y - PADDLE_HEIGHT)], dim=1)
-    return torch.where(ball_square(logits), torch.full_like(classes, BALL), classes)
+    return torch.where(ball_square(prob[:, BALL:BALL + 1]), torch.full_like(classes, BALL), classes)
 
 
 def build_denoiser(cfg: DenoiserConfig | FastDenoiserConfig | dict, num_actions: int = NUM_ACTIONS) -> nn.Module:
