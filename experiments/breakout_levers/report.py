@@ -81,6 +81,15 @@ FINE_TUNES = {"game4_ft": ("game4_ft", FT_STEPS, "ft_start_0"), "game8_ft": ("ga
 # -> (run folder, step); beside each, the same checkpoint's own evaluation (its fine-tune's row).
 # (game8_ft3 was trained after breakout_game8 took `model.layout: true`: its own rows decode with the layout.)
 LAYOUT = {"game8_ft2_6000_layout": ("game8_ft2", 6000)}
+
+
+def _serve(r: dict) -> str:
+    """A serve within a game; "*" where the summary predates evaluate's split and pools new games (the last life
+    lost) into it."""
+    right = f"{r['one_step']['serve']['model']['ball_right']:.3f}"
+    return right if "new_game" in r["one_step"] else right + "*"
+
+
 COLUMNS = (
     ("ball-kept median", lambda r: r["rollout"]["model"]["ball_kept"]["median"], "{:g}"),
     ("ball within 1.5 px @8", lambda r: r["rollout"]["model"]["horizons"]["8"]["ball_within"], "{:.3f}"),
@@ -88,7 +97,7 @@ COLUMNS = (
     ("extra ball @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["extra_ball"], "{:.3f}"),
     ("ball missing @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["ball_missing"], "{:.3f}"),
     ("paddle right @32", lambda r: r["rollout"]["model"]["horizons"]["32"]["paddle_right"], "{:.3f}"),
-    ("serve right", lambda r: _serve(r), "{}"),  # _serve: defined below
+    ("serve right", _serve, "{}"),
     ("new game right", lambda r: r["one_step"]["new_game"]["model"]["ball_right"], "{:.3f}"),
     ("after paddle right", lambda r: r["one_step"]["after_paddle"]["model"]["ball_right"], "{:.3f}"),
     ("paddle bounce right", lambda r: r["one_step"]["paddle_bounce"]["model"]["ball_right"], "{:.3f}"),
@@ -225,13 +234,6 @@ def write_results() -> None:
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     plot()
     print((HERE / "results.md").read_text())
-
-
-def _serve(r: dict) -> str:
-    """A serve within a game; "*" where the summary predates evaluate's split and pools new games (the last life
-    lost) into it."""
-    right = f"{r['one_step']['serve']['model']['ball_right']:.3f}"
-    return right if "new_game" in r["one_step"] else right + "*"
 
 
 def _cell(get, fmt: str, r: dict) -> str:

@@ -22,6 +22,7 @@ from torch import nn
 
 from worldmodels.breakout.config import DenoiserConfig, FastDenoiserConfig
 from worldmodels.breakout.sim import (
+    BALL,
     BALL_SIZE,
     BRICK_COLS,
     BRICK_HEIGHT,
@@ -32,6 +33,7 @@ from worldmodels.breakout.sim import (
     BRICK_WIDTH,
     FRAME_SIZE,
     NUM_ACTIONS,
+    PADDLE,
     PADDLE_HEIGHT,
     PADDLE_WIDTH,
     PADDLE_Y,
@@ -54,8 +56,6 @@ BASE_CHANNELS = base_channels(CONTEXT_FRAMES)  # 16: the noisy frame, the contex
 INPUT_CHANNELS = BASE_CHANNELS + NUM_ACTIONS  # 19, Breakout's with the default context
 OUTPUT_CHANNELS = 3
 PALETTE_PRIOR = 1.0  # palette head: score handicap per unit of squared distance from the newest frame's colour
-BALL = len(PALETTE) - 1  # the ball's index in the palette (its last colour)
-PADDLE = len(PALETTE) - 2  # the paddle's, before it; brick row r's colour is r + 1, the background 0
 PALETTE_TIE = 1e-3  # palette head: scores this close are a tie that float rounding may break either way
 INPUT_NAME, OUTPUT_NAME = "input", "pred"  # ONNX names, shared with the web player
 

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from worldmodels.breakout.sim import (
+    BALL,
     BALL_SIZE,
     BRICK_COLS,
     BRICK_HEIGHT,
@@ -32,6 +33,7 @@ from worldmodels.breakout.sim import (
     BRICK_TOP,
     BRICK_WIDTH,
     FRAME_SIZE,
+    PADDLE,
     PADDLE_HEIGHT,
     PADDLE_WIDTH,
     PADDLE_Y,
@@ -40,7 +42,6 @@ from worldmodels.breakout.sim import (
 from worldmodels.breakout.sim import PALETTE as GAME_PALETTE
 
 PALETTE = GAME_PALETTE.astype(np.int32)
-BACKGROUND, PADDLE, BALL = 0, len(PALETTE) - 2, len(PALETTE) - 1
 BRICK_IDS = np.arange(1, 1 + BRICK_ROWS)  # palette index of each brick row's colour
 MIN_BALL_PIXELS = 2  # smaller blobs are specks, not a ball
 

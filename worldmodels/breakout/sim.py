@@ -62,6 +62,7 @@ PADDLE_COLOR = np.array([200, 200, 200], np.uint8)
 BALL_COLOR = np.array([0, 255, 255], np.uint8)
 # Every colour a frame holds: background, the 6 brick rows', paddle, ball (the read-outs' and the palette head's order).
 PALETTE = np.concatenate([BACKGROUND_COLOR[None], BRICK_COLORS, PADDLE_COLOR[None], BALL_COLOR[None]])
+BACKGROUND, PADDLE, BALL = 0, len(PALETTE) - 2, len(PALETTE) - 1  # their palette indices; brick row r's is r + 1
 
 ENV_ID = BREAKOUT_ENV_ID  # registered by `import worldmodels` (`worldmodels.register_envs`)
 
