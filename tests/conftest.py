@@ -6,6 +6,7 @@ a test that asks for a training run's fixture without it fails at collection, so
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,6 +26,15 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.Co
     env["WANDB_SILENT"] = "true"
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def load_experiment_script(*parts: str):
+    """Import a study's script, `experiments/<parts...>`, as a module (the studies are not a package)."""
+    path = ROOT.joinpath("experiments", *parts)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
+from tests.conftest import load_experiment_script
 from worldmodels.breakout.sim import BALL_COLOR, BreakoutSim
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "breakout_levers" / "ceiling.py"
 
 
 def load_ceiling():
-    spec = importlib.util.spec_from_file_location("ceiling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("breakout_levers", "ceiling.py")
 
 
 def test_oracle_estimates_the_true_ball_state_from_four_true_frames():

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from flappy_bird_gymnasium.envs.constants import PLAYER_HEIGHT as BIRD_H
 
+from tests.conftest import load_experiment_script
 from worldmodels.flappy.game import BIRD_X, GROUND_Y, NOOP, PIPE_GAP, FlappyState
 from worldmodels.flappy.tokens import SPEC
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "flappy_closed_loop" / "phantom.py"
-
 
 def _phantom():
-    spec = importlib.util.spec_from_file_location("phantom", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment_script("flappy_closed_loop", "phantom.py")
 
 
 def _state(bird_y: float, pipe_x: float, gap_y: float = 200.0) -> FlappyState:
